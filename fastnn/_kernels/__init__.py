@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython/OpenMP + BLAS). Only fastnn.backend.cpu_ops imports these."""

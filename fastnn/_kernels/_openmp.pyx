@@ -1,0 +1,25 @@
+"""Whether the kernels were built with OpenMP, and how many cores OpenMP sees."""
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastnn_openmp_enabled(void) { return 1; }
+    static int fastnn_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fastnn_openmp_enabled(void) { return 0; }
+    static int fastnn_omp_max_threads(void) { return 1; }
+    #endif
+    """
+    int fastnn_openmp_enabled() nogil
+    int fastnn_omp_max_threads() nogil
+
+
+def openmp_enabled():
+    """True when the kernels were compiled with OpenMP."""
+    return bool(fastnn_openmp_enabled())
+
+
+def omp_max_threads():
+    """OpenMP's default team size (honours OMP_NUM_THREADS)."""
+    return fastnn_omp_max_threads()

@@ -1,0 +1,81 @@
+"""Backend selection: which Ops does the math.
+
+``set_backend("cpu" | "numpy" | "cupy")`` sets the process-wide default;
+``with use_backend(name):`` overrides it for the current context only. The Ops
+instances are created once and cached, so ``get_ops()`` is cheap.
+"""
+import contextlib
+import contextvars
+
+from .ops import Ops
+from .threads import get_num_threads, openmp_enabled, set_num_threads
+
+__all__ = ["Ops", "set_backend", "get_backend", "get_ops", "use_backend", "available_backends",
+           "get_num_threads", "set_num_threads", "openmp_enabled"]
+
+_BACKENDS = ("cpu", "numpy", "cupy")
+_instances = {}
+_default = "cpu"
+_override = contextvars.ContextVar("fastnn_backend", default=None)
+
+
+def _check_name(name):
+    if not isinstance(name, str) or name.lower() not in _BACKENDS:
+        raise ValueError(f"Unknown backend {name!r}; known backends: {', '.join(_BACKENDS)}")
+    return name.lower()
+
+
+def _create(name):
+    if name == "numpy":
+        return Ops()
+    if name == "cpu":
+        from .cpu_ops import CpuOps
+        return CpuOps()
+    from .cupy_ops import CupyOps  # raises a clear error when cupy or a GPU is missing
+    return CupyOps()
+
+
+def get_ops(name=None):
+    """The Ops of ``name``, or of the current backend when ``name`` is None."""
+    name = _check_name(name) if name is not None else get_backend()
+    ops = _instances.get(name)
+    if ops is None:
+        ops = _instances[name] = _create(name)
+    return ops
+
+
+def get_backend():
+    """The name of the backend in force here ("cpu" by default)."""
+    return _override.get() or _default
+
+
+def set_backend(name):
+    """Make ``name`` the process-wide backend ("cpu", "numpy" or "cupy")."""
+    global _default
+    name = _check_name(name)
+    get_ops(name)  # fail now, not at the first layer call
+    _default = name
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Use backend ``name`` inside a ``with`` block (this thread/context only)."""
+    name = _check_name(name)
+    get_ops(name)
+    token = _override.set(name)
+    try:
+        yield get_ops(name)
+    finally:
+        _override.reset(token)
+
+
+def available_backends():
+    """Names of the backends that can be created on this machine."""
+    names = []
+    for name in _BACKENDS:
+        try:
+            get_ops(name)
+        except (ImportError, RuntimeError):
+            continue
+        names.append(name)
+    return names

@@ -1,0 +1,563 @@
+"""The Ops contract and its reference implementation in array-namespace code.
+
+``Ops`` is both the "numpy" backend and the specification every other backend
+follows: ``CpuOps`` overrides a method only where a compiled kernel exists, and
+``CupyOps`` is this same code with ``xp = cupy``. Layers, losses and optimizers
+call only these methods; they never do heavy math themselves.
+
+Conventions:
+- Arrays are C-contiguous float32 (float64 is allowed, for gradient checks).
+- ``out=`` names a preallocated result; ``out`` may be the input itself
+  (in place). When ``out`` is None a new array is returned.
+- Activation backward passes take ``(dy, x, y)``: the upstream gradient, the
+  activation's input and its output. Most use only ``y``.
+- Loss methods return the *sum* over samples of the (weighted) per-sample loss
+  and write ``grad_scale * d(sum)/d(pred)`` into ``grad_out`` when given.
+- Optimizer steps update ``param`` and their slot arrays in place; all of them
+  are flat 1-D buffers holding a whole model.
+"""
+import math
+
+import numpy
+
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+_MASK64 = (1 << 64) - 1
+
+
+def _result(xp, out, value):
+    if out is None:
+        return value
+    out[...] = value
+    return out
+
+
+class Ops:
+    """Reference backend written against the array namespace ``xp``."""
+
+    name = "numpy"
+    xp = numpy
+
+    # ------------------------------------------------------------------ arrays
+    def asarray(self, x, dtype=None):
+        """Return ``x`` as a C-contiguous array of this backend (no copy if already one)."""
+        return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
+
+    def alloc(self, shape, dtype="float32"):
+        """A zero-filled C-contiguous array."""
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def to_numpy(self, x):
+        """A NumPy array holding ``x`` (a no-op on CPU backends)."""
+        return numpy.asarray(x)
+
+    # ------------------------------------------------------------------ linear algebra
+    def gemm(self, a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+        """``out = alpha * op(a) @ op(b) + beta * out`` with op = transpose when asked."""
+        xp = self.xp
+        a2 = a.T if trans_a else a
+        b2 = b.T if trans_b else b
+        prod = xp.matmul(a2, b2)
+        if alpha != 1.0:
+            prod *= alpha
+        if out is None:
+            return prod
+        if beta == 0.0:
+            out[...] = prod
+        else:
+            out *= beta
+            out += prod
+        return out
+
+    def add_bias(self, y, bias):
+        """Add ``bias`` (n_out,) to every row of ``y`` in place."""
+        y += bias
+        return y
+
+    def sum_rows(self, x, out=None):
+        """Column sums of a 2-D ``x`` (the bias gradient)."""
+        return _result(self.xp, out, x.sum(axis=0))
+
+    def multiply(self, a, b, out=None):
+        """Elementwise ``a * b``."""
+        return self.xp.multiply(a, b, out=out)
+
+    def sumsq(self, x):
+        """Sum of squares of all entries, as a Python float."""
+        return float((x.astype("float64") ** 2).sum())
+
+    # ------------------------------------------------------------------ activations
+    def linear(self, x, out=None):
+        return _result(self.xp, out, x)
+
+    def backprop_linear(self, dy, x, y, out=None):
+        return _result(self.xp, out, dy)
+
+    def step(self, x, out=None):
+        """Heaviside step: 1 where x >= 0, else 0. Its gradient is zero everywhere."""
+        return _result(self.xp, out, (x >= 0).astype(x.dtype))
+
+    def backprop_step(self, dy, x, y, out=None):
+        return _result(self.xp, out, self.xp.zeros_like(dy))
+
+    def relu(self, x, out=None):
+        return self.xp.maximum(x, 0, out=out)
+
+    def backprop_relu(self, dy, x, y, out=None):
+        return _result(self.xp, out, dy * (y > 0))
+
+    def leaky_relu(self, x, alpha=0.2, out=None):
+        return _result(self.xp, out, self.xp.where(x > 0, x, x * x.dtype.type(alpha)))
+
+    def backprop_leaky_relu(self, dy, x, y, alpha=0.2, out=None):
+        return _result(self.xp, out, self.xp.where(x > 0, dy, dy * dy.dtype.type(alpha)))
+
+    def elu(self, x, alpha=1.0, out=None):
+        xp = self.xp
+        neg = x.dtype.type(alpha) * xp.expm1(xp.minimum(x, 0))
+        return _result(xp, out, xp.where(x > 0, x, neg))
+
+    def backprop_elu(self, dy, x, y, alpha=1.0, out=None):
+        return _result(self.xp, out, self.xp.where(x > 0, dy, dy * (y + y.dtype.type(alpha))))
+
+    def selu(self, x, out=None):
+        xp = self.xp
+        t = x.dtype.type
+        neg = t(SELU_SCALE * SELU_ALPHA) * xp.expm1(xp.minimum(x, 0))
+        return _result(xp, out, xp.where(x > 0, t(SELU_SCALE) * x, neg))
+
+    def backprop_selu(self, dy, x, y, out=None):
+        t = dy.dtype.type
+        grad = self.xp.where(x > 0, t(SELU_SCALE), y + t(SELU_SCALE * SELU_ALPHA))
+        return _result(self.xp, out, dy * grad)
+
+    def sigmoid(self, x, out=None):
+        xp = self.xp
+        # Split by sign so exp never overflows.
+        e = xp.exp(-xp.abs(x))
+        return _result(xp, out, xp.where(x >= 0, 1 / (1 + e), e / (1 + e)))
+
+    def backprop_sigmoid(self, dy, x, y, out=None):
+        return _result(self.xp, out, dy * y * (1 - y))
+
+    def tanh(self, x, out=None):
+        return self.xp.tanh(x, out=out)
+
+    def backprop_tanh(self, dy, x, y, out=None):
+        return _result(self.xp, out, dy * (1 - y * y))
+
+    def softplus(self, x, out=None):
+        xp = self.xp
+        return _result(xp, out, xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x))))
+
+    def backprop_softplus(self, dy, x, y, out=None):
+        return _result(self.xp, out, dy * self.sigmoid(x))
+
+    def gelu(self, x, out=None):
+        """Exact GELU, ``x * Phi(x)`` (Keras' default ``approximate=False``)."""
+        xp = self.xp
+        cdf = 0.5 * (1.0 + _erf(xp, x / math.sqrt(2.0)))
+        return _result(xp, out, (x * cdf).astype(x.dtype, copy=False))
+
+    def backprop_gelu(self, dy, x, y, out=None):
+        xp = self.xp
+        cdf = 0.5 * (1.0 + _erf(xp, x / math.sqrt(2.0)))
+        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+        return _result(xp, out, (dy * (cdf + x * pdf)).astype(dy.dtype, copy=False))
+
+    def silu(self, x, out=None):
+        return _result(self.xp, out, x * self.sigmoid(x))
+
+    def backprop_silu(self, dy, x, y, out=None):
+        s = self.sigmoid(x)
+        return _result(self.xp, out, dy * (s + y * (1 - s)))
+
+    def softmax(self, x, out=None):
+        """Row-wise softmax over the last axis, shifted by the row max for stability."""
+        xp = self.xp
+        e = xp.exp(x - x.max(axis=-1, keepdims=True))
+        return _result(xp, out, e / e.sum(axis=-1, keepdims=True))
+
+    def backprop_softmax(self, dy, x, y, out=None):
+        dot = (dy * y).sum(axis=-1, keepdims=True)
+        return _result(self.xp, out, y * (dy - dot))
+
+    # ------------------------------------------------------------------ fused losses
+    def softmax_cross_entropy(self, logits, targets, probs_out, grad_out=None,
+                              sample_weight=None, grad_scale=1.0, label_smoothing=0.0):
+        """Softmax + cross-entropy on logits, fused and stable.
+
+        ``targets`` is either integer class ids (n,) or a (n, classes) float
+        distribution. Writes the softmax into ``probs_out`` and, when asked,
+        ``grad_scale * w * (p - t)`` into ``grad_out``. Returns sum_i w_i * CE_i.
+        """
+        xp = self.xp
+        n, k = logits.shape
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logsum = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        logp = shifted - logsum
+        probs_out[...] = xp.exp(logp)
+        t = self._dense_targets(targets, n, k, logits.dtype, label_smoothing)
+        per_sample = -(t * logp).sum(axis=1)
+        w = None if sample_weight is None else sample_weight.astype(logits.dtype)
+        if grad_out is not None:
+            g = probs_out * t.sum(axis=1, keepdims=True) - t
+            if w is not None:
+                g = g * w[:, None]
+            grad_out[...] = g * grad_scale
+        return float((per_sample if w is None else per_sample * w).sum())
+
+    def sigmoid_cross_entropy(self, logits, targets, probs_out, grad_out=None,
+                              sample_weight=None, grad_scale=1.0, label_smoothing=0.0):
+        """Sigmoid + binary cross-entropy on logits, fused and stable.
+
+        The per-sample loss is the mean over the output columns (Keras).
+        """
+        xp = self.xp
+        t = targets.astype(logits.dtype)
+        if label_smoothing:
+            t = t * (1 - label_smoothing) + 0.5 * label_smoothing
+        self.sigmoid(logits, out=probs_out)
+        elementwise = xp.maximum(logits, 0) - logits * t + xp.log1p(xp.exp(-xp.abs(logits)))
+        ncols = logits.shape[1]
+        per_sample = elementwise.sum(axis=1) / ncols
+        w = None if sample_weight is None else sample_weight.astype(logits.dtype)
+        if grad_out is not None:
+            g = (probs_out - t) / ncols
+            if w is not None:
+                g = g * w[:, None]
+            grad_out[...] = g * grad_scale
+        return float((per_sample if w is None else per_sample * w).sum())
+
+    def _dense_targets(self, targets, n, k, dtype, label_smoothing=0.0):
+        xp = self.xp
+        if targets.ndim == 1:
+            t = xp.zeros((n, k), dtype=dtype)
+            t[xp.arange(n), targets.astype("int64")] = 1
+        else:
+            t = targets.astype(dtype)
+        if label_smoothing:
+            t = t * (1 - label_smoothing) + label_smoothing / k
+        return t
+
+    def crossentropy_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                          grad_scale=1.0, epsilon=1e-7, label_smoothing=0.0):
+        """Categorical cross-entropy on probabilities, clipped to [eps, 1 - eps] as Keras does.
+
+        ``targets``: integer ids (n,) or a (n, classes) distribution.
+        """
+        xp = self.xp
+        n, k = pred.shape
+        t = self._dense_targets(targets, n, k, pred.dtype, label_smoothing)
+        # Keras rescales so rows sum to one, then clips.
+        total = pred.sum(axis=1, keepdims=True)
+        p = pred / total
+        clipped = xp.clip(p, epsilon, 1 - epsilon)
+        per_sample = -(t * xp.log(clipped)).sum(axis=1)
+        w = None if sample_weight is None else sample_weight.astype(pred.dtype)
+        if grad_out is not None:
+            inside = (p > epsilon) & (p < 1 - epsilon)
+            dp = -t / clipped * inside
+            # chain rule through p = pred / total
+            g = (dp - (dp * p).sum(axis=1, keepdims=True)) / total
+            if w is not None:
+                g = g * w[:, None]
+            grad_out[...] = g * grad_scale
+        return float((per_sample if w is None else per_sample * w).sum())
+
+    def binary_crossentropy_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                                 grad_scale=1.0, epsilon=1e-7, label_smoothing=0.0):
+        """Binary cross-entropy on probabilities, clipped to [eps, 1 - eps]; mean over columns."""
+        xp = self.xp
+        t = targets.astype(pred.dtype)
+        if label_smoothing:
+            t = t * (1 - label_smoothing) + 0.5 * label_smoothing
+        p = xp.clip(pred, epsilon, 1 - epsilon)
+        ncols = pred.shape[1]
+        per_sample = -(t * xp.log(p) + (1 - t) * xp.log(1 - p)).sum(axis=1) / ncols
+        w = None if sample_weight is None else sample_weight.astype(pred.dtype)
+        if grad_out is not None:
+            inside = (pred > epsilon) & (pred < 1 - epsilon)
+            g = (-t / p + (1 - t) / (1 - p)) * inside / ncols
+            if w is not None:
+                g = g * w[:, None]
+            grad_out[...] = g * grad_scale
+        return float((per_sample if w is None else per_sample * w).sum())
+
+    def _pointwise_loss(self, elementwise, d_elementwise, pred, grad_out, sample_weight,
+                        grad_scale):
+        ncols = pred.shape[1]
+        per_sample = elementwise.sum(axis=1) / ncols
+        w = None if sample_weight is None else sample_weight.astype(pred.dtype)
+        if grad_out is not None:
+            g = d_elementwise / ncols
+            if w is not None:
+                g = g * w[:, None]
+            grad_out[...] = g * grad_scale
+        return float((per_sample if w is None else per_sample * w).sum())
+
+    def mean_squared_error_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                                grad_scale=1.0):
+        diff = pred - targets.astype(pred.dtype)
+        return self._pointwise_loss(diff * diff, 2 * diff, pred, grad_out, sample_weight,
+                                    grad_scale)
+
+    def mean_absolute_error_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                                 grad_scale=1.0):
+        diff = pred - targets.astype(pred.dtype)
+        return self._pointwise_loss(self.xp.abs(diff), self.xp.sign(diff), pred, grad_out,
+                                    sample_weight, grad_scale)
+
+    def huber_loss(self, pred, targets, grad_out=None, sample_weight=None, grad_scale=1.0,
+                   delta=1.0):
+        xp = self.xp
+        diff = pred - targets.astype(pred.dtype)
+        a = xp.abs(diff)
+        quad = a <= delta
+        elementwise = xp.where(quad, 0.5 * diff * diff, delta * a - 0.5 * delta * delta)
+        d = xp.where(quad, diff, delta * xp.sign(diff))
+        return self._pointwise_loss(elementwise, d, pred, grad_out, sample_weight, grad_scale)
+
+    def hinge_loss(self, pred, targets, grad_out=None, sample_weight=None, grad_scale=1.0):
+        """Hinge on labels in {-1, 1} (0/1 labels are mapped to -1/1 as Keras does)."""
+        xp = self.xp
+        t = targets.astype(pred.dtype)
+        t = xp.where(t == 0, -1, t).astype(pred.dtype)
+        margin = 1 - t * pred
+        active = margin > 0
+        return self._pointwise_loss(margin * active, -t * active, pred, grad_out,
+                                    sample_weight, grad_scale)
+
+    def categorical_hinge_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                               grad_scale=1.0):
+        """Multi-class SVM loss: max(0, 1 + max_{j != y} s_j - s_y) (Keras' CategoricalHinge)."""
+        xp = self.xp
+        n, k = pred.shape
+        t = self._dense_targets(targets, n, k, pred.dtype)
+        pos = (t * pred).sum(axis=1)
+        masked = (1 - t) * pred
+        neg_idx = masked.argmax(axis=1)
+        neg = masked[xp.arange(n), neg_idx]
+        margin = 1 + neg - pos
+        active = (margin > 0).astype(pred.dtype)
+        per_sample = margin * active
+        w = None if sample_weight is None else sample_weight.astype(pred.dtype)
+        if grad_out is not None:
+            g = -t * active[:, None]
+            g[xp.arange(n), neg_idx] += (1 - t[xp.arange(n), neg_idx]) * active
+            if w is not None:
+                g = g * w[:, None]
+            grad_out[...] = g * grad_scale
+        return float((per_sample if w is None else per_sample * w).sum())
+
+    # ------------------------------------------------------------------ dropout
+    def dropout_mask(self, shape, rate, seed, dtype="float32", out=None):
+        """Inverted-dropout mask: 0 with probability ``rate``, else ``1 / (1 - rate)``.
+
+        Entry ``i`` is decided by a counter-based hash of ``(seed, i)``, so every
+        backend and every thread count draws the same mask for the same seed.
+        """
+        xp = self.xp
+        size = int(numpy.prod(shape))
+        u = _uniform24(xp, seed, size)
+        keep = u >= numpy.float64(rate)
+        mask = keep.astype(dtype) * numpy.dtype(dtype).type(1.0 / (1.0 - rate))
+        return _result(xp, out, mask.reshape(shape))
+
+    # ------------------------------------------------------------------ normalisation
+    def batchnorm_forward(self, x, gamma, beta, eps, out=None, xhat_out=None):
+        """Training-mode batch norm over axis 0 with the biased variance.
+
+        Returns ``(y, mean, var, inv_std)``; ``xhat_out`` (if given) receives the
+        normalised input for the backward pass.
+        """
+        xp = self.xp
+        mean = x.mean(axis=0)
+        var = ((x - mean) ** 2).mean(axis=0)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        xhat = (x - mean) * inv_std
+        if xhat_out is not None:
+            xhat_out[...] = xhat
+        y = _result(xp, out, xhat * gamma + beta)
+        return y, mean, var, inv_std.astype(x.dtype, copy=False)
+
+    def batchnorm_backward(self, dy, xhat, gamma, inv_std, dx_out=None, dgamma_out=None,
+                           dbeta_out=None):
+        """Gradients of training-mode batch norm. Returns ``(dx, dgamma, dbeta)``."""
+        xp = self.xp
+        n = dy.shape[0]
+        dbeta = dy.sum(axis=0)
+        dgamma = (dy * xhat).sum(axis=0)
+        dx = (gamma * inv_std / n) * (n * dy - dbeta - xhat * dgamma)
+        return (_result(xp, dx_out, dx), _result(xp, dgamma_out, dgamma),
+                _result(xp, dbeta_out, dbeta))
+
+    def batchnorm_inference(self, x, gamma, beta, mean, var, eps, out=None):
+        """``(x - mean) / sqrt(var + eps) * gamma + beta`` with fixed statistics."""
+        scale = gamma / self.xp.sqrt(var + eps)
+        return _result(self.xp, out, x * scale + (beta - mean * scale))
+
+    def layernorm_forward(self, x, gamma, beta, eps, out=None, xhat_out=None):
+        """Layer norm over the last axis. Returns ``(y, inv_std)`` (inv_std per row)."""
+        xp = self.xp
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        xhat = (x - mean) * inv_std
+        if xhat_out is not None:
+            xhat_out[...] = xhat
+        return _result(xp, out, xhat * gamma + beta), inv_std[:, 0].astype(x.dtype, copy=False)
+
+    def layernorm_backward(self, dy, xhat, gamma, inv_std, dx_out=None, dgamma_out=None,
+                           dbeta_out=None):
+        """Gradients of layer norm. Returns ``(dx, dgamma, dbeta)``."""
+        xp = self.xp
+        d = dy.shape[-1]
+        dxhat = dy * gamma
+        dx = (inv_std[:, None] / d) * (d * dxhat - dxhat.sum(axis=-1, keepdims=True)
+                                        - xhat * (dxhat * xhat).sum(axis=-1, keepdims=True))
+        return (_result(xp, dx_out, dx), _result(xp, dgamma_out, (dy * xhat).sum(axis=0)),
+                _result(xp, dbeta_out, dy.sum(axis=0)))
+
+    # ------------------------------------------------------------------ gradient clipping
+    def clip_by_value(self, x, limit):
+        """Clip every entry of ``x`` to [-limit, limit] in place."""
+        return self.xp.clip(x, -limit, limit, out=x)
+
+    def scale(self, x, factor):
+        """``x *= factor`` in place."""
+        x *= x.dtype.type(factor)
+        return x
+
+    # ------------------------------------------------------------------ optimizer steps
+    def sgd_step(self, param, grad, velocity, lr, momentum=0.0, nesterov=False,
+                 weight_decay=0.0):
+        """Keras SGD. v = m*v - lr*g; p += v (nesterov: p += m*v - lr*g).
+
+        Decoupled weight decay first: p -= lr * wd * p. ``velocity`` may be None
+        when momentum is 0.
+        """
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        if momentum == 0.0:
+            param -= t(lr) * grad
+            return
+        velocity *= t(momentum)
+        velocity -= t(lr) * grad
+        if nesterov:
+            param += t(momentum) * velocity - t(lr) * grad
+        else:
+            param += velocity
+
+    def adam_step(self, param, grad, m, v, lr, beta_1, beta_2, epsilon, step,
+                  weight_decay=0.0, vhat=None):
+        """Keras Adam (AdamW when weight_decay > 0; AMSGrad when ``vhat`` is given).
+
+        m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  (amsgrad: vhat = max(vhat, v))
+        a = lr * sqrt(1 - b2^t) / (1 - b1^t);  p -= a * m / (sqrt(v or vhat) + eps)
+        """
+        xp = self.xp
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        alpha = lr * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+        m += t(1 - beta_1) * (grad - m)
+        v += t(1 - beta_2) * (grad * grad - v)
+        denom_src = v
+        if vhat is not None:
+            xp.maximum(vhat, v, out=vhat)
+            denom_src = vhat
+        param -= t(alpha) * m / (xp.sqrt(denom_src) + t(epsilon))
+
+    def adagrad_step(self, param, grad, accumulator, lr, epsilon, weight_decay=0.0):
+        """acc += g^2;  p -= lr * g / sqrt(acc + eps)  (Keras 3 Adagrad)."""
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        accumulator += grad * grad
+        param -= t(lr) * grad / self.xp.sqrt(accumulator + t(epsilon))
+
+    def adadelta_step(self, param, grad, acc_grad, acc_delta, lr, rho, epsilon,
+                      weight_decay=0.0):
+        """Eg = rho*Eg + (1-rho)*g^2;  d = sqrt(Ed + eps)/sqrt(Eg + eps) * g;
+        Ed = rho*Ed + (1-rho)*d^2;  p -= lr * d."""
+        xp = self.xp
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        acc_grad *= t(rho)
+        acc_grad += t(1 - rho) * grad * grad
+        delta = xp.sqrt(acc_delta + t(epsilon)) / xp.sqrt(acc_grad + t(epsilon)) * grad
+        acc_delta *= t(rho)
+        acc_delta += t(1 - rho) * delta * delta
+        param -= t(lr) * delta
+
+    def rmsprop_step(self, param, grad, ms, lr, rho, epsilon, momentum=0.0, mom=None,
+                     mg=None, weight_decay=0.0):
+        """ms = rho*ms + (1-rho)*g^2;  (centered: mg = rho*mg + (1-rho)*g, denom = ms - mg^2)
+        inc = lr * g / sqrt(denom + eps);  momentum: mom = m*mom + inc, p -= mom; else p -= inc."""
+        xp = self.xp
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        ms *= t(rho)
+        ms += t(1 - rho) * grad * grad
+        denom = ms
+        if mg is not None:
+            mg *= t(rho)
+            mg += t(1 - rho) * grad
+            denom = ms - mg * mg
+        inc = t(lr) * grad / xp.sqrt(denom + t(epsilon))
+        if mom is not None and momentum > 0:
+            mom *= t(momentum)
+            mom += inc
+            param -= mom
+        else:
+            param -= inc
+
+    def nadam_step(self, param, grad, m, v, lr, beta_1, beta_2, epsilon, step,
+                   u_t, u_t1, u_product, weight_decay=0.0):
+        """Keras Nadam with its momentum-cache schedule.
+
+        ``u_t``, ``u_t1`` are the momentum coefficients of this and the next step,
+        ``u_product`` is prod(u_1..u_t). m and v update as in Adam, then
+        p -= lr * ((u_t1 * m / (1 - u_product*u_t1)) + ((1-u_t) * g / (1 - u_product)))
+             / (sqrt(v / (1 - b2^t)) + eps).
+        """
+        xp = self.xp
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        m += t(1 - beta_1) * (grad - m)
+        v += t(1 - beta_2) * (grad * grad - v)
+        m_hat = t(u_t1 / (1 - u_product * u_t1)) * m + t((1 - u_t) / (1 - u_product)) * grad
+        v_hat = v / t(1 - beta_2 ** step)
+        param -= t(lr) * m_hat / (xp.sqrt(v_hat) + t(epsilon))
+
+    def ema_update(self, average, value, momentum):
+        """average = momentum * average + (1 - momentum) * value, in place."""
+        t = average.dtype.type
+        average *= t(momentum)
+        average += t(1 - momentum) * value
+
+
+def _erf(xp, x):
+    """erf over an array: scipy's for numpy, the namespace's own elsewhere."""
+    if xp is numpy:
+        from scipy.special import erf
+        return erf(x)
+    from importlib import import_module
+    return import_module(xp.__name__ + "x.scipy.special").erf(x)  # cupyx.scipy.special
+
+
+def _uniform24(xp, seed, size):
+    """Uniform floats in [0, 1) with 24-bit resolution from splitmix64(seed + i)."""
+    base = numpy.uint64(int(seed) & _MASK64)
+    z = xp.arange(size, dtype=xp.uint64) + base
+    z = z + numpy.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> numpy.uint64(30))) * numpy.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> numpy.uint64(27))) * numpy.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> numpy.uint64(31))
+    return (z >> numpy.uint64(40)).astype(xp.float64) * (1.0 / 16777216.0)
