@@ -1,0 +1,190 @@
+"""The Layer protocol and the Weight holder every layer's parameters live in.
+
+A layer stores hyperparameters in ``__init__``, creates weights in
+``build(input_shape)`` and computes in two methods:
+
+- ``forward(x, training) -> (y, cache)``: ``cache`` is whatever ``backward``
+  needs. Nothing is stored on the layer, so one built model may run
+  ``forward`` from many threads at once.
+- ``backward(dy, cache, need_dx=True) -> dx``: writes the gradients of the
+  layer's trainable weights into their ``grad`` arrays and returns the
+  gradient of the input (None when ``need_dx`` is False).
+
+Shapes exclude the batch dimension: ``input_shape=(64,)`` means x is (n, 64).
+"""
+import numpy
+
+from .. import initializers, regularizers
+from ..backend import get_ops
+from ..utils.registry import Registry, snake_case
+
+layer_registry = Registry("layer")
+
+
+def register(cls):
+    """Make ``cls`` loadable by its class name (saved configs name only registered layers)."""
+    layer_registry.register(cls.__name__)(cls)
+    return cls
+
+
+class Weight:
+    """A parameter array and, for trainable ones, its gradient array.
+
+    ``value`` and ``grad`` start as standalone arrays; a model re-points them
+    at views of its flat buffers (see ``fastnn.models.parameters``).
+    """
+
+    def __init__(self, name, value, trainable=True, regularizer=None):
+        self.name = name
+        self.value = value
+        self.grad = get_ops().alloc(value.shape, value.dtype) if trainable else None
+        self.trainable = trainable
+        self.regularizer = regularizer
+
+    @property
+    def shape(self):
+        return tuple(self.value.shape)
+
+    def numpy(self):
+        return numpy.array(get_ops().to_numpy(self.value))
+
+    def __repr__(self):
+        return f"<Weight {self.name} shape={self.shape}>"
+
+
+class Layer:
+    """Base class of all layers."""
+
+    _name_counts = {}
+
+    def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None,
+                 dtype="float32"):
+        if name is None:
+            base = snake_case(type(self).__name__)
+            count = Layer._name_counts.get(base, 0)
+            Layer._name_counts[base] = count + 1
+            name = base if count == 0 else f"{base}_{count}"
+        self.name = name
+        self._trainable = bool(trainable)
+        if input_shape is None and input_dim is not None:
+            input_shape = (int(input_dim),)
+        self.declared_input_shape = None if input_shape is None else _as_shape(input_shape)
+        self.dtype = numpy.dtype(dtype).name
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self._weights = []
+
+    # ---------------------------------------------------------------- building
+    def build(self, input_shape):
+        """Create weights for inputs of ``input_shape`` (no batch dimension)."""
+        self.input_shape = _as_shape(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None):
+        init = initializers.get(initializer)
+        value = get_ops().asarray(init(tuple(shape), self.dtype))
+        weight = Weight(f"{self.name}/{name}", value, trainable=trainable,
+                        regularizer=regularizers.get(regularizer))
+        self._weights.append(weight)
+        return weight
+
+    # ---------------------------------------------------------------- computing
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy, cache, need_dx=True):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        """Run the layer once on ``x`` (builds it on first use); returns an array."""
+        ops = get_ops()
+        x = ops.asarray(x, dtype=self.dtype)
+        if not self.built:
+            self.build(x.shape[1:])
+        return self.forward(x, training)[0]
+
+    # ---------------------------------------------------------------- weights
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self._weights if w.trainable and self._trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self._weights if not (w.trainable and self._trainable)]
+
+    def get_weights(self):
+        """The weights as NumPy arrays, in Keras order."""
+        return [w.numpy() for w in self._weights]
+
+    def set_weights(self, arrays):
+        """Copy ``arrays`` into the weights; all shapes are checked before anything is written."""
+        arrays = list(arrays)
+        if len(arrays) != len(self._weights):
+            raise ValueError(f"Layer {self.name!r} has {len(self._weights)} weights, "
+                             f"got {len(arrays)} arrays")
+        checked = []
+        for w, a in zip(self._weights, arrays):
+            a = numpy.asarray(a)
+            if tuple(a.shape) != w.shape:
+                raise ValueError(f"Weight {w.name!r} has shape {w.shape}, got {tuple(a.shape)}")
+            if not numpy.issubdtype(a.dtype, numpy.number) or not numpy.isfinite(a).all():
+                raise ValueError(f"Weight {w.name!r}: values must be finite numbers")
+            checked.append(a)
+        ops = get_ops()
+        for w, a in zip(self._weights, checked):
+            w.value[...] = ops.asarray(a, dtype=w.value.dtype)
+
+    def count_params(self):
+        return int(sum(numpy.prod(w.shape) for w in self._weights))
+
+    def regularization_penalty(self, ops):
+        return sum(w.regularizer.penalty(ops, w.value) for w in self.trainable_weights
+                   if w.regularizer is not None)
+
+    def add_regularization_gradients(self, ops):
+        for w in self.trainable_weights:
+            if w.regularizer is not None:
+                w.regularizer.add_gradient(ops, w.value, w.grad)
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
+        if self.declared_input_shape is not None:
+            config["input_shape"] = list(self.declared_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _as_shape(shape):
+    if isinstance(shape, (int, numpy.integer)):
+        shape = (shape,)
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"A shape must be a tuple of positive ints, got {shape!r}") from None
+    if any(d < 1 for d in shape):
+        raise ValueError(f"A shape must be a tuple of positive ints, got {shape!r}")
+    return shape

@@ -1,0 +1,166 @@
+"""Input, Dense, Activation and Flatten."""
+from .. import activations, initializers, regularizers
+from ..backend import get_ops
+from .base import Layer, _as_shape, register
+
+
+@register
+class InputLayer(Layer):
+    """Marks the input shape of a Sequential model; passes data through."""
+
+    def __init__(self, shape=None, name=None, input_shape=None, **kwargs):
+        shape = shape if shape is not None else input_shape
+        if shape is None:
+            raise ValueError("Input needs a shape, e.g. fastnn.Input(shape=(64,))")
+        super().__init__(name=name, input_shape=shape, **kwargs)
+
+    def forward(self, x, training=False):
+        return x, None
+
+    def backward(self, dy, cache, need_dx=True):
+        return dy
+
+    def get_config(self):
+        config = super().get_config()
+        config["shape"] = config.pop("input_shape")
+        return config
+
+
+def Input(shape=None, name=None, dtype="float32"):
+    """Start a Sequential model's layer list: ``fastnn.Input(shape=(64,))``."""
+    return InputLayer(shape=shape, name=name, dtype=dtype)
+
+
+@register
+class Dense(Layer):
+    """``y = activation(x @ kernel + bias)`` with kernel of shape (in, out).
+
+    Args:
+        units: output width.
+        activation: name or fastnn.activations function (default linear).
+        use_bias: add a bias vector.
+        kernel_initializer, bias_initializer: names or Initializer objects.
+        kernel_regularizer, bias_regularizer: L1/L2 penalties.
+
+    Example:
+        >>> layer = Dense(3, activation="relu", input_shape=(4,))
+    """
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"Dense units must be a positive int, got {units!r}")
+        self.units = units
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel = self.bias = None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense {self.name!r} takes 1-D features per sample, got input "
+                             f"shape {tuple(input_shape)}; add a Flatten layer first")
+        return (self.units,)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.kernel = self.add_weight("kernel", (self.input_shape[0], self.units),
+                                      self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                        regularizer=self.bias_regularizer)
+
+    def forward(self, x, training=False, apply_activation=True):
+        """Returns ``(y, cache)``; ``apply_activation=False`` returns the logits
+        (the trainer fuses a softmax/sigmoid head into the loss)."""
+        ops = get_ops()
+        z = ops.gemm(x, self.kernel.value)
+        if self.use_bias:
+            ops.add_bias(z, self.bias.value)
+        act = self.activation
+        if not apply_activation or act.name == "linear":
+            return z, (x, None, z)
+        y = act.forward(ops, z, out=z if act.in_place else None)
+        return y, (x, None if act.in_place else z, y)
+
+    def backward(self, dy, cache, need_dx=True, apply_activation=True):
+        ops = get_ops()
+        x, z, y = cache
+        act = self.activation
+        if apply_activation and act.name != "linear":
+            dz = act.backward(ops, dy, z, y)
+        else:
+            dz = dy
+        if self._trainable:
+            ops.gemm(x, dz, out=self.kernel.grad, trans_a=True)
+            if self.use_bias:
+                ops.sum_rows(dz, out=self.bias.grad)
+        if not need_dx:
+            return None
+        return ops.gemm(dz, self.kernel.value, trans_b=True)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=activations.serialize(self.activation),
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+            bias_regularizer=regularizers.serialize(self.bias_regularizer),
+        )
+        return config
+
+
+@register
+class Activation(Layer):
+    """Applies an activation function: ``Activation("relu")``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False, apply_activation=True):
+        if not apply_activation:
+            return x, None
+        ops = get_ops()
+        y = self.activation.forward(ops, x)
+        return y, (x, y)
+
+    def backward(self, dy, cache, need_dx=True, apply_activation=True):
+        if not apply_activation:
+            return dy
+        x, y = cache
+        return self.activation.backward(get_ops(), dy, x, y) if need_dx else None
+
+    def get_config(self):
+        config = super().get_config()
+        config["activation"] = activations.serialize(self.activation)
+        return config
+
+
+@register
+class Flatten(Layer):
+    """Reshape each sample to one dimension."""
+
+    def compute_output_shape(self, input_shape):
+        size = 1
+        for d in input_shape:
+            size *= d
+        return (size,)
+
+    def forward(self, x, training=False):
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dy, cache, need_dx=True):
+        return dy.reshape(cache) if need_dx else None
+
+
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "_as_shape"]

@@ -1,0 +1,114 @@
+"""Checking and converting user data before it touches a model.
+
+Every check runs before anything is changed, so bad input raises a clear
+ValueError/TypeError and leaves the model as it was.
+"""
+import numpy
+
+
+def _as_numeric_array(value, what):
+    try:
+        arr = numpy.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} could not be read as an array: {exc}") from None
+    if arr.dtype == object or not (numpy.issubdtype(arr.dtype, numpy.number)
+                                   or arr.dtype == numpy.bool_):
+        raise TypeError(f"{what} must hold numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(arr, what):
+    if numpy.issubdtype(arr.dtype, numpy.floating) and not numpy.isfinite(arr).all():
+        bad = int(arr.size - numpy.count_nonzero(numpy.isfinite(arr)))
+        raise ValueError(f"{what} contains {bad} NaN or infinite value(s)")
+
+
+def check_x(x, input_shape, dtype="float32", what="x"):
+    """Return ``x`` as a C-contiguous float array of shape (n, *input_shape)."""
+    arr = _as_numeric_array(x, what)
+    if arr.ndim < 2:
+        hint = f" (one sample? use x.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{what} must have shape (n_samples, {_dims(input_shape)}), "
+                         f"got shape {arr.shape}{hint}")
+    if input_shape is not None and tuple(arr.shape[1:]) != tuple(input_shape):
+        if len(input_shape) == 1 and arr.ndim == 2:
+            raise ValueError(f"{what} has {arr.shape[1]} features per sample but the model "
+                             f"expects {input_shape[0]}")
+        raise ValueError(f"{what} has sample shape {tuple(arr.shape[1:])} but the model "
+                         f"expects {tuple(input_shape)}")
+    _check_finite(arr, what)
+    return numpy.ascontiguousarray(arr, dtype=dtype)
+
+
+def _dims(shape):
+    return ", ".join(str(d) for d in shape) if shape else "n_features"
+
+
+def check_lengths(x, y, what="y"):
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"x and {what} have different lengths: {len(x)} and {len(y)} samples")
+
+
+def check_targets(y, loss, output_shape, dtype="float32", what="y"):
+    """Return targets in the form ``loss`` expects, after checking them.
+
+    Sparse losses get int64 class ids (n,) in [0, classes); the others get a
+    float array (n, *output_shape) (a 1-D y is taken as one column).
+    """
+    arr = _as_numeric_array(y, what)
+    _check_finite(arr, what)
+    width = output_shape[-1]
+    if loss.sparse_targets:
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise ValueError(f"{what} for {type(loss).__name__} must be integer class ids of "
+                             f"shape (n,), got shape {arr.shape}; for one-hot targets use "
+                             f"categorical_crossentropy")
+        if not numpy.issubdtype(arr.dtype, numpy.integer):
+            if not numpy.array_equal(arr, numpy.round(arr)):
+                raise ValueError(f"{what} for {type(loss).__name__} must be integer class ids")
+        if arr.size and (arr.min() < 0 or arr.max() >= width):
+            raise ValueError(f"{what} holds labels outside [0, {width}): min {arr.min()}, "
+                             f"max {arr.max()} for a model with {width} outputs")
+        return numpy.ascontiguousarray(arr, dtype="int64")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if tuple(arr.shape[1:]) != tuple(output_shape):
+        one_hot = type(loss).__name__ in ("CategoricalCrossentropy", "CategoricalHinge")
+        hint = (" (integer labels? use sparse_categorical_crossentropy or "
+                "fastnn.utils.to_categorical)" if one_hot and arr.shape[1:] == (1,) else "")
+        raise ValueError(f"{what} has shape {arr.shape[1:]} per sample but the model outputs "
+                         f"{tuple(output_shape)}{hint}")
+    return numpy.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_sample_weight(sample_weight, n, what="sample_weight"):
+    if sample_weight is None:
+        return None
+    arr = _as_numeric_array(sample_weight, what).reshape(-1)
+    if arr.shape[0] != n:
+        raise ValueError(f"{what} has {arr.shape[0]} entries for {n} samples")
+    _check_finite(arr, what)
+    if (arr < 0).any():
+        raise ValueError(f"{what} must be >= 0")
+    return numpy.ascontiguousarray(arr, dtype="float32")
+
+
+def class_weight_to_sample_weight(class_weight, y_sparse_or_onehot, n_classes):
+    """Per-sample weights from ``{class_id: weight}`` (Keras' ``class_weight``)."""
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class: weight}}, got {class_weight!r}")
+    table = numpy.ones(max(n_classes, 2), dtype="float32")
+    for cls, weight in class_weight.items():
+        if not 0 <= int(cls) < table.shape[0]:
+            raise ValueError(f"class_weight names class {cls}, outside [0, {table.shape[0]})")
+        if not numpy.isfinite(weight) or weight < 0:
+            raise ValueError(f"class_weight[{cls}] must be a finite number >= 0")
+        table[int(cls)] = weight
+    y = y_sparse_or_onehot
+    if y.ndim == 2 and y.shape[1] > 1:
+        ids = y.argmax(axis=1)
+    else:
+        ids = numpy.round(y.reshape(-1)).astype("int64")
+    return table[ids]

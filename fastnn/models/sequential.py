@@ -1,0 +1,211 @@
+"""Sequential: a stack of layers, its weights and its inference path.
+
+Training (compile/fit/evaluate/train_on_batch) lives in ``training.py``; this
+module holds the structure: adding and building layers, packing parameters
+into one flat buffer, weights, summary, and the thin inference path
+(``predict``, ``predict_on_batch``, ``model(x)``) that is safe to call from
+many threads: it stores nothing on the model.
+"""
+import numpy
+
+from ..backend import get_ops
+from ..layers.base import Layer
+from ..layers.core import InputLayer
+from . import data
+from .parameters import ParameterStore
+from .training import TrainingMixin
+
+
+class Sequential(TrainingMixin):
+    """A linear stack of layers with a Keras-style API.
+
+    Example:
+        >>> import fastnn
+        >>> from fastnn import layers
+        >>> model = fastnn.Sequential([
+        ...     layers.Dense(16, activation="relu", input_shape=(4,)),
+        ...     layers.Dense(3, activation="softmax")])
+        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+        ...               metrics=["accuracy"])
+    """
+
+    def __init__(self, layers=None, name=None):
+        self.name = name or "sequential"
+        self.layers = []
+        self._input_shape = None
+        self._store = None
+        self.built = False
+        self.stop_training = False
+        self._init_training()
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---------------------------------------------------------------- structure
+    def add(self, layer):
+        """Append a layer (an ``Input(...)`` only as the first entry)."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes a fastnn layer, got {layer!r}")
+        if self.built:
+            raise ValueError("Cannot add layers to a model that is already built")
+        if isinstance(layer, InputLayer):
+            if self.layers or self._input_shape is not None:
+                raise ValueError("Input(...) may only start a Sequential model")
+            self._input_shape = layer.declared_input_shape
+            return
+        if not self.layers and self._input_shape is None and layer.declared_input_shape:
+            self._input_shape = layer.declared_input_shape
+        self.layers.append(layer)  # built lazily (first fit/predict) or by build(), as Keras
+
+    def build(self, input_shape=None):
+        """Create every layer's weights for samples of ``input_shape`` (no batch dim)."""
+        if input_shape is not None:
+            # Keras accepts (None, d): drop a leading batch dimension.
+            shape = tuple(input_shape)
+            if len(shape) > 1 and shape[0] is None:
+                shape = shape[1:]
+            self._input_shape = tuple(int(d) for d in shape)
+        if self._input_shape is None:
+            raise ValueError("The model does not know its input shape: give the first layer "
+                             "input_shape=..., start with fastnn.Input(shape=...), or call "
+                             "build(input_shape)")
+        if not self.layers:
+            raise ValueError("The model has no layers")
+        shape = self._input_shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            elif tuple(layer.input_shape) != tuple(shape):
+                raise ValueError(f"Layer {layer.name!r} was built for input {layer.input_shape}"
+                                 f", but receives {shape}")
+            shape = layer.output_shape
+        self._store = ParameterStore(self.layers, self.layers[0].dtype)
+        self.built = True
+
+    def _ensure_built(self, x_shape=None):
+        if self.built:
+            return
+        if self._input_shape is None and x_shape is not None:
+            self._input_shape = tuple(x_shape[1:])
+        self.build()
+
+    @property
+    def input_shape(self):
+        return (None,) + tuple(self._input_shape) if self._input_shape else None
+
+    @property
+    def output_shape(self):
+        return (None,) + tuple(self.layers[-1].output_shape) if self.built else None
+
+    # ---------------------------------------------------------------- inference
+    def _forward(self, x, training=False):
+        for layer in self.layers:
+            x = layer.forward(x, training)[0]
+        return x
+
+    def _check_x(self, x, what="x"):
+        self._ensure_built(numpy.shape(x))
+        return data.check_x(x, self._input_shape, self.layers[0].dtype, what)
+
+    def __call__(self, x, training=False):
+        """One forward pass over all of ``x``; returns a NumPy array.
+
+        ``training=True`` applies dropout and batch statistics, as in Keras.
+        """
+        x = self._check_x(x)
+        ops = get_ops()
+        return ops.to_numpy(self._forward(ops.asarray(x), training))
+
+    def predict_on_batch(self, x):
+        """Predictions for one batch (all of ``x`` at once)."""
+        return self(x)
+
+    def predict(self, x, batch_size=32, verbose=0, callbacks=None):
+        """Predictions for ``x``, computed ``batch_size`` rows at a time."""
+        batch_size = _check_batch_size(batch_size)
+        x = self._check_x(x)
+        ops = get_ops()
+        n = x.shape[0]
+        if n <= batch_size:
+            return ops.to_numpy(self._forward(ops.asarray(x)))
+        out = numpy.empty((n,) + tuple(self.layers[-1].output_shape), dtype=x.dtype)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            out[start:stop] = ops.to_numpy(self._forward(ops.asarray(x[start:stop])))
+        return out
+
+    # ---------------------------------------------------------------- weights
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def get_weights(self):
+        """All weights as NumPy arrays, layer by layer in Keras order."""
+        return [a for layer in self.layers for a in layer.get_weights()]
+
+    def set_weights(self, arrays):
+        """Set all weights from a list like ``get_weights()``; checked before any write."""
+        self._ensure_built()
+        arrays = list(arrays)
+        expected = [w.shape for w in self.weights]
+        if len(arrays) != len(expected):
+            raise ValueError(f"The model has {len(expected)} weight arrays, got {len(arrays)}")
+        for shape, a in zip(expected, arrays):
+            if tuple(numpy.shape(a)) != shape:
+                raise ValueError(f"Weight shapes differ: expected {shape}, got "
+                                 f"{tuple(numpy.shape(a))}")
+            arr = numpy.asarray(a)
+            if not numpy.issubdtype(arr.dtype, numpy.number) or not numpy.isfinite(arr).all():
+                raise ValueError("set_weights needs finite numeric arrays")
+        pos = 0
+        for layer in self.layers:
+            k = len(layer.weights)
+            layer.set_weights(arrays[pos:pos + k])
+            pos += k
+
+    def count_params(self):
+        self._ensure_built()
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=print):
+        """Print a table of layers, output shapes and parameter counts."""
+        self._ensure_built()
+        rows = [(f"{layer.name} ({type(layer).__name__})", str((None,) + layer.output_shape),
+                 f"{layer.count_params():,}") for layer in self.layers]
+        widths = [max(len(h), *(len(r[i]) for r in rows))
+                  for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        line = "  ".join("{:<%d}" % w for w in widths)
+        rule = "=" * (sum(widths) + 4)
+        trainable = sum(int(numpy.prod(w.shape)) for w in self.trainable_weights)
+        total = self.count_params()
+        out = [f'Model: "{self.name}"', rule,
+               line.format("Layer (type)", "Output Shape", "Param #"), rule]
+        out += [line.format(*r) for r in rows]
+        out += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {total - trainable:,}"]
+        print_fn("\n".join(out))
+
+    def get_config(self):
+        config = {"name": self.name, "layers": []}
+        if self._input_shape is not None:
+            config["input_shape"] = list(self._input_shape)
+        for layer in self.layers:
+            config["layers"].append({"class_name": type(layer).__name__,
+                                     "config": layer.get_config()})
+        return config
+
+
+def _check_batch_size(batch_size):
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numpy.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return int(batch_size)

@@ -1,0 +1,158 @@
+"""The optimizer base: one fused Ops step over a model's flat parameter buffer.
+
+A model keeps every trainable parameter as a view into one flat ``params``
+array and every gradient in one flat ``grads`` array (see
+``fastnn.models.parameters``). An optimizer allocates its slots (momentum,
+second moments, ...) as flat arrays of the same size and updates the whole
+model with one kernel call per contiguous run of trainable parameters: one
+call in total unless some layers are frozen.
+
+Common arguments (Keras 3):
+    learning_rate: a float or a ``fastnn.optimizers.schedules`` schedule.
+    weight_decay: decoupled decay, ``p -= lr * weight_decay * p`` before the step.
+    clipnorm: clip each weight's gradient to this L2 norm.
+    clipvalue: clip each gradient entry to [-clipvalue, clipvalue].
+    global_clipnorm: clip all gradients together to this L2 norm.
+    use_ema, ema_momentum: keep an exponential moving average of the weights,
+        ``ema = m * ema + (1 - m) * p``; ``fit`` swaps it in at the end.
+"""
+import math
+
+from ..backend import get_ops
+from . import schedules
+
+
+def _check_non_negative(name, value, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+            or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_unit_interval(name, value):
+    """A hyperparameter in [0, 1) (momentum, decay rates)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class. Subclasses name their ``slots`` and implement ``_update``."""
+
+    slots = ()           # names of flat state arrays, allocated at build
+    slot_initial = {}    # initial values of slots that do not start at 0
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99, name=None):
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            self._schedule = learning_rate
+            self._learning_rate = None
+        else:
+            self._schedule = None
+            self._learning_rate = _check_non_negative("learning_rate", learning_rate, False)
+        self.weight_decay = _check_non_negative("weight_decay", weight_decay)
+        self.clipnorm = _check_non_negative("clipnorm", clipnorm)
+        self.clipvalue = _check_non_negative("clipvalue", clipvalue)
+        self.global_clipnorm = _check_non_negative("global_clipnorm", global_clipnorm)
+        if sum(c is not None for c in (self.clipnorm, self.clipvalue, self.global_clipnorm)) > 1:
+            raise ValueError("Use only one of clipnorm, clipvalue and global_clipnorm")
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = check_unit_interval("ema_momentum", ema_momentum)
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self.state = {}
+        self._size = None
+
+    # ---------------------------------------------------------------- learning rate
+    @property
+    def learning_rate(self):
+        """The rate of the next step (a schedule's value at ``iterations``)."""
+        if self._schedule is not None:
+            return float(self._schedule(self.iterations))
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, schedules.LearningRateSchedule):
+            self._schedule, self._learning_rate = value, None
+        else:
+            self._schedule = None
+            self._learning_rate = _check_non_negative("learning_rate", value, False)
+
+    # ---------------------------------------------------------------- state
+    def build(self, store):
+        """Allocate flat slot arrays for a parameter store of ``store.size`` entries."""
+        ops = get_ops()
+        self._size = store.size
+        self.state = {}
+        for name in self.slots:
+            arr = ops.alloc(store.size, store.params.dtype)
+            if self.slot_initial.get(name):
+                arr[...] = self.slot_initial[name]
+            self.state[name] = arr
+        if self.use_ema:
+            self.state["ema"] = store.params.copy()
+
+    @property
+    def built(self):
+        return self._size is not None
+
+    # ---------------------------------------------------------------- stepping
+    def apply(self, store):
+        """One step on every trainable parameter of ``store`` using ``store.grads``."""
+        ops = get_ops()
+        if self._size != store.size:
+            self.build(store)
+        lr = self.learning_rate
+        self.iterations += 1
+        ranges = store.trainable_ranges()
+        self._clip(ops, store, ranges)
+        for start, stop in ranges:
+            slots = {k: v[start:stop] for k, v in self.state.items() if k != "ema"}
+            self._update(ops, store.params[start:stop], store.grads[start:stop], slots, lr)
+        if self.use_ema:
+            ops.ema_update(self.state["ema"], store.params, self.ema_momentum)
+
+    def _clip(self, ops, store, ranges):
+        grads = store.grads
+        if self.clipvalue is not None:
+            for start, stop in ranges:
+                ops.clip_by_value(grads[start:stop], self.clipvalue)
+        elif self.clipnorm is not None:
+            for start, stop in store.trainable_weight_ranges():
+                _clip_to_norm(ops, grads[start:stop], self.clipnorm)
+        elif self.global_clipnorm is not None:
+            norm = math.sqrt(sum(ops.sumsq(grads[a:b]) for a, b in ranges))
+            if norm > self.global_clipnorm:
+                for start, stop in ranges:
+                    ops.scale(grads[start:stop], self.global_clipnorm / norm)
+
+    def _update(self, ops, param, grad, slots, lr):
+        raise NotImplementedError
+
+    def _decay(self):
+        return self.weight_decay or 0.0
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        lr = (schedules.serialize(self._schedule) if self._schedule is not None
+              else self._learning_rate)
+        return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm, "use_ema": self.use_ema,
+                "ema_momentum": self.ema_momentum}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.get(config["learning_rate"])
+        return cls(**config)
+
+
+def _clip_to_norm(ops, grad, max_norm):
+    norm = math.sqrt(ops.sumsq(grad))
+    if norm > max_norm:
+        ops.scale(grad, max_norm / norm)

@@ -1,0 +1,88 @@
+"""Weight penalties (``kernel_regularizer=``): L1, L2, L1L2 with Keras defaults.
+
+A regularizer adds ``penalty(w)`` to the reported loss and its gradient to the
+weight's gradient, as Keras does.
+"""
+import numpy
+
+from .utils.registry import Registry
+
+_registry = Registry("regularizer")
+
+
+class Regularizer:
+    """``l1 * sum|w| + l2 * sum w^2``."""
+
+    def __init__(self, l1=0.0, l2=0.0):
+        for name, value in (("l1", l1), ("l2", l2)):
+            if not numpy.isfinite(value) or value < 0:
+                raise ValueError(f"{type(self).__name__}: {name} must be a finite number >= 0, "
+                                 f"got {value!r}")
+        self.l1, self.l2 = float(l1), float(l2)
+
+    def penalty(self, ops, w):
+        total = 0.0
+        if self.l1:
+            total += self.l1 * float(ops.xp.abs(w).sum())
+        if self.l2:
+            total += self.l2 * ops.sumsq(w)
+        return total
+
+    def add_gradient(self, ops, w, grad):
+        """grad += d penalty / dw, in place."""
+        if self.l1:
+            grad += grad.dtype.type(self.l1) * ops.xp.sign(w)
+        if self.l2:
+            grad += grad.dtype.type(2 * self.l2) * w
+
+    def __call__(self, w):
+        from .backend import get_ops
+        ops = get_ops()
+        return self.penalty(ops, ops.asarray(w))
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@_registry.register("L1L2", "l1_l2")
+class L1L2(Regularizer):
+    pass
+
+
+@_registry.register("L1", "l1")
+class L1(Regularizer):
+    def __init__(self, l1=0.01):
+        super().__init__(l1=l1)
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+@_registry.register("L2", "l2")
+class L2(Regularizer):
+    def __init__(self, l2=0.01):
+        super().__init__(l2=l2)
+
+    def get_config(self):
+        return {"l2": self.l2}
+
+
+def get(identifier):
+    if identifier is None or isinstance(identifier, Regularizer):
+        return identifier
+    if isinstance(identifier, str):
+        return _registry.get(identifier)()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
+    raise ValueError(f"Cannot use {identifier!r} as a regularizer; known: "
+                     f"{', '.join(_registry.names())}")
+
+
+def serialize(regularizer):
+    if regularizer is None:
+        return None
+    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
