@@ -12,7 +12,7 @@ import numpy
 from .backend import get_ops
 from .utils.registry import Registry, snake_case
 
-_registry = Registry("loss")
+_registry = Registry("loss", "losses")
 
 
 class Loss:

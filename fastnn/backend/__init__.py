@@ -1,11 +1,13 @@
 """Backend selection: which Ops does the math.
 
-``set_backend("cpu" | "numpy" | "cupy")`` sets the process-wide default;
+``set_backend("cpu" | "numpy" | "cupy")`` sets the process-wide default (at
+import: the ``FASTNN_BACKEND`` environment variable, else "cpu");
 ``with use_backend(name):`` overrides it for the current context only. The Ops
 instances are created once and cached, so ``get_ops()`` is cheap.
 """
 import contextlib
 import contextvars
+import os
 
 from .ops import Ops
 from .threads import get_num_threads, openmp_enabled, set_num_threads
@@ -15,7 +17,7 @@ __all__ = ["Ops", "set_backend", "get_backend", "get_ops", "use_backend", "avail
 
 _BACKENDS = ("cpu", "numpy", "cupy")
 _instances = {}
-_default = "cpu"
+_default = os.environ.get("FASTNN_BACKEND", "cpu").lower()
 _override = contextvars.ContextVar("fastnn_backend", default=None)
 
 

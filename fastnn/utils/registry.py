@@ -13,8 +13,9 @@ def snake_case(name):
 class Registry:
     """Maps names (and aliases) to factories; unknown names list the known ones."""
 
-    def __init__(self, kind):
+    def __init__(self, kind, plural=None):
         self.kind = kind
+        self.plural = plural or kind + "s"
         self._entries = {}
 
     def register(self, *names):
@@ -28,7 +29,7 @@ class Registry:
         key = name.lower() if isinstance(name, str) else name
         if key not in self._entries:
             known = ", ".join(sorted(self._entries))
-            raise ValueError(f"Unknown {self.kind} {name!r}. Known {self.kind}s: {known}")
+            raise ValueError(f"Unknown {self.kind} {name!r}. Known {self.plural}: {known}")
         return self._entries[key]
 
     def names(self):
