@@ -1,6 +1,7 @@
-"""Utilities: seeding, one-hot encoding."""
+"""Utilities: seeding, one-hot encoding, training-curve plots."""
 import numpy
 
+from .plotting import plot_history
 from .random import set_random_seed
 
 
@@ -23,4 +24,4 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out
 
 
-__all__ = ["set_random_seed", "to_categorical"]
+__all__ = ["plot_history", "set_random_seed", "to_categorical"]
