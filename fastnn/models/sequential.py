@@ -11,7 +11,8 @@ import numpy
 from ..backend import get_ops
 from ..layers.base import Layer
 from ..layers.core import InputLayer
-from . import data
+from . import data, saving
+from .inference import InferencePlan
 from .parameters import ParameterStore
 from .training import TrainingMixin
 
@@ -191,6 +192,26 @@ class Sequential(TrainingMixin):
         out += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                 f"Non-trainable params: {total - trainable:,}"]
         print_fn("\n".join(out))
+
+    # ---------------------------------------------------------------- saving, serving
+    def save(self, filepath, include_optimizer=True):
+        """Write the model (architecture, weights, compile settings and, unless
+        ``include_optimizer=False``, the training state) to one file, atomically.
+        ``fastnn.models.load_model(filepath)`` reads it back."""
+        saving.save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath):
+        """Write only the weights to one file, atomically."""
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Copy weights from a file written by ``save`` or ``save_weights``."""
+        saving.load_weights(self, filepath)
+
+    def compile_for_inference(self):
+        """A folded, thread-safe inference plan (see ``fastnn.models.inference``); it is a
+        snapshot of the current weights: call ``plan.refresh()`` after changing them."""
+        return InferencePlan(self)
 
     def get_config(self):
         config = {"name": self.name, "layers": []}

@@ -1,0 +1,437 @@
+"""Single-file models: ``model.save(path)``, ``load_model(path)`` and weights-only files.
+
+A ``.fastnn`` file is a zip (entries stored, not compressed) holding:
+
+- ``config.json``: ``format`` ("fastnn"), ``format_version``, ``fastnn_version``,
+  ``kind`` ("model" or "weights"), the architecture (``Sequential.get_config()``),
+  the compile settings (optimizer, loss and metrics serialized), a manifest of
+  the weights (name, shape, dtype, in ``get_weights()`` order) and, unless
+  ``include_optimizer=False``, the training state: the optimizer's flat slot
+  arrays, its step count (which is also a schedule's position), Nadam's
+  ``u_product``, and fastnn's random stream, so a resumed ``fit`` shuffles and
+  drops out exactly as the uninterrupted run would have.
+- ``weights/<i>.npy`` and ``optimizer/<slot>.npy``: the arrays.
+
+Files are written atomically (``fastnn.utils.atomic``). Loading treats the
+file as hostile: no pickle (``allow_pickle=False``), layer/optimizer/loss/metric
+classes come only from fastnn's own registries (never a module path from the
+file), and every size is checked before anything is read or allocated (entry
+count, declared uncompressed sizes, each ``.npy`` header's shape and dtype
+against the manifest, each layer's weight shapes before they are created).
+Whatever is wrong with a file is reported as one exception,
+``InvalidModelFileError`` (a ValueError); no partial model comes back.
+"""
+import io
+import json
+import math
+import os
+import zipfile
+
+import numpy
+
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from ..backend import get_ops
+from ..layers.base import layer_registry
+from ..utils.atomic import atomic_write
+from ..utils.random import get_rng
+
+FORMAT = "fastnn"
+FORMAT_VERSION = 1
+CONFIG_ENTRY = "config.json"
+
+# Guards against hostile files (all checked before reading the data).
+MAX_CONFIG_BYTES = 16 << 20
+MAX_ENTRIES = 10_000
+MAX_TOTAL_BYTES = 16 << 30
+MAX_NPY_HEADER_BYTES = 4096
+_DTYPES = ("float32", "float64")
+_OPTIMIZER_SCALARS = ("iterations", "u_product")
+
+
+class InvalidModelFileError(ValueError):
+    """A file that is not a readable fastnn model: truncated, corrupted, foreign or hostile."""
+
+
+# ===================================================================== saving
+def save_model(model, path, include_optimizer=True):
+    """Write ``model`` to one file at ``path``, atomically.
+
+    Args:
+        model: a Sequential.
+        path: file path (``.fastnn`` by convention).
+        include_optimizer: also store the optimizer state and fastnn's random
+            stream, so ``load_model`` + ``fit(initial_epoch=...)`` resumes exactly.
+    """
+    for layer in model.layers:
+        _check_registered(layer)
+    weights = model.get_weights() if model.built else []
+    payload = _header("model")
+    payload.update(model=model.get_config(), built=bool(model.built),
+                   compile=_compile_config(model), weights=_manifest(model.weights),
+                   optimizer_state=None, rng_state=None)
+    arrays = {f"weights/{i}.npy": a for i, a in enumerate(weights)}
+    optimizer = model.optimizer
+    if include_optimizer and optimizer is not None and model.built:
+        ops = get_ops()
+        state = {name: numpy.asarray(ops.to_numpy(arr)) for name, arr in optimizer.state.items()}
+        payload["optimizer_state"] = {
+            "scalars": {k: getattr(optimizer, k) for k in _OPTIMIZER_SCALARS
+                        if hasattr(optimizer, k)},
+            "slots": {name: {"shape": list(a.shape), "dtype": a.dtype.name}
+                      for name, a in state.items()}}
+        payload["rng_state"] = get_rng().bit_generator.state
+        arrays.update({f"optimizer/{name}.npy": a for name, a in state.items()})
+    _write(path, payload, arrays)
+
+
+def save_weights(model, path):
+    """Write only the weights of ``model`` (``load_weights`` reads them back)."""
+    payload = _header("weights")
+    payload["weights"] = _manifest(model.weights)
+    _write(path, payload, {f"weights/{i}.npy": a for i, a in enumerate(model.get_weights())})
+
+
+def _header(kind):
+    import fastnn
+    return {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "fastnn_version": fastnn.__version__, "kind": kind}
+
+
+def _manifest(weights):
+    return [{"name": w.name, "shape": list(w.shape), "dtype": numpy.dtype(w.value.dtype).name}
+            for w in weights]
+
+
+def _check_registered(layer):
+    name = type(layer).__name__
+    if name not in layer_registry or layer_registry.get(name) is not type(layer):
+        raise ValueError(f"Cannot save layer {layer.name!r}: {name} is not a registered fastnn "
+                         f"layer (register it with fastnn.layers.base.register)")
+
+
+def _compile_config(model):
+    if model.loss is None:
+        return None
+    metrics = []
+    for spec in model._metric_specs:
+        if isinstance(spec, str):
+            metrics.append(spec)
+        else:
+            metrics.append(metrics_mod.serialize(spec))
+    return {"optimizer": optimizers_mod.serialize(model.optimizer),
+            "loss": losses_mod.serialize(model.loss), "metrics": metrics}
+
+
+def _write(path, payload, arrays):
+    config = json.dumps(payload, indent=1, default=_json_default).encode("utf-8")
+    with atomic_write(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(CONFIG_ENTRY, config)
+        for entry, array in arrays.items():
+            array = numpy.ascontiguousarray(array)
+            with zf.open(entry, "w", force_zip64=array.nbytes > (1 << 30)) as handle:
+                numpy.lib.format.write_array(handle, array, allow_pickle=False)
+
+
+def _json_default(obj):
+    if isinstance(obj, numpy.integer):
+        return int(obj)
+    if isinstance(obj, numpy.floating):
+        return float(obj)
+    if isinstance(obj, numpy.ndarray):
+        return obj.tolist()
+    raise TypeError(f"Cannot save {type(obj).__name__} {obj!r} in a model config")
+
+
+# ===================================================================== loading
+def load_model(path, compile=True):
+    """Rebuild the model saved at ``path``.
+
+    Args:
+        path: a file written by ``model.save``.
+        compile: compile the model as it was saved and, when the file holds
+            training state, restore the optimizer state and fastnn's random
+            stream (so ``fit(..., initial_epoch=k)`` continues the saved run).
+
+    Raises:
+        InvalidModelFileError: the file is not a valid fastnn model file.
+        OSError: the file cannot be opened.
+    """
+    with open(path, "rb") as f:
+        return _untrusted(path, _load_model, f, compile)
+
+
+def load_weights(model, path):
+    """Copy the weights stored at ``path`` (a model or weights file) into ``model``.
+
+    Raises:
+        InvalidModelFileError: the file is not a valid fastnn file.
+        ValueError: its weights do not fit ``model`` (count or shapes).
+    """
+    model._ensure_built()
+    expected = [w.shape for w in model.weights]
+    with open(path, "rb") as f:
+        arrays = _untrusted(path, _read_weights, f, expected)
+    model.set_weights(arrays)
+
+
+def _untrusted(path, fn, *args):
+    """Run ``fn`` on an untrusted file: anything that goes wrong is InvalidModelFileError.
+
+    Whatever a hostile file provokes (zip, JSON, npy or layer-constructor
+    errors) is reported with its cause chained, never as a crash.
+    """
+    try:
+        return fn(*args)
+    except _WeightsMismatch as exc:
+        raise ValueError(f"{os.fspath(path)!r}: {exc}") from None
+    except InvalidModelFileError as exc:
+        raise InvalidModelFileError(f"{os.fspath(path)!r} is not a valid fastnn file: "
+                                    f"{exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- the one documented error for a bad file
+        raise InvalidModelFileError(f"{os.fspath(path)!r} is not a valid fastnn file: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+
+
+class _WeightsMismatch(Exception):
+    """A valid weights file whose arrays do not fit the model (a ValueError for the user)."""
+
+
+def _load_model(f, compile):
+    reader = _Reader(f)
+    config = reader.config
+    _require(config.get("kind") != "weights", "it holds only weights; call load_weights() "
+             "on a model of the same architecture")
+    _require(config.get("kind") == "model", f"unknown kind {config.get('kind')!r}")
+    manifest = _weights_manifest(config)
+    model = _model_from_config(_dict(config, "model"), manifest,
+                               _field(config, "built", bool))
+    arrays = [reader.array(f"weights/{i}.npy", shape, dtype)
+              for i, (shape, dtype) in enumerate(manifest)]
+    if model.built:
+        model.set_weights(arrays)
+    compile_config = config.get("compile")
+    rng_state = None
+    if compile and compile_config is not None:
+        _compile(model, _expect_dict(compile_config, "compile"))
+        state = config.get("optimizer_state")
+        if state is not None and model.built:
+            _restore_optimizer(model, _expect_dict(state, "optimizer_state"), reader)
+            rng_state = _checked_rng_state(config.get("rng_state"))
+    if model.built:
+        probe = numpy.zeros((1,) + tuple(model._input_shape), dtype=model.layers[0].dtype)
+        model.predict_on_batch(probe)  # a config that builds but cannot run is refused here
+    if rng_state is not None:
+        get_rng().bit_generator.state = rng_state  # last: nothing changes on failure
+    return model
+
+
+def _read_weights(f, expected):
+    reader = _Reader(f)
+    manifest = _weights_manifest(reader.config)
+    shapes = [shape for shape, _ in manifest]
+    if shapes != [tuple(s) for s in expected]:
+        raise _WeightsMismatch(f"the file holds {len(shapes)} weight arrays of shapes {shapes}, "
+                               f"the model has {len(expected)} of shapes {expected}")
+    return [reader.array(f"weights/{i}.npy", shape, dtype)
+            for i, (shape, dtype) in enumerate(manifest)]
+
+
+class _Reader:
+    """A zip opened defensively: its parsed config.json and size-checked array reads."""
+
+    def __init__(self, fileobj):
+        self.zip = zipfile.ZipFile(fileobj)
+        infos = self.zip.infolist()
+        _require(len(infos) <= MAX_ENTRIES, f"{len(infos)} entries (limit {MAX_ENTRIES})")
+        names = [info.filename for info in infos]
+        _require(len(set(names)) == len(names), "duplicate entry names")
+        for info in infos:
+            _require(info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED),
+                     f"entry {info.filename!r} uses an unsupported compression method")
+            _require(not info.flag_bits & 0x1, f"entry {info.filename!r} is encrypted")
+        total = sum(info.file_size for info in infos)
+        _require(total <= MAX_TOTAL_BYTES,
+                 f"declares {total} uncompressed bytes (limit {MAX_TOTAL_BYTES})")
+        _require(CONFIG_ENTRY in names, f"no {CONFIG_ENTRY} (not a fastnn file?)")
+        _require(self.zip.getinfo(CONFIG_ENTRY).file_size <= MAX_CONFIG_BYTES,
+                 f"{CONFIG_ENTRY} is larger than {MAX_CONFIG_BYTES} bytes")
+        config = json.loads(self.zip.read(CONFIG_ENTRY).decode("utf-8"))
+        _require(isinstance(config, dict) and config.get("format") == FORMAT,
+                 "config.json does not describe a fastnn file")
+        version = config.get("format_version")
+        _require(isinstance(version, int) and not isinstance(version, bool),
+                 "format_version is missing")
+        _require(version <= FORMAT_VERSION,
+                 f"format version {version} was written by a newer fastnn "
+                 f"({config.get('fastnn_version')!r}); this one reads up to {FORMAT_VERSION}")
+        self.config = config
+
+    def array(self, entry, shape, dtype):
+        """The array at ``entry``, after checking its size and .npy header against the manifest."""
+        _require(entry in self.zip.NameToInfo, f"entry {entry!r} is missing")
+        nbytes = math.prod(shape) * dtype.itemsize
+        size = self.zip.getinfo(entry).file_size
+        _require(nbytes <= size <= nbytes + MAX_NPY_HEADER_BYTES,
+                 f"entry {entry!r} has {size} bytes, expected {nbytes} plus a header")
+        raw = self.zip.read(entry)  # reads at most the declared size; the CRC is checked
+        stream = io.BytesIO(raw)
+        version = numpy.lib.format.read_magic(stream)
+        _require(version == (1, 0), f"entry {entry!r}: unsupported .npy version {version}")
+        header_shape, fortran, header_dtype = numpy.lib.format.read_array_header_1_0(
+            stream, max_header_size=MAX_NPY_HEADER_BYTES)
+        _require(tuple(header_shape) == shape and header_dtype == dtype and not fortran,
+                 f"entry {entry!r} holds {header_dtype} {header_shape}, "
+                 f"the manifest says {dtype} {shape}")
+        stream.seek(0)
+        return numpy.load(stream, allow_pickle=False)
+
+
+def _weights_manifest(config):
+    """[(shape, dtype)] from the manifest, each checked to be plain and bounded."""
+    entries = config.get("weights")
+    _require(isinstance(entries, list) and len(entries) <= MAX_ENTRIES,
+             "the weights manifest is missing")
+    out = []
+    for entry in entries:
+        _require(isinstance(entry, dict), "a weights manifest entry is not an object")
+        out.append((_shape(entry.get("shape")), _dtype(entry.get("dtype"))))
+    return out
+
+
+def _shape(value):
+    _require(isinstance(value, list) and len(value) <= 8
+             and all(type(d) is int and 0 <= d <= MAX_TOTAL_BYTES for d in value),
+             f"invalid shape {value!r}")
+    return tuple(value)
+
+
+def _dtype(value):
+    _require(value in _DTYPES, f"unsupported dtype {value!r} (only {', '.join(_DTYPES)})")
+    return numpy.dtype(value)
+
+
+# --------------------------------------------------------------------- the model
+def _model_from_config(config, manifest, built):
+    """A Sequential from its config; built only with the weight shapes the file declares."""
+    from .sequential import Sequential
+    layer_configs = config.get("layers")
+    _require(isinstance(layer_configs, list) and len(layer_configs) <= MAX_ENTRIES,
+             "the model config has no layer list")
+    layers = [_layer_from_config(entry) for entry in layer_configs]
+    name = config.get("name", "sequential")
+    _require(isinstance(name, str), "the model name is not a string")
+    model = Sequential(layers, name=name)
+    if not built:
+        _require(not manifest, "an unbuilt model cannot have weights")
+        return model
+    input_shape = _shape(config.get("input_shape"))
+    _require(input_shape and 0 not in input_shape, f"invalid input shape {input_shape}")
+    _build_checked(model, input_shape, [shape for shape, _ in manifest])
+    return model
+
+
+def _layer_from_config(entry):
+    _require(isinstance(entry, dict), "a layer entry is not an object")
+    class_name = entry.get("class_name")
+    _require(isinstance(class_name, str) and class_name in layer_registry,
+             f"unknown layer class {class_name!r} (only fastnn's own layers load)")
+    layer_config = _dict(entry, "config")
+    _require(layer_config.get("dtype", "float32") in _DTYPES,
+             f"unsupported layer dtype {layer_config.get('dtype')!r}")
+    return layer_registry.get(class_name).from_config(dict(layer_config))
+
+
+def _build_checked(model, input_shape, declared):
+    """Build each layer, refusing any weight the file does not declare before it is allocated.
+
+    A hostile config (say Dense(units=10**9)) is caught here, before memory is
+    committed to it, rather than after.
+    """
+    pending = list(reversed(declared))
+    shape = input_shape
+    for layer in model.layers:
+        original = layer.add_weight
+
+        def add_weight(name, weight_shape, *args, _original=original, _layer=layer, **kwargs):
+            weight_shape = tuple(int(d) for d in weight_shape)
+            _require(pending and pending[-1] == weight_shape,
+                     f"layer {_layer.name!r} needs weight {name!r} of shape {weight_shape}, "
+                     f"which the file does not hold next")
+            pending.pop()
+            return _original(name, weight_shape, *args, **kwargs)
+
+        layer.add_weight = add_weight
+        try:
+            layer.build(shape)
+        finally:
+            del layer.add_weight
+        shape = layer.output_shape
+    _require(not pending, f"the file holds {len(pending)} more weight arrays than the model")
+    model.build(input_shape)
+
+
+def _compile(model, config):
+    metrics = config.get("metrics") or []
+    _require(isinstance(metrics, list), "metrics is not a list")
+    for spec in metrics:
+        _require(isinstance(spec, (str, dict)), f"invalid metric {spec!r}")
+    model.compile(optimizer=optimizers_mod.get(_dict(config, "optimizer")),
+                  loss=losses_mod.get(_dict(config, "loss")),
+                  metrics=[spec if isinstance(spec, str) else metrics_mod.get(spec)
+                           for spec in metrics])
+
+
+def _restore_optimizer(model, state, reader):
+    optimizer = model.optimizer
+    optimizer.build(model._store)
+    slots = _dict(state, "slots")
+    _require(set(slots) == set(optimizer.state),
+             f"optimizer slots {sorted(slots)} do not match {type(optimizer).__name__}'s "
+             f"{sorted(optimizer.state)}")
+    ops = get_ops()
+    for name, target in optimizer.state.items():
+        array = reader.array(f"optimizer/{name}.npy", tuple(target.shape),
+                             numpy.dtype(target.dtype))
+        _require(numpy.isfinite(array).all(), f"optimizer slot {name!r} is not finite")
+        target[...] = ops.asarray(array)
+    scalars = _dict(state, "scalars")
+    iterations = scalars.get("iterations")
+    _require(type(iterations) is int and iterations >= 0, "invalid optimizer iterations")
+    optimizer.iterations = iterations
+    if hasattr(optimizer, "u_product"):
+        u_product = scalars.get("u_product")
+        _require(type(u_product) is float and 0 < u_product <= 1, "invalid Nadam u_product")
+        optimizer.u_product = u_product
+
+
+def _checked_rng_state(state):
+    """The saved random-stream state, validated on a scratch generator first."""
+    if state is None:
+        return None
+    _require(isinstance(state, dict) and state.get("bit_generator") ==
+             type(get_rng().bit_generator).__name__, "invalid random-stream state")
+    type(get_rng().bit_generator)().state = state  # raises on a malformed state
+    return state
+
+
+# --------------------------------------------------------------------- small checks
+def _require(condition, message):
+    if not condition:
+        raise InvalidModelFileError(message)
+
+
+def _expect_dict(value, what):
+    _require(isinstance(value, dict), f"{what} is not an object")
+    return value
+
+
+def _dict(mapping, key):
+    return _expect_dict(mapping.get(key), key)
+
+
+def _field(mapping, key, kind):
+    value = mapping.get(key)
+    _require(isinstance(value, kind), f"{key} is missing or not a {kind.__name__}")
+    return value
