@@ -183,6 +183,64 @@ class Ops:
         dot = (dy * y).sum(axis=-1, keepdims=True)
         return _result(self.xp, out, y * (dy - dot))
 
+    def general_relu(self, x, max_value=None, negative_slope=0.0, threshold=0.0, out=None):
+        """Keras' ReLU layer: ``max_value`` above it, ``x`` from ``threshold`` up,
+        ``negative_slope * (x - threshold)`` below ``threshold``."""
+        xp = self.xp
+        t = x.dtype.type
+        y = xp.where(x >= threshold, x, t(negative_slope) * (x - t(threshold)))
+        if max_value is not None:
+            y = xp.minimum(y, t(max_value))
+        return _result(xp, out, y.astype(x.dtype, copy=False))
+
+    def backprop_general_relu(self, dy, x, y, max_value=None, negative_slope=0.0, threshold=0.0,
+                              out=None):
+        """Gradient of ``general_relu``: 0 at or above ``max_value``, 1 in the linear
+        part, ``negative_slope`` below ``threshold``."""
+        xp = self.xp
+        t = dy.dtype.type
+        slope = xp.where(x >= threshold, t(1), t(negative_slope))
+        if max_value is not None:
+            slope = xp.where(x >= max_value, t(0), slope)
+        return _result(xp, out, dy * slope)
+
+    def prelu(self, x, alpha, out=None):
+        """Parametric ReLU: ``x`` where x > 0, else ``alpha * x`` (alpha broadcasts over rows)."""
+        return _result(self.xp, out, self.xp.where(x > 0, x, alpha * x))
+
+    def backprop_prelu(self, dy, x, y, alpha, dx_out=None, dalpha_out=None):
+        """Gradients of ``prelu``. Returns ``(dx, dalpha)``.
+
+        ``dalpha`` has alpha's shape: summed over the batch axis and over every
+        axis where alpha has size 1 (a slope shared along it).
+        """
+        xp = self.xp
+        negative = x <= 0
+        dx = xp.where(negative, alpha * dy, dy)
+        shared = tuple(i + 1 for i, d in enumerate(alpha.shape) if d == 1 and x.shape[i + 1] != 1)
+        dalpha = (dy * x * negative).sum(axis=(0,) + shared, keepdims=True).reshape(alpha.shape)
+        return _result(xp, dx_out, dx), _result(xp, dalpha_out, dalpha)
+
+    def maxout(self, z, pieces, out=None, argmax_out=None):
+        """Max over groups of ``pieces`` adjacent columns of ``z`` (n, units * pieces).
+
+        Unit ``j`` takes the max of columns ``j * pieces ... j * pieces + pieces - 1``.
+        Returns ``(y, argmax)``: y is (n, units), argmax the winning piece per entry.
+        """
+        xp = self.xp
+        grouped = z.reshape(z.shape[0], -1, pieces)
+        argmax = grouped.argmax(axis=-1)
+        y = xp.take_along_axis(grouped, argmax[..., None], axis=-1)[..., 0]
+        return _result(xp, out, y), _result(xp, argmax_out, argmax)
+
+    def backprop_maxout(self, dy, argmax, pieces, out=None):
+        """Gradient of ``maxout``: ``dy`` routed to the winning piece, 0 elsewhere."""
+        xp = self.xp
+        n, units = dy.shape
+        dz = xp.zeros((n, units, pieces), dtype=dy.dtype)
+        xp.put_along_axis(dz, argmax[..., None], dy[..., None], axis=-1)
+        return _result(xp, out, dz.reshape(n, units * pieces))
+
     # ------------------------------------------------------------------ fused losses
     def softmax_cross_entropy(self, logits, targets, probs_out, grad_out=None,
                               sample_weight=None, grad_scale=1.0, label_smoothing=0.0):
@@ -397,6 +455,16 @@ class Ops:
         """``(x - mean) / sqrt(var + eps) * gamma + beta`` with fixed statistics."""
         scale = gamma / self.xp.sqrt(var + eps)
         return _result(self.xp, out, x * scale + (beta - mean * scale))
+
+    def batchnorm_inference_backward(self, dy, x, gamma, mean, var, eps, dx_out=None,
+                                     dgamma_out=None, dbeta_out=None):
+        """Gradients of ``batchnorm_inference`` (fixed statistics). Returns ``(dx, dgamma, dbeta)``."""
+        xp = self.xp
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        dx = dy * (gamma * inv_std)
+        dgamma = (dy * ((x - mean) * inv_std)).sum(axis=0)
+        return (_result(xp, dx_out, dx), _result(xp, dgamma_out, dgamma),
+                _result(xp, dbeta_out, dy.sum(axis=0)))
 
     def layernorm_forward(self, x, gamma, beta, eps, out=None, xhat_out=None):
         """Layer norm over the last axis. Returns ``(y, inv_std)`` (inv_std per row)."""

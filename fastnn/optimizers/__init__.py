@@ -1,11 +1,14 @@
-"""Optimizers with Keras names and defaults; each step is one fused kernel over the model.
+"""Optimizers with Keras 3 names, defaults and update rules.
 
-Update rules (g: gradient, p: parameter, t: step number from 1; every
-optimizer first applies the decoupled ``weight_decay``: p -= lr * wd * p):
+Each step is one fused Ops call over the model's flat parameter buffer (see
+``base.py`` for the common arguments and the order of one step). In the
+formulas, g is the gradient, p the parameter, lr the learning rate of this
+step and t the step number counted from 1. Every optimizer accepts
+``weight_decay``, applied before its rule as ``p -= lr * weight_decay * p``.
 """
 from ..utils.registry import Registry
 from . import schedules
-from .base import Optimizer, check_unit_interval
+from .base import Optimizer, check_positive, check_unit_interval
 
 _registry = Registry("optimizer")
 
@@ -15,18 +18,18 @@ def _register(cls):
     return cls
 
 
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return float(value)
-
-
 @_register
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum.
 
-    v = momentum * v - lr * g;  p += v  (nesterov: p += momentum * v - lr * g);
-    without momentum p -= lr * g.
+    Without momentum: ``p -= lr * g``. With momentum (velocity v starts at 0):
+    ``v = momentum * v - lr * g``, then ``p += v``, or with ``nesterov=True``
+    ``p += momentum * v - lr * g`` (using the new v).
+
+    Args:
+        learning_rate: float or schedule, default 0.01.
+        momentum: in [0, 1), default 0.
+        nesterov: use Nesterov momentum.
     """
 
     slots = ("velocity",)
@@ -45,12 +48,14 @@ class SGD(Optimizer):
 
 
 class _AdamFamily(Optimizer):
+    """Shared hyperparameters of Adam and Nadam."""
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1 = check_unit_interval("beta_1", beta_1)
         self.beta_2 = check_unit_interval("beta_2", beta_2)
-        self.epsilon = _positive("epsilon", epsilon)
+        self.epsilon = check_positive("epsilon", epsilon)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -59,10 +64,18 @@ class _AdamFamily(Optimizer):
 
 @_register
 class Adam(_AdamFamily):
-    """Adam (AMSGrad with ``amsgrad=True``).
+    """Adam, or AMSGrad with ``amsgrad=True`` (m, v, v̂ start at 0).
 
-    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  amsgrad: v̂ = max(v̂, v)
-    p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v or v̂) + eps)
+    ``m = b1 * m + (1 - b1) * g``;  ``v = b2 * v + (1 - b2) * g**2``;
+    amsgrad: ``v̂ = max(v̂, v)`` and v̂ replaces v below;
+    ``p -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)``.
+    (Keras' form: eps is added to the uncorrected sqrt(v).)
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        beta_1, beta_2: moment decay rates in [0, 1), default 0.9 and 0.999.
+        epsilon: > 0, default 1e-7.
+        amsgrad: keep the running maximum of v.
     """
 
     slots = ("m", "v")
@@ -84,7 +97,10 @@ class Adam(_AdamFamily):
 
 @_register
 class AdamW(Adam):
-    """Adam with decoupled weight decay (default 0.004): p -= lr * wd * p, then Adam."""
+    """Adam with decoupled weight decay, on by default (``weight_decay=0.004``).
+
+    ``p -= lr * weight_decay * p``, then the Adam rule.
+    """
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, amsgrad=False, **kwargs):
@@ -94,21 +110,28 @@ class AdamW(Adam):
 
 @_register
 class Nadam(_AdamFamily):
-    """Adam with Nesterov momentum and Keras' momentum-cache schedule.
+    """Adam with Nesterov momentum and Keras 3's momentum schedule.
 
-    u_t = b1 (1 - 0.5 * 0.96^(0.004 t));  Π_t = u_1 ... u_t
-    m, v as Adam;  m̂ = u_{t+1} m / (1 - Π_t u_{t+1}) + (1 - u_t) g / (1 - Π_t)
-    p -= lr * m̂ / (sqrt(v / (1 - b2^t)) + eps)
+    ``u_t = b1 * (1 - 0.5 * 0.96**t)``;  ``P_t = u_1 * ... * u_t``;
+    m and v update as in Adam, then
+    ``m̂ = u_{t+1} * m / (1 - P_t * u_{t+1}) + (1 - u_t) * g / (1 - P_t)``,
+    ``v̂ = v / (1 - b2**t)``, ``p -= lr * m̂ / (sqrt(v̂) + eps)``.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        beta_1, beta_2: moment decay rates in [0, 1), default 0.9 and 0.999.
+        epsilon: > 0, default 1e-7.
     """
 
     slots = ("m", "v")
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
         self.u_product = 1.0
 
     def _u(self, step):
-        return self.beta_1 * (1.0 - 0.5 * 0.96 ** (0.004 * step))
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
 
     def apply(self, store):
         t = self.iterations + 1
@@ -124,16 +147,27 @@ class Nadam(_AdamFamily):
 
 @_register
 class Adagrad(Optimizer):
-    """acc += g^2;  p -= lr * g / sqrt(acc + eps)  (acc starts at 0.1)."""
+    """Adagrad: ``acc += g**2``;  ``p -= lr * g / sqrt(acc + eps)``.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        initial_accumulator_value: starting value of acc (>= 0), default 0.1.
+        epsilon: > 0, default 1e-7.
+    """
 
     slots = ("accumulator",)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        if isinstance(initial_accumulator_value, bool) or \
+                not isinstance(initial_accumulator_value, (int, float)) or \
+                not initial_accumulator_value >= 0:
+            raise ValueError("initial_accumulator_value must be a number >= 0, got "
+                             f"{initial_accumulator_value!r}")
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.slot_initial = {"accumulator": self.initial_accumulator_value}
-        self.epsilon = _positive("epsilon", epsilon)
+        self.epsilon = check_positive("epsilon", epsilon)
 
     def _update(self, ops, param, grad, slots, lr):
         ops.adagrad_step(param, grad, slots["accumulator"], lr, self.epsilon, self._decay())
@@ -145,15 +179,24 @@ class Adagrad(Optimizer):
 
 @_register
 class Adadelta(Optimizer):
-    """E[g²] = ρ E[g²] + (1-ρ) g²;  Δ = sqrt(E[Δ²] + eps) / sqrt(E[g²] + eps) * g;
-    E[Δ²] = ρ E[Δ²] + (1-ρ) Δ²;  p -= lr * Δ."""
+    """Adadelta (both accumulators start at 0).
+
+    ``Eg = rho * Eg + (1 - rho) * g**2``;
+    ``d = sqrt(Ed + eps) / sqrt(Eg + eps) * g``;
+    ``Ed = rho * Ed + (1 - rho) * d**2``;  ``p -= lr * d``.
+
+    Args:
+        learning_rate: float or schedule, default 0.001 (Keras 3).
+        rho: decay rate in [0, 1), default 0.95.
+        epsilon: > 0, default 1e-7.
+    """
 
     slots = ("acc_grad", "acc_delta")
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = check_unit_interval("rho", rho)
-        self.epsilon = _positive("epsilon", epsilon)
+        self.epsilon = check_positive("epsilon", epsilon)
 
     def _update(self, ops, param, grad, slots, lr):
         ops.adadelta_step(param, grad, slots["acc_grad"], slots["acc_delta"], lr, self.rho,
@@ -165,15 +208,27 @@ class Adadelta(Optimizer):
 
 @_register
 class RMSprop(Optimizer):
-    """ms = ρ ms + (1-ρ) g²;  centered: mg = ρ mg + (1-ρ) g, denom = ms - mg²;
-    inc = lr g / sqrt(denom + eps);  momentum: mom = μ mom + inc, p -= mom; else p -= inc."""
+    """RMSprop, optionally centered and with momentum (all slots start at 0).
+
+    ``ms = rho * ms + (1 - rho) * g**2``; denominator ``ms + eps``, or when
+    centered ``mg = rho * mg + (1 - rho) * g`` and ``ms - mg**2 + eps``;
+    ``inc = lr * g / sqrt(denominator)``; with momentum
+    ``mom = momentum * mom + inc`` and ``p -= mom``, else ``p -= inc``.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        rho: decay rate in [0, 1), default 0.9.
+        momentum: in [0, 1), default 0.
+        epsilon: > 0, default 1e-7.
+        centered: normalise by the estimated variance instead of the second moment.
+    """
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = check_unit_interval("rho", rho)
         self.momentum = check_unit_interval("momentum", momentum)
-        self.epsilon = _positive("epsilon", epsilon)
+        self.epsilon = check_positive("epsilon", epsilon)
         self.centered = bool(centered)
         self.slots = ("ms",) + (("mom",) if self.momentum > 0 else ()) + \
             (("mg",) if self.centered else ())
@@ -200,6 +255,7 @@ def get(identifier):
 
 
 def serialize(optimizer):
+    """``{"class_name", "config"}``: plain data that ``get`` turns back into an optimizer."""
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 

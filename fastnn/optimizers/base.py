@@ -10,11 +10,19 @@ call in total unless some layers are frozen.
 Common arguments (Keras 3):
     learning_rate: a float or a ``fastnn.optimizers.schedules`` schedule.
     weight_decay: decoupled decay, ``p -= lr * weight_decay * p`` before the step.
-    clipnorm: clip each weight's gradient to this L2 norm.
+    clipnorm: clip each weight's gradient to this L2 norm:
+        ``g *= clipnorm / max(||g||, clipnorm)``.
     clipvalue: clip each gradient entry to [-clipvalue, clipvalue].
     global_clipnorm: clip all gradients together to this L2 norm.
+        At most one of the three clipping options may be set; each must be > 0.
     use_ema, ema_momentum: keep an exponential moving average of the weights,
-        ``ema = m * ema + (1 - m) * p``; ``fit`` swaps it in at the end.
+        after each step ``ema = m * ema + (1 - m) * p`` (the first step copies
+        ``p``: m = 0 there, as in Keras 3); ``fit`` swaps it in at the end.
+
+Order of one step (Keras 3): clip the gradients, apply the decoupled weight
+decay with the rate of this step, run the update rule, update the EMA, then
+count the step (``iterations += 1``). A schedule is evaluated at the number of
+steps taken so far, starting from 0.
 """
 import math
 
@@ -28,6 +36,16 @@ def _check_non_negative(name, value, allow_none=True):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
             or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_positive(name, value, allow_none=False):
+    """A finite hyperparameter > 0 (epsilon, clipping thresholds)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
@@ -53,9 +71,10 @@ class Optimizer:
             self._schedule = None
             self._learning_rate = _check_non_negative("learning_rate", learning_rate, False)
         self.weight_decay = _check_non_negative("weight_decay", weight_decay)
-        self.clipnorm = _check_non_negative("clipnorm", clipnorm)
-        self.clipvalue = _check_non_negative("clipvalue", clipvalue)
-        self.global_clipnorm = _check_non_negative("global_clipnorm", global_clipnorm)
+        self.clipnorm = check_positive("clipnorm", clipnorm, allow_none=True)
+        self.clipvalue = check_positive("clipvalue", clipvalue, allow_none=True)
+        self.global_clipnorm = check_positive("global_clipnorm", global_clipnorm,
+                                              allow_none=True)
         if sum(c is not None for c in (self.clipnorm, self.clipvalue, self.global_clipnorm)) > 1:
             raise ValueError("Use only one of clipnorm, clipvalue and global_clipnorm")
         self.use_ema = bool(use_ema)
@@ -75,11 +94,15 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
+        """Set a new rate or schedule; a float cannot replace a schedule (Keras 3)."""
         if isinstance(value, schedules.LearningRateSchedule):
             self._schedule, self._learning_rate = value, None
-        else:
-            self._schedule = None
-            self._learning_rate = _check_non_negative("learning_rate", value, False)
+            return
+        if self._schedule is not None:
+            raise TypeError("This optimizer was created with a LearningRateSchedule as its "
+                            "learning_rate, so its learning rate cannot be set to a number; "
+                            "create the optimizer with a float learning_rate instead")
+        self._learning_rate = _check_non_negative("learning_rate", value, False)
 
     # ---------------------------------------------------------------- state
     def build(self, store):
@@ -113,7 +136,8 @@ class Optimizer:
             slots = {k: v[start:stop] for k, v in self.state.items() if k != "ema"}
             self._update(ops, store.params[start:stop], store.grads[start:stop], slots, lr)
         if self.use_ema:
-            ops.ema_update(self.state["ema"], store.params, self.ema_momentum)
+            momentum = self.ema_momentum if self.iterations > 1 else 0.0
+            ops.ema_update(self.state["ema"], store.params, momentum)
 
     def _clip(self, ops, store, ranges):
         grads = store.grads

@@ -1,12 +1,23 @@
-"""Learning-rate schedules: callables ``schedule(step) -> lr`` with Keras definitions.
+"""Learning-rate schedules: callables ``schedule(step) -> lr`` with Keras 3 definitions.
 
-``step`` counts optimizer steps from 0.
+``step`` counts optimizer steps taken so far, from 0; an optimizer created
+with ``learning_rate=schedule`` uses ``schedule(optimizer.iterations)`` for
+each step.
 """
 import math
 
 from ..utils.registry import Registry
 
 _registry = Registry("learning-rate schedule")
+
+
+def _number(name, value, positive=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
 
 
 class LearningRateSchedule:
@@ -23,57 +34,65 @@ class LearningRateSchedule:
         return cls(**config)
 
 
-def _positive(name, value):
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
+class _DecayBase(LearningRateSchedule):
+    """``initial_learning_rate``, ``decay_steps``, ``decay_rate``, ``staircase``."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name=None):
+        self.initial_learning_rate = float(_number("initial_learning_rate",
+                                                   initial_learning_rate))
+        self.decay_steps = _number("decay_steps", decay_steps, positive=True)
+        self.decay_rate = float(_number("decay_rate", decay_rate))
+        self.staircase = bool(staircase)
+        self.name = name
+
+    def _progress(self, step):
+        p = step / self.decay_steps
+        return math.floor(p) if self.staircase else p
 
 
 @_registry.register("ExponentialDecay")
-class ExponentialDecay(LearningRateSchedule):
-    """lr0 * decay_rate ** (step / decay_steps); floor the exponent when ``staircase``."""
+class ExponentialDecay(_DecayBase):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = _positive("decay_steps", decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
+    With ``staircase=True`` the exponent is floored, so the rate drops in steps.
+    """
 
     def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
 @_registry.register("InverseTimeDecay")
-class InverseTimeDecay(LearningRateSchedule):
-    """lr0 / (1 + decay_rate * step / decay_steps); floor the ratio when ``staircase``."""
+class InverseTimeDecay(_DecayBase):
+    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = _positive("decay_steps", decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
+    With ``staircase=True`` the ratio ``step / decay_steps`` is floored.
+    """
 
     def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1 + self.decay_rate * p)
+        return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))
 
 
 @_registry.register("PiecewiseConstantDecay")
 class PiecewiseConstantDecay(LearningRateSchedule):
-    """Step decay: ``values[i]`` while step <= boundaries[i] (``values`` has one more entry)."""
+    """Step decay: ``values[0]`` while step <= boundaries[0], ``values[i]`` while
+    boundaries[i-1] < step <= boundaries[i], and ``values[-1]`` after the last boundary.
 
-    def __init__(self, boundaries, values):
-        boundaries, values = list(boundaries), [float(v) for v in values]
+    Args:
+        boundaries: increasing step numbers.
+        values: one more rate than there are boundaries.
+    """
+
+    def __init__(self, boundaries, values, name=None):
+        boundaries = [_number("boundaries entry", b) for b in boundaries]
+        values = [float(_number("values entry", v)) for v in values]
         if len(values) != len(boundaries) + 1:
-            raise ValueError("PiecewiseConstantDecay needs len(values) == len(boundaries) + 1")
+            raise ValueError("PiecewiseConstantDecay needs len(values) == len(boundaries) + 1, "
+                             f"got {len(values)} values for {len(boundaries)} boundaries")
         if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])):
-            raise ValueError("PiecewiseConstantDecay boundaries must increase")
+            raise ValueError(f"PiecewiseConstantDecay boundaries must increase, got {boundaries}")
         self.boundaries, self.values = boundaries, values
+        self.name = name
 
     def __call__(self, step):
         for boundary, value in zip(self.boundaries, self.values):
@@ -84,15 +103,34 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
 @_registry.register("CosineDecay")
 class CosineDecay(LearningRateSchedule):
-    """Optional linear warmup to ``warmup_target``, then cosine decay to ``alpha * peak``."""
+    """Cosine decay with an optional linear warmup (Keras 3).
+
+    Without ``warmup_target``: ``lr0 * ((1 - alpha) * c + alpha)`` with
+    ``c = 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps))``.
+    With it: the rate rises linearly from ``lr0`` to ``warmup_target`` over
+    ``warmup_steps``, then decays as above from ``warmup_target`` over the next
+    ``decay_steps`` steps.
+
+    Args:
+        initial_learning_rate: lr0.
+        decay_steps: steps of the cosine part (> 0).
+        alpha: the final rate as a fraction of the peak.
+        warmup_target: the rate reached at the end of the warmup (None: no warmup).
+        warmup_steps: length of the warmup.
+    """
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None,
-                 warmup_steps=0):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = _positive("decay_steps", decay_steps)
-        self.alpha = float(alpha)
-        self.warmup_target = None if warmup_target is None else float(warmup_target)
-        self.warmup_steps = int(warmup_steps)
+                 warmup_steps=0, name=None):
+        self.initial_learning_rate = float(_number("initial_learning_rate",
+                                                   initial_learning_rate))
+        self.decay_steps = _number("decay_steps", decay_steps, positive=True)
+        self.alpha = float(_number("alpha", alpha))
+        self.warmup_target = (None if warmup_target is None
+                              else float(_number("warmup_target", warmup_target)))
+        if _number("warmup_steps", warmup_steps) < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps!r}")
+        self.warmup_steps = warmup_steps
+        self.name = name
 
     def __call__(self, step):
         peak = self.initial_learning_rate
@@ -106,6 +144,9 @@ class CosineDecay(LearningRateSchedule):
 
 
 def get(identifier):
+    """A schedule from itself or from a ``{"class_name", "config"}`` dict."""
+    if isinstance(identifier, LearningRateSchedule):
+        return identifier
     if isinstance(identifier, dict) and "class_name" in identifier:
         return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
     raise ValueError(f"Cannot use {identifier!r} as a schedule; known: "
@@ -113,4 +154,9 @@ def get(identifier):
 
 
 def serialize(schedule):
+    """``{"class_name", "config"}``: plain data that ``get`` turns back into the schedule."""
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+__all__ = ["LearningRateSchedule", "ExponentialDecay", "InverseTimeDecay",
+           "PiecewiseConstantDecay", "CosineDecay", "get", "serialize"]
