@@ -5,6 +5,7 @@ A callback gets ``set_model(model)`` and ``set_params(params)`` and then the
 and ``on_test_begin/end`` hooks with a ``logs`` dict. Setting
 ``model.stop_training = True`` ends ``fit`` after the current epoch.
 """
-from .base import Callback, CallbackList, History, ProgbarLogger
+from .base import Callback, CallbackList, History
+from .progbar import ProgbarLogger
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger"]

@@ -1,21 +1,33 @@
-"""Streaming metrics with Keras names: ``update_state`` per batch, ``result``, ``reset_state``.
+"""The streaming Metric protocol, the means every simple metric is built on, the registry.
 
-Metrics run on NumPy copies of small per-batch arrays (predictions and
-targets), outside the hot kernels.
-
-``metrics=["accuracy"]`` picks, as Keras does, binary accuracy for a binary
-cross-entropy loss or a one-column output, sparse categorical accuracy for a
-sparse loss, categorical accuracy otherwise.
+A metric accumulates state over batches with ``update_state(y_true, y_pred,
+sample_weight=None)``, reports ``result()`` and starts over with
+``reset_state()`` (``fit`` resets at every epoch). Metrics run on NumPy copies
+of small per-batch arrays, outside the hot kernels.
 """
 import numpy
 
-from .utils.registry import Registry, snake_case
+from ..utils.registry import Registry, snake_case
 
-_registry = Registry("metric")
+registry = Registry("metric")
+
+
+def register(*aliases):
+    """Make a metric class resolvable by its class name, its snake_case name and ``aliases``."""
+    def decorate(cls):
+        registry.register(cls.__name__, snake_case(cls.__name__), *aliases)(cls)
+        return cls
+    return decorate
 
 
 class Metric:
-    """Base class of streaming metrics."""
+    """Base class of streaming metrics.
+
+    ``direction`` is "up" when larger is better and "down" when smaller is
+    (callbacks with ``mode="auto"`` read it, as Keras 3 does).
+    """
+
+    direction = None
 
     def __init__(self, name=None):
         self.name = name or snake_case(type(self).__name__)
@@ -44,93 +56,47 @@ class Metric:
         return cls(**config)
 
 
-def _register(*aliases):
-    def decorate(cls):
-        _registry.register(cls.__name__, snake_case(cls.__name__), *aliases)(cls)
-        return cls
-    return decorate
+def as_arrays(y_true, y_pred, what):
+    """NumPy float64 ``y_pred`` and ``y_true`` of the same shape.
 
-
-class MeanMetricWrapper(Metric):
-    """Weighted mean over samples of a per-sample value ``values(y_true, y_pred)``."""
-
-    def reset_state(self):
-        self.total = 0.0
-        self.count = 0.0
-
-    def values(self, y_true, y_pred):
-        raise NotImplementedError
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        values = self.values(numpy.asarray(y_true), numpy.asarray(y_pred))
-        if sample_weight is None:
-            self.total += float(values.sum())
-            self.count += values.shape[0]
+    Integer class ids (n,) or (n, 1) against (n, k>1) predictions are one-hot
+    encoded (a convenience for sparse losses; Keras would need one-hot targets);
+    a 1-D side against one column is reshaped.
+    """
+    y_pred = numpy.asarray(y_pred, dtype="float64")
+    y_true = numpy.asarray(y_true)
+    if y_pred.ndim == 1:
+        y_pred = y_pred[:, None]
+    if y_true.ndim == 1 or (y_true.ndim == 2 and y_true.shape[1] == 1 and y_pred.shape[-1] > 1):
+        y_true = y_true.reshape(-1)
+        if y_pred.ndim == 2 and y_pred.shape[1] > 1:
+            ids = y_true.astype("int64")
+            if ids.size and (ids.min() < 0 or ids.max() >= y_pred.shape[1]):
+                raise ValueError(f"{what}: class ids must lie in [0, {y_pred.shape[1]}), got "
+                                 f"min {ids.min()}, max {ids.max()}")
+            y_true = numpy.eye(y_pred.shape[1])[ids]
         else:
-            w = numpy.asarray(sample_weight, dtype="float64").reshape(-1)
-            self.total += float((values * w).sum())
-            self.count += float(w.sum())
-
-    def result(self):
-        return self.total / self.count if self.count else 0.0
-
-
-def _per_sample(values):
-    """Mean over the trailing axes so each sample gives one number."""
-    values = values.astype("float64")
-    return values.reshape(values.shape[0], -1).mean(axis=1) if values.ndim > 1 else values
+            y_true = y_true[:, None]
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{what}: y_true has shape {y_true.shape} but y_pred has shape "
+                         f"{y_pred.shape}")
+    return y_true.astype("float64"), y_pred
 
 
-@_register("acc")
-class Accuracy(MeanMetricWrapper):
-    """How often predictions equal the targets exactly."""
-
-    def values(self, y_true, y_pred):
-        return _per_sample(y_true.reshape(y_pred.shape) == y_pred)
-
-
-@_register()
-class BinaryAccuracy(MeanMetricWrapper):
-    """How often ``y_pred > threshold`` matches a 0/1 target."""
-
-    def __init__(self, name=None, threshold=0.5):
-        self.threshold = float(threshold)
-        super().__init__(name)
-
-    def values(self, y_true, y_pred):
-        pred = y_pred > self.threshold
-        return _per_sample(y_true.reshape(pred.shape).astype(bool) == pred)
-
-    def get_config(self):
-        return {"name": self.name, "threshold": self.threshold}
+def sample_weights(sample_weight, n, what):
+    """Per-sample weights as a float64 (n,) array, or None."""
+    if sample_weight is None:
+        return None
+    w = numpy.asarray(sample_weight, dtype="float64").reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"{what}: sample_weight has {w.shape[0]} entries for {n} samples")
+    return w
 
 
-@_register()
-class CategoricalAccuracy(MeanMetricWrapper):
-    """How often the arg-max of predictions equals the arg-max of one-hot targets."""
-
-    def values(self, y_true, y_pred):
-        return (y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)).astype("float64")
-
-
-@_register()
-class SparseCategoricalAccuracy(MeanMetricWrapper):
-    """How often the arg-max of predictions equals an integer target."""
-
-    def values(self, y_true, y_pred):
-        return (y_true.reshape(-1).astype("int64") == y_pred.argmax(axis=-1)).astype("float64")
-
-
-@_register("mse")
-class MeanSquaredError(MeanMetricWrapper):
-    def values(self, y_true, y_pred):
-        return _per_sample((y_pred - y_true.reshape(y_pred.shape)) ** 2)
-
-
-@_register("mae")
-class MeanAbsoluteError(MeanMetricWrapper):
-    def values(self, y_true, y_pred):
-        return _per_sample(numpy.abs(y_pred - y_true.reshape(y_pred.shape)))
+def scalar_or_array(values):
+    """A Python float for one value (what logs hold), else a NumPy array."""
+    values = numpy.asarray(values, dtype="float64")
+    return float(values.reshape(-1)[0]) if values.size == 1 and values.ndim <= 1 else values
 
 
 class Mean(Metric):
@@ -148,27 +114,31 @@ class Mean(Metric):
         return self.total / self.count if self.count else 0.0
 
 
-def get(identifier, loss=None, output_shape=None):
-    """Resolve a metric name or object; "accuracy" depends on the loss (see module doc)."""
-    if isinstance(identifier, Metric):
-        return identifier
-    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
-        loss_name = type(loss).__name__ if loss is not None else ""
-        if loss_name == "BinaryCrossentropy" or (output_shape is not None
-                                                 and tuple(output_shape)[-1:] == (1,)):
-            return BinaryAccuracy(name=identifier)
-        if loss_name == "SparseCategoricalCrossentropy":
-            return SparseCategoricalAccuracy(name=identifier)
-        if loss_name in ("CategoricalCrossentropy", "CategoricalHinge"):
-            return CategoricalAccuracy(name=identifier)
-        return Accuracy(name=identifier)
-    if isinstance(identifier, str):
-        return _registry.get(identifier)(name=identifier)
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Cannot use {identifier!r} as a metric; known metrics: accuracy, "
-                     f"{', '.join(_registry.names())}")
+class MeanMetricWrapper(Metric):
+    """Weighted mean over samples of a per-sample value ``values(y_true, y_pred)``."""
+
+    def reset_state(self):
+        self.total = 0.0
+        self.count = 0.0
+
+    def values(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        values = self.values(numpy.asarray(y_true), numpy.asarray(y_pred))
+        w = sample_weights(sample_weight, values.shape[0], self.name)
+        if w is None:
+            self.total += float(values.sum())
+            self.count += values.shape[0]
+        else:
+            self.total += float((values * w).sum())
+            self.count += float(w.sum())
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
 
 
-def serialize(metric):
-    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+def per_sample(values):
+    """Mean over the trailing axes so each sample gives one number."""
+    values = values.astype("float64")
+    return values.reshape(values.shape[0], -1).mean(axis=1) if values.ndim > 1 else values

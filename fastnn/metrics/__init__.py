@@ -1,0 +1,55 @@
+"""Streaming metrics with Keras names: ``update_state`` per batch, ``result``, ``reset_state``.
+
+Strings follow Keras 3: the class name or its snake_case form ("precision",
+"recall", "f1_score", "true_positives", "mean_squared_error"), plus "acc",
+"mse" and "mae"; the string given becomes the metric's name in the logs.
+``metrics=["accuracy"]`` picks, as Keras does, binary accuracy for a binary
+cross-entropy loss or a one-column output, sparse categorical accuracy for a
+sparse loss, categorical accuracy for one-hot losses, else exact accuracy.
+"""
+from .accuracy import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
+from .base import Mean, MeanMetricWrapper, Metric, registry
+from .confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
+                        TruePositives)
+from .f_score import F1Score, FBetaScore
+from .regression import MeanAbsoluteError, MeanSquaredError
+
+
+def _accuracy_for(name, loss, output_shape):
+    loss_name = type(loss).__name__ if loss is not None else ""
+    if loss_name == "BinaryCrossentropy" or (output_shape is not None
+                                             and tuple(output_shape)[-1:] == (1,)):
+        return BinaryAccuracy(name=name)
+    if loss_name == "SparseCategoricalCrossentropy":
+        return SparseCategoricalAccuracy(name=name)
+    if loss_name in ("CategoricalCrossentropy", "CategoricalHinge"):
+        return CategoricalAccuracy(name=name)
+    return Accuracy(name=name)
+
+
+def get(identifier, loss=None, output_shape=None):
+    """Resolve a metric name, a Metric or a ``{"class_name", "config"}`` dict.
+
+    ``loss`` and ``output_shape`` choose the kind of "accuracy" (see module doc).
+    """
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        return _accuracy_for(identifier, loss, output_shape)
+    if isinstance(identifier, str):
+        return registry.get(identifier)(name=identifier)
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        return registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
+    raise ValueError(f"Cannot use {identifier!r} as a metric; known metrics: accuracy, "
+                     f"{', '.join(registry.names())}")
+
+
+def serialize(metric):
+    """``{"class_name", "config"}``: plain data that ``get`` turns back into the metric."""
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+
+
+__all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
+           "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
+           "F1Score", "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives",
+           "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize"]
