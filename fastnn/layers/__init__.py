@@ -1,8 +1,10 @@
 """Layers: each builds its weights from an input shape and runs forward/backward through Ops."""
+from .activation import ELU, PReLU, ReLU, LeakyReLU, Softmax
 from .base import Layer, Weight, layer_registry
 from .core import Activation, Dense, Flatten, Input, InputLayer
+from .maxout import Maxout
 from .normalization import BatchNormalization, LayerNormalization
-from .regularization import Dropout
+from .regularization import DropConnect, Dropout
 
 
 def get(identifier):
@@ -10,5 +12,19 @@ def get(identifier):
     return layer_registry.get(identifier)
 
 
-__all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Activation", "Flatten",
-           "Dropout", "BatchNormalization", "LayerNormalization", "get"]
+def deserialize(config):
+    """A layer from ``{"class_name": ..., "config": ...}`` (as ``Sequential.get_config`` writes)."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"A layer config is a dict with 'class_name' and 'config', "
+                         f"got {config!r}")
+    return get(config["class_name"]).from_config(dict(config.get("config", {})))
+
+
+def serialize(layer):
+    """``{"class_name", "config"}`` of ``layer``: plain data that ``deserialize`` accepts."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+__all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU",
+           "PReLU", "ELU", "Softmax", "Maxout", "Flatten", "Dropout", "DropConnect",
+           "BatchNormalization", "LayerNormalization", "get", "serialize", "deserialize"]

@@ -2,6 +2,7 @@
 from .. import activations, initializers, regularizers
 from ..backend import get_ops
 from .base import Layer, _as_shape, register
+from .checks import check_positive_int
 
 
 @register
@@ -50,9 +51,7 @@ class Dense(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"Dense units must be a positive int, got {units!r}")
-        self.units = units
+        self.units = check_positive_int(f"{type(self).__name__} units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -69,41 +68,63 @@ class Dense(Layer):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.kernel = self.add_weight("kernel", (self.input_shape[0], self.units),
+        self.kernel = self.add_weight("kernel", (self.input_shape[0], self._kernel_width()),
                                       self.kernel_initializer,
                                       regularizer=self.kernel_regularizer)
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+            self.bias = self.add_weight("bias", (self._kernel_width(),), self.bias_initializer,
                                         regularizer=self.bias_regularizer)
+
+    def _kernel_width(self):
+        return self.units
 
     def forward(self, x, training=False, apply_activation=True):
         """Returns ``(y, cache)``; ``apply_activation=False`` returns the logits
         (the trainer fuses a softmax/sigmoid head into the loss)."""
         ops = get_ops()
-        z = ops.gemm(x, self.kernel.value)
-        if self.use_bias:
-            ops.add_bias(z, self.bias.value)
+        z, affine_cache = self._affine_forward(ops, x, training)
         act = self.activation
         if not apply_activation or act.name == "linear":
-            return z, (x, None, z)
+            return z, (affine_cache, None, z)
         y = act.forward(ops, z, out=z if act.in_place else None)
-        return y, (x, None if act.in_place else z, y)
+        return y, (affine_cache, None if act.in_place else z, y)
 
     def backward(self, dy, cache, need_dx=True, apply_activation=True):
         ops = get_ops()
-        x, z, y = cache
+        affine_cache, z, y = cache
         act = self.activation
         if apply_activation and act.name != "linear":
             dz = act.backward(ops, dy, z, y)
         else:
             dz = dy
+        return self._affine_backward(ops, dz, affine_cache, need_dx)
+
+    # The affine part, shared with subclasses (DropConnect, Maxout).
+    def _effective_kernel(self, ops, training):
+        """The kernel this pass multiplies by, and a mask its gradient is multiplied by
+        (None: the kernel itself). DropConnect overrides this."""
+        return self.kernel.value, None
+
+    def _affine_forward(self, ops, x, training):
+        """``z = x @ kernel + bias``; returns ``(z, cache for _affine_backward)``."""
+        kernel, mask = self._effective_kernel(ops, training)
+        z = ops.gemm(x, kernel)
+        if self.use_bias:
+            ops.add_bias(z, self.bias.value)
+        return z, (x, kernel, mask)
+
+    def _affine_backward(self, ops, dz, affine_cache, need_dx):
+        """Write the kernel and bias gradients; return the input gradient (or None)."""
+        x, kernel, mask = affine_cache
         if self._trainable:
             ops.gemm(x, dz, out=self.kernel.grad, trans_a=True)
+            if mask is not None:
+                ops.multiply(self.kernel.grad, mask, out=self.kernel.grad)
             if self.use_bias:
                 ops.sum_rows(dz, out=self.bias.grad)
         if not need_dx:
             return None
-        return ops.gemm(dz, self.kernel.value, trans_b=True)
+        return ops.gemm(dz, kernel, trans_b=True)
 
     def get_config(self):
         config = super().get_config()

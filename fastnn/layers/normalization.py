@@ -1,109 +1,149 @@
 """BatchNormalization and LayerNormalization with Keras semantics."""
+import numpy
+
 from ..backend import get_ops
 from .base import Layer, register
+from .checks import _is_number
 
 
 def _check_epsilon(epsilon):
-    if not epsilon > 0:
-        raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
+    if not _is_number(epsilon) or not epsilon > 0:
+        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
     return float(epsilon)
 
 
-@register
-class BatchNormalization(Layer):
-    """Normalise each feature over the batch.
+class _Normalization(Layer):
+    """Shared by both norms: optional gamma (``scale``) and beta (``center``) over 1-D features.
 
-    Training: batch mean and biased variance; the moving statistics update as
-    ``moving = momentum * moving + (1 - momentum) * batch`` (Keras). Inference:
-    the moving statistics. Weights, in Keras order: gamma, beta (trainable),
-    moving_mean, moving_variance (not trainable).
+    As in Keras, a disabled gamma or beta is not a weight at all; the math then
+    uses a constant 1 or 0.
     """
-
-    def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"BatchNormalization momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
-        self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        if len(self.input_shape) != 1:
-            raise ValueError(f"BatchNormalization takes 1-D features, got {self.input_shape}")
-        d = self.input_shape
-        self.gamma = self.add_weight("gamma", d, "ones", trainable=self.scale)
-        self.beta = self.add_weight("beta", d, "zeros", trainable=self.center)
-        self.moving_mean = self.add_weight("moving_mean", d, "zeros", trainable=False)
-        self.moving_variance = self.add_weight("moving_variance", d, "ones", trainable=False)
-
-    def forward(self, x, training=False):
-        ops = get_ops()
-        if not training:
-            return ops.batchnorm_inference(x, self.gamma.value, self.beta.value,
-                                           self.moving_mean.value, self.moving_variance.value,
-                                           self.epsilon), None
-        xhat = ops.xp.empty_like(x)
-        y, mean, var, inv_std = ops.batchnorm_forward(x, self.gamma.value, self.beta.value,
-                                                      self.epsilon, xhat_out=xhat)
-        ops.ema_update(self.moving_mean.value, mean.astype(x.dtype, copy=False), self.momentum)
-        ops.ema_update(self.moving_variance.value, var.astype(x.dtype, copy=False),
-                       self.momentum)
-        return y, (xhat, inv_std)
-
-    def backward(self, dy, cache, need_dx=True):
-        ops = get_ops()
-        xhat, inv_std = cache
-        dx, dgamma, dbeta = ops.batchnorm_backward(dy, xhat, self.gamma.value, inv_std)
-        if self._trainable:
-            if self.scale:
-                self.gamma.grad[...] = dgamma
-            if self.center:
-                self.beta.grad[...] = dbeta
-        return dx if need_dx else None
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(momentum=self.momentum, epsilon=self.epsilon, center=self.center,
-                      scale=self.scale)
-        return config
-
-
-@register
-class LayerNormalization(Layer):
-    """Normalise each sample over its features, then scale by gamma and shift by beta."""
 
     def __init__(self, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = _check_epsilon(epsilon)
         self.center, self.scale = bool(center), bool(scale)
+        self.gamma = self.beta = None
 
     def build(self, input_shape):
         super().build(input_shape)
         if len(self.input_shape) != 1:
-            raise ValueError(f"LayerNormalization takes 1-D features, got {self.input_shape}")
-        self.gamma = self.add_weight("gamma", self.input_shape, "ones", trainable=self.scale)
-        self.beta = self.add_weight("beta", self.input_shape, "zeros", trainable=self.center)
+            raise ValueError(f"{type(self).__name__} takes 1-D features per sample, got input "
+                             f"shape {self.input_shape}; add a Flatten layer first")
+        d = self.input_shape
+        if self.scale:
+            self.gamma = self.add_weight("gamma", d, "ones")
+        if self.center:
+            self.beta = self.add_weight("beta", d, "zeros")
+        self._ones = numpy.ones(d, dtype=self.dtype)
+        self._zeros = numpy.zeros(d, dtype=self.dtype)
 
-    def forward(self, x, training=False):
-        ops = get_ops()
-        xhat = ops.xp.empty_like(x)
-        y, inv_std = ops.layernorm_forward(x, self.gamma.value, self.beta.value, self.epsilon,
-                                           xhat_out=xhat)
-        return y, (xhat, inv_std)
+    def _gamma_value(self, ops):
+        return self.gamma.value if self.scale else ops.asarray(self._ones)
 
-    def backward(self, dy, cache, need_dx=True):
-        ops = get_ops()
-        xhat, inv_std = cache
-        dx, dgamma, dbeta = ops.layernorm_backward(dy, xhat, self.gamma.value, inv_std)
-        if self._trainable:
-            if self.scale:
-                self.gamma.grad[...] = dgamma
-            if self.center:
-                self.beta.grad[...] = dbeta
-        return dx if need_dx else None
+    def _beta_value(self, ops):
+        return self.beta.value if self.center else ops.asarray(self._zeros)
+
+    def _write_affine_grads(self, dgamma, dbeta):
+        if not self._trainable:
+            return
+        if self.scale:
+            self.gamma.grad[...] = dgamma
+        if self.center:
+            self.beta.grad[...] = dbeta
 
     def get_config(self):
         config = super().get_config()
         config.update(epsilon=self.epsilon, center=self.center, scale=self.scale)
         return config
+
+
+@register
+class BatchNormalization(_Normalization):
+    """Normalise each feature over the batch.
+
+    Training: batch mean and biased variance; the moving statistics update as
+    ``moving = momentum * moving + (1 - momentum) * batch`` (Keras). Inference:
+    the moving statistics. Weights, in Keras order: gamma (if ``scale``), beta
+    (if ``center``), moving_mean, moving_variance (the last two never trainable).
+
+    As in Keras 3, a frozen layer (``trainable = False``) runs in inference
+    mode even when ``training=True``: it neither uses batch statistics nor
+    updates its moving averages.
+
+    Args:
+        momentum: moving-average momentum, in [0, 1).
+        epsilon: added to the variance, > 0.
+        center, scale: learn beta / gamma.
+    """
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
+        super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
+        if not _is_number(momentum) or not 0 <= momentum < 1:
+            raise ValueError(f"BatchNormalization momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.moving_mean = self.add_weight("moving_mean", self.input_shape, "zeros",
+                                           trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", self.input_shape, "ones",
+                                               trainable=False)
+
+    def forward(self, x, training=False):
+        ops = get_ops()
+        gamma, beta = self._gamma_value(ops), self._beta_value(ops)
+        if not (training and self._trainable):
+            y = ops.batchnorm_inference(x, gamma, beta, self.moving_mean.value,
+                                        self.moving_variance.value, self.epsilon)
+            return y, ("inference", x)
+        xhat = ops.xp.empty_like(x)
+        y, mean, var, inv_std = ops.batchnorm_forward(x, gamma, beta, self.epsilon,
+                                                      xhat_out=xhat)
+        ops.ema_update(self.moving_mean.value, mean.astype(x.dtype, copy=False), self.momentum)
+        ops.ema_update(self.moving_variance.value, var.astype(x.dtype, copy=False),
+                       self.momentum)
+        return y, ("training", (xhat, inv_std))
+
+    def backward(self, dy, cache, need_dx=True):
+        ops = get_ops()
+        mode, saved = cache
+        gamma = self._gamma_value(ops)
+        if mode == "inference":
+            dx, dgamma, dbeta = ops.batchnorm_inference_backward(
+                dy, saved, gamma, self.moving_mean.value, self.moving_variance.value,
+                self.epsilon)
+        else:
+            xhat, inv_std = saved
+            dx, dgamma, dbeta = ops.batchnorm_backward(dy, xhat, gamma, inv_std)
+        self._write_affine_grads(dgamma, dbeta)
+        return dx if need_dx else None
+
+    def get_config(self):
+        config = super().get_config()
+        config["momentum"] = self.momentum
+        return config
+
+
+@register
+class LayerNormalization(_Normalization):
+    """Normalise each sample over its features, then scale by gamma and shift by beta.
+
+    Args:
+        epsilon: added to the variance, > 0 (Keras 3 default 1e-3).
+        center, scale: learn beta / gamma.
+    """
+
+    def forward(self, x, training=False):
+        ops = get_ops()
+        xhat = ops.xp.empty_like(x)
+        y, inv_std = ops.layernorm_forward(x, self._gamma_value(ops), self._beta_value(ops),
+                                           self.epsilon, xhat_out=xhat)
+        return y, (xhat, inv_std)
+
+    def backward(self, dy, cache, need_dx=True):
+        ops = get_ops()
+        xhat, inv_std = cache
+        dx, dgamma, dbeta = ops.layernorm_backward(dy, xhat, self._gamma_value(ops), inv_std)
+        self._write_affine_grads(dgamma, dbeta)
+        return dx if need_dx else None

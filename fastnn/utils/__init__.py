@@ -2,6 +2,7 @@
 import numpy
 
 from .plotting import plot_history
+from .gradient_check import GradientCheckReport, gradient_check, numerical_gradient
 from .random import set_random_seed
 
 
@@ -24,4 +25,5 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out
 
 
-__all__ = ["plot_history", "set_random_seed", "to_categorical"]
+__all__ = ["plot_history", "set_random_seed", "to_categorical", "gradient_check",
+           "GradientCheckReport", "numerical_gradient"]
