@@ -16,8 +16,9 @@ Files are written atomically (``fastnn.utils.atomic``). Loading treats the
 file as hostile: no pickle (``allow_pickle=False``), layer/optimizer/loss/metric
 classes come only from fastnn's own registries (never a module path from the
 file), and every size is checked before anything is read or allocated (entry
-count, declared uncompressed sizes, each ``.npy`` header's shape and dtype
-against the manifest, each layer's weight shapes before they are created).
+count; entries must be stored uncompressed, so each declared size is backed
+by bytes the file really holds; each ``.npy`` header's shape and dtype
+against the manifest; each layer's weight shapes before they are created).
 Whatever is wrong with a file is reported as one exception,
 ``InvalidModelFileError`` (a ValueError); no partial model comes back.
 """
@@ -186,6 +187,8 @@ def _untrusted(path, fn, *args):
         return fn(*args)
     except _WeightsMismatch as exc:
         raise ValueError(f"{os.fspath(path)!r}: {exc}") from None
+    except (NameError, ImportError, SyntaxError):
+        raise  # a bug in fastnn itself, not something a file can cause
     except InvalidModelFileError as exc:
         raise InvalidModelFileError(f"{os.fspath(path)!r} is not a valid fastnn file: "
                                     f"{exc}") from exc
@@ -205,10 +208,10 @@ def _load_model(f, compile):
              "on a model of the same architecture")
     _require(config.get("kind") == "model", f"unknown kind {config.get('kind')!r}")
     manifest = _weights_manifest(config)
-    model = _model_from_config(_dict(config, "model"), manifest,
-                               _field(config, "built", bool))
     arrays = [reader.array(f"weights/{i}.npy", shape, dtype)
               for i, (shape, dtype) in enumerate(manifest)]
+    model = _model_from_config(_dict(config, "model"), manifest,
+                               _field(config, "built", bool))
     if model.built:
         model.set_weights(arrays)
     compile_config = config.get("compile")
@@ -248,12 +251,15 @@ class _Reader:
         names = [info.filename for info in infos]
         _require(len(set(names)) == len(names), "duplicate entry names")
         for info in infos:
-            _require(info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED),
-                     f"entry {info.filename!r} uses an unsupported compression method")
+            # Stored entries only: every declared size is then backed by real bytes.
+            _require(info.compress_type == zipfile.ZIP_STORED
+                     and info.compress_size == info.file_size,
+                     f"entry {info.filename!r} is compressed (fastnn stores entries as is)")
             _require(not info.flag_bits & 0x1, f"entry {info.filename!r} is encrypted")
         total = sum(info.file_size for info in infos)
-        _require(total <= MAX_TOTAL_BYTES,
-                 f"declares {total} uncompressed bytes (limit {MAX_TOTAL_BYTES})")
+        _require(total <= min(MAX_TOTAL_BYTES, os.fstat(fileobj.fileno()).st_size),
+                 f"declares {total} bytes of entries, more than the file holds "
+                 f"(or than the limit of {MAX_TOTAL_BYTES})")
         _require(CONFIG_ENTRY in names, f"no {CONFIG_ENTRY} (not a fastnn file?)")
         _require(self.zip.getinfo(CONFIG_ENTRY).file_size <= MAX_CONFIG_BYTES,
                  f"{CONFIG_ENTRY} is larger than {MAX_CONFIG_BYTES} bytes")

@@ -1,0 +1,452 @@
+"""Single-file saving: round trips, resumable training, atomic writes, hostile files."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastnn
+from fastnn import layers, optimizers
+from fastnn.backend import use_backend
+from fastnn.models import InvalidModelFileError, load_model
+from fastnn.utils import set_random_seed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_model(optimizer="nadam", seed=0):
+    set_random_seed(seed)
+    model = fastnn.Sequential([
+        layers.Dense(16, activation="relu", input_shape=(6,)),
+        layers.BatchNormalization(),
+        layers.Dropout(0.2),
+        layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def make_data(n=96, seed=1):
+    rng = numpy.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    return x, (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1)
+
+
+@pytest.fixture(scope="module")
+def trained_file(tmp_path_factory):
+    model = make_model()
+    x, y = make_data()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    path = tmp_path_factory.mktemp("saved") / "model.fastnn"
+    model.save(path)
+    return path, model
+
+
+# ----------------------------------------------------------------- round trips
+def test_round_trip_restores_architecture_weights_compile_and_optimizer(trained_file):
+    path, model = trained_file
+    loaded = load_model(path)
+    x, _ = make_data(10, seed=5)
+    numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.get_config() == model.get_config()
+    assert type(loaded.optimizer) is optimizers.Nadam
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert loaded.optimizer.iterations == model.optimizer.iterations == 12
+    assert loaded.optimizer.u_product == model.optimizer.u_product
+    assert sorted(loaded.optimizer.state) == sorted(model.optimizer.state) == ["m", "v"]
+    for name in model.optimizer.state:
+        numpy.testing.assert_array_equal(loaded.optimizer.state[name],
+                                         model.optimizer.state[name])
+    assert type(loaded.loss) is type(model.loss)
+    assert loaded.metrics_names == ["loss", "accuracy"]
+    x, y = make_data()
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0))
+
+
+def test_file_is_a_zip_with_a_readable_config(trained_file):
+    path, _ = trained_file
+    with zipfile.ZipFile(path) as zf:
+        config = json.loads(zf.read("config.json"))
+        names = zf.namelist()
+    assert config["format"] == "fastnn" and config["format_version"] == 1
+    assert config["fastnn_version"] == fastnn.__version__
+    assert config["compile"]["optimizer"]["class_name"] == "Nadam"
+    assert config["compile"]["metrics"] == ["accuracy"]
+    assert "optimizer/m.npy" in names and "weights/7.npy" in names
+
+
+def test_include_optimizer_false_stores_no_training_state(tmp_path, trained_file):
+    _, model = trained_file
+    path = tmp_path / "light.fastnn"
+    model.save(path, include_optimizer=False)
+    with zipfile.ZipFile(path) as zf:
+        assert not [n for n in zf.namelist() if n.startswith("optimizer/")]
+    loaded = load_model(path)
+    assert loaded.optimizer.iterations == 0 and type(loaded.optimizer) is optimizers.Nadam
+    numpy.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+
+
+def test_compile_false_returns_an_uncompiled_model(trained_file):
+    path, model = trained_file
+    loaded = load_model(path, compile=False)
+    assert loaded.loss is None and loaded.optimizer is None
+    numpy.testing.assert_array_equal(loaded.predict(make_data(4)[0]),
+                                     model.predict(make_data(4)[0]))
+
+
+def test_schedule_and_adam_state_round_trip(tmp_path):
+    schedule = optimizers.schedules.ExponentialDecay(0.01, decay_steps=3, decay_rate=0.5)
+    model = make_model(optimizers.Adam(learning_rate=schedule, amsgrad=True))
+    x, y = make_data()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "m.fastnn")
+    loaded = load_model(tmp_path / "m.fastnn")
+    assert loaded.optimizer.learning_rate == model.optimizer.learning_rate == 0.01 * 0.5
+    numpy.testing.assert_array_equal(loaded.optimizer.state["vhat"],
+                                     model.optimizer.state["vhat"])
+
+
+def test_unbuilt_and_uncompiled_models_round_trip(tmp_path):
+    model = fastnn.Sequential([layers.Dense(4), layers.Dense(2)], name="lazy")
+    model.save(tmp_path / "lazy.fastnn")
+    loaded = load_model(tmp_path / "lazy.fastnn")
+    assert not loaded.built and loaded.loss is None and loaded.name == "lazy"
+    assert loaded.predict(numpy.ones((2, 3), "float32")).shape == (2, 2)
+
+
+def test_save_weights_and_load_weights(tmp_path, trained_file):
+    _, model = trained_file
+    model.save_weights(tmp_path / "w.fastnn")
+    other = make_model(seed=7)
+    other.build()
+    other.load_weights(tmp_path / "w.fastnn")
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    with pytest.raises(InvalidModelFileError, match="only weights"):
+        load_model(tmp_path / "w.fastnn")
+
+
+def test_load_weights_into_a_different_architecture_is_a_value_error(tmp_path, trained_file):
+    _, model = trained_file
+    model.save_weights(tmp_path / "w.fastnn")
+    small = fastnn.Sequential([layers.Dense(2, input_shape=(6,))])
+    before = small.get_weights() if small.built else None
+    with pytest.raises(ValueError, match="weight arrays") as info:
+        small.load_weights(tmp_path / "w.fastnn")
+    assert not isinstance(info.value, InvalidModelFileError)
+    assert before is None or all(numpy.array_equal(a, b)
+                                 for a, b in zip(before, small.get_weights()))
+
+
+def test_saving_an_unregistered_layer_is_refused(tmp_path):
+    class Custom(layers.Dense):
+        pass
+
+    model = fastnn.Sequential([Custom(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match="not a registered fastnn layer"):
+        model.save(tmp_path / "x.fastnn")
+    assert not os.listdir(tmp_path)
+
+
+def test_files_are_portable_across_backends(tmp_path, trained_file):
+    path, model = trained_file
+    x, _ = make_data(20, seed=3)
+    expected = model.predict(x)
+    with use_backend("numpy"):
+        on_numpy = load_model(path)
+        numpy.testing.assert_allclose(on_numpy.predict(x), expected, rtol=1e-5, atol=1e-6)
+        on_numpy.save(tmp_path / "from_numpy.fastnn")
+    back = load_model(tmp_path / "from_numpy.fastnn")
+    numpy.testing.assert_array_equal(back.predict(x), expected)
+
+
+# ----------------------------------------------------------------- resuming
+RESUME_CHILD = """
+import sys, numpy
+import fastnn
+from fastnn.models import load_model
+sys.path.insert(0, {tests!r})
+from test_saving import make_data
+model = load_model({path!r})
+x, y = make_data()
+model.fit(x, y, epochs=10, initial_epoch=5, batch_size=16, verbose=0)
+numpy.savez({out!r}, *model.get_weights())
+"""
+
+
+@pytest.mark.parametrize("optimizer", ["nadam", "sgd_momentum"])
+def test_resume_in_a_new_process_matches_uninterrupted_training(tmp_path, optimizer):
+    def opt():
+        if optimizer == "nadam":
+            return optimizers.Nadam(learning_rate=optimizers.schedules.CosineDecay(0.01, 40))
+        return optimizers.SGD(0.05, momentum=0.9)
+
+    x, y = make_data()
+    straight = make_model(opt())
+    straight.fit(x, y, epochs=10, batch_size=16, verbose=0)
+
+    first_half = make_model(opt())
+    first_half.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    path, out = tmp_path / "half.fastnn", tmp_path / "resumed.npz"
+    first_half.save(path)
+    set_random_seed(12345)  # the parent's stream must not matter to the child
+    code = RESUME_CHILD.format(tests=os.path.dirname(__file__), path=str(path), out=str(out))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    resumed = numpy.load(out)
+    expected = straight.get_weights()
+    assert len(resumed.files) == len(expected)
+    for i, want in enumerate(expected):
+        numpy.testing.assert_array_equal(resumed[f"arr_{i}"], want)
+
+
+# ----------------------------------------------------------------- atomic writes
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    from fastnn.utils.atomic import atomic_write
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as f:
+            f.write(b"half of the new")
+            raise RuntimeError("disk on fire")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def _version_model(value):
+    model = fastnn.Sequential([layers.Dense(600, input_shape=(600,)), layers.Dense(600)])
+    model.build()
+    model.set_weights([numpy.full(w.shape, value, "float32") for w in model.weights])
+    return model
+
+
+def test_sigkill_during_save_never_leaves_a_broken_file(tmp_path):
+    """A child saves two versions of a ~2.9 MB model in a loop; we SIGKILL it at random
+    moments. The target must always be absent or one complete version."""
+    models = [_version_model(1.0), _version_model(2.0)]
+    target = tmp_path / "model.fastnn"
+    rng = numpy.random.default_rng(0)
+    seen, killed_mid_write = set(), 0
+    for _ in range(30):
+        pid = os.fork()
+        if pid == 0:  # child: save forever until killed
+            try:
+                for i in range(1_000_000):
+                    models[i % 2].save(target)
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.0, 0.08))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        for leftover in tmp_path.iterdir():
+            if leftover.name != target.name:
+                assert leftover.name.startswith(".model.fastnn.") and \
+                    leftover.name.endswith(".tmp")
+                leftover.unlink()
+                killed_mid_write += 1
+        if not target.exists():
+            seen.add("absent")
+            continue
+        weights = load_model(target).get_weights()
+        values = {float(v) for w in weights for v in numpy.unique(w)}
+        assert values in ({1.0}, {2.0}), values
+        seen.add(values.pop())
+    # The kills did land at different moments, many of them in the middle of a write.
+    assert {1.0, 2.0} <= seen and killed_mid_write >= 3, (seen, killed_mid_write)
+
+
+# ----------------------------------------------------------------- hostile files
+def _rezip(path, out, config=None, extra=None, drop=(), replace=None):
+    """Copy a model file, optionally with a new config / extra / dropped / replaced entries."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            if name in drop:
+                continue
+            data = src.read(name)
+            if name == "config.json" and config is not None:
+                data = json.dumps(config).encode()
+            if replace and name in replace:
+                data = replace[name]
+            dst.writestr(name, data)
+        for name, data in (extra or {}).items():
+            dst.writestr(name, data)
+    return out
+
+
+def _config(path):
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("config.json"))
+
+
+def _npy(array, allow_pickle=False):
+    buf = io.BytesIO()
+    numpy.lib.format.write_array(buf, array, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def test_a_layer_class_outside_the_registry_is_refused(tmp_path, trained_file):
+    path, _ = trained_file
+    config = _config(path)
+    config["model"]["layers"][0]["class_name"] = "os.system"
+    with pytest.raises(InvalidModelFileError, match="unknown layer class 'os.system'"):
+        load_model(_rezip(path, tmp_path / "bad.fastnn", config))
+
+
+def test_pickled_arrays_are_refused(tmp_path, trained_file):
+    path, _ = trained_file
+    evil = _npy(numpy.array([object()] * 96, dtype=object), allow_pickle=True)
+    with pytest.raises(InvalidModelFileError, match="weights/0.npy"):
+        load_model(_rezip(path, tmp_path / "bad.fastnn", replace={"weights/0.npy": evil}))
+
+
+def test_header_shape_must_match_the_manifest(tmp_path, trained_file):
+    path, _ = trained_file
+    wrong = _npy(numpy.zeros((16, 6), "float32"))  # transposed kernel, same byte count
+    with pytest.raises(InvalidModelFileError, match=r"\(16, 6\)"):
+        load_model(_rezip(path, tmp_path / "bad.fastnn", replace={"weights/0.npy": wrong}))
+
+
+def test_huge_layer_in_config_is_refused_before_allocating(tmp_path, trained_file):
+    path, _ = trained_file
+    config = _config(path)
+    config["model"]["layers"][0]["config"]["units"] = 10 ** 9
+    start = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match="does not hold"):
+        load_model(_rezip(path, tmp_path / "bad.fastnn", config))
+    assert time.perf_counter() - start < 2
+
+
+def test_compressed_entries_are_refused(tmp_path, trained_file):
+    """A deflated entry could be a zip bomb: fastnn files store entries as is."""
+    path, _ = trained_file
+    bomb = tmp_path / "bomb.fastnn"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bomb, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        dst.writestr("pad.bin", b"\0" * (50 << 20), compress_type=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(InvalidModelFileError, match="compressed"):
+        load_model(bomb)
+
+
+def test_too_many_entries_are_refused(tmp_path, trained_file, monkeypatch):
+    from fastnn.models import saving
+    path, _ = trained_file
+    monkeypatch.setattr(saving, "MAX_ENTRIES", 5)
+    with pytest.raises(InvalidModelFileError, match="entries"):
+        load_model(path)
+
+
+def test_a_newer_format_version_names_the_problem(tmp_path, trained_file):
+    path, _ = trained_file
+    config = _config(path)
+    config["format_version"] = 99
+    with pytest.raises(InvalidModelFileError, match="newer fastnn"):
+        load_model(_rezip(path, tmp_path / "new.fastnn", config))
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04garbage", b"not a zip at all" * 100])
+def test_foreign_files_are_refused(tmp_path, content):
+    path = tmp_path / "foreign.fastnn"
+    path.write_bytes(content)
+    with pytest.raises(InvalidModelFileError, match="foreign.fastnn"):
+        load_model(path)
+
+
+def test_a_missing_file_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "nope.fastnn")
+
+
+def _load_or_refuse(path, data):
+    path.write_bytes(data)
+    try:
+        model = load_model(path)
+    except InvalidModelFileError as exc:
+        assert str(path) in str(exc)
+        return None
+    assert isinstance(model, fastnn.Sequential)
+    return model
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    model = make_model("adam")
+    x, y = make_data(32)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path_factory.mktemp("fuzz") / "small.fastnn"
+    model.save(path)
+    return path.read_bytes()
+
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_bytes_give_a_model_or_the_documented_error(tmp_path, small_file, data):
+    blob = bytearray(small_file)
+    kind = data.draw(st.sampled_from(["flip", "truncate", "splice", "insert"]))
+    if kind == "flip":
+        for _ in range(data.draw(st.integers(1, 8))):
+            pos = data.draw(st.integers(0, len(blob) - 1))
+            blob[pos] = data.draw(st.integers(0, 255))
+    elif kind == "truncate":
+        blob = blob[:data.draw(st.integers(0, len(blob) - 1))]
+    elif kind == "splice":
+        a = data.draw(st.integers(0, len(blob)))
+        b = data.draw(st.integers(a, len(blob)))
+        blob[a:b] = data.draw(st.binary(max_size=64))
+    else:
+        pos = data.draw(st.integers(0, len(blob)))
+        blob[pos:pos] = data.draw(st.binary(min_size=1, max_size=64))
+    _load_or_refuse(tmp_path / "fuzzed.fastnn", bytes(blob))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 40, 2 ** 40) | st.floats()
+    | st.text(max_size=12) | st.sampled_from(["Dense", "relu", "float64", "Adam", "m"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, prefix + (i,))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_config_gives_a_model_or_the_documented_error(tmp_path, small_file, data):
+    """Structure-aware fuzzing: valid zip and CRCs, hostile config.json values."""
+    src = tmp_path / "src.fastnn"
+    src.write_bytes(small_file)
+    config = _config(src)
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = [p for p in _paths(config) if p]
+        where = data.draw(st.sampled_from(paths))
+        node = config
+        for key in where[:-1]:
+            node = node[key]
+        if data.draw(st.booleans()) and isinstance(node, dict):
+            del node[where[-1]]
+        else:
+            node[where[-1]] = data.draw(json_values)
+    out = _rezip(src, tmp_path / "out.fastnn", config)
+    _load_or_refuse(tmp_path / "fuzzed.fastnn", out.read_bytes())
