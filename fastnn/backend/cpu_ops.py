@@ -2,26 +2,40 @@
 
 Each override calls a Cython kernel that releases the GIL and takes its
 thread count from ``_threads(size)``: one thread below the size where an
-OpenMP hand-off pays for itself. Anything not overridden runs the reference
-code from ``Ops``.
+OpenMP hand-off pays for itself. The kernels check dtype, contiguity and
+shapes themselves through the NumPy C API (cheaper than doing it here) and
+answer None/False when the arrays do not fit; the override then runs the
+reference code from ``Ops``, which also covers every method not overridden.
 """
 import numpy
 
-from .._kernels import _blas, _elementwise, _optim
-from .ops import Ops
+from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim
+from .ops import _MASK64, Ops
 from .threads import get_num_threads
 
 # Below this many elements an OpenMP region costs more than it saves
 # (a hand-off between cores is ~60-75 us on the development VM).
 PARALLEL_MIN_SIZE = 1 << 17
 
+_unary = _elementwise.unary
+_backward = _elementwise.backward
+_loss = _losses.loss
+(_LINEAR, _STEP, _RELU, _LEAKY_RELU, _ELU, _SELU, _SIGMOID, _TANH, _SOFTPLUS, _GELU, _SILU,
+ _CLIP, _SCALE) = map(int, _elementwise.Act)
+(_SOFTMAX_CE, _SIGMOID_CE, _CROSSENTROPY, _BINARY_CE, _MSE, _MAE, _HUBER, _HINGE,
+ _CATEGORICAL_HINGE) = map(int, _losses.LossOp)
+
 
 def _threads(size):
     return get_num_threads() if size >= PARALLEL_MIN_SIZE else 1
 
 
-def _flat(a):
-    return a.reshape(-1)
+def _shape_tuple(shape):
+    """``shape`` (an int or a sequence of ints) as a tuple, as NumPy reads it."""
+    try:
+        return tuple(int(s) for s in shape)
+    except TypeError:
+        return (int(shape),)
 
 
 def _kernel_ok(*arrays):
@@ -38,6 +52,7 @@ class CpuOps(Ops):
     name = "cpu"
     xp = numpy
 
+    # ------------------------------------------------------------------ linear algebra
     def gemm(self, a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         if a.ndim != 2 or b.ndim != 2 or not _kernel_ok(a, b) or 0 in a.shape or 0 in b.shape:
             return super().gemm(a, b, out, trans_a, trans_b, alpha, beta)
@@ -52,31 +67,305 @@ class CpuOps(Ops):
         return out
 
     def add_bias(self, y, bias):
-        if y.ndim != 2 or not _kernel_ok(y, bias):
+        if not _elementwise.add_bias(y, bias, _threads(y.size)):
             return super().add_bias(y, bias)
-        _elementwise.add_bias(y, bias, _threads(y.size))
         return y
 
-    def relu(self, x, out=None):
-        if not _kernel_ok(x):
-            return super().relu(x, out)
+    def sum_rows(self, x, out=None):
+        r = _elementwise.sum_rows(x, out, _threads(x.size))
+        return super().sum_rows(x, out) if r is None else r
+
+    def multiply(self, a, b, out=None):
+        r = _elementwise.binary(False, a, b, out, 0.0, _threads(a.size))
+        return super().multiply(a, b, out) if r is None else r
+
+    def sumsq(self, x):
+        r = _elementwise.sumsq(x, _threads(x.size))
+        return super().sumsq(x) if r is None else r
+
+    # ------------------------------------------------------------------ activations
+    def linear(self, x, out=None):
         if out is None:
-            out = numpy.empty_like(x)
-        _elementwise.relu(_flat(x), _flat(out), _threads(x.size))
-        return out
+            return x
+        r = _unary(_LINEAR, x, out, 0.0, _threads(x.size))
+        return super().linear(x, out) if r is None else r
+
+    def backprop_linear(self, dy, x, y, out=None):
+        if out is None:
+            return dy
+        r = _backward(_LINEAR, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_linear(dy, x, y, out) if r is None else r
+
+    def step(self, x, out=None):
+        r = _unary(_STEP, x, out, 0.0, _threads(x.size))
+        return super().step(x, out) if r is None else r
+
+    def backprop_step(self, dy, x, y, out=None):
+        r = _backward(_STEP, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_step(dy, x, y, out) if r is None else r
+
+    def relu(self, x, out=None):
+        r = _unary(_RELU, x, out, 0.0, _threads(x.size))
+        return super().relu(x, out) if r is None else r
 
     def backprop_relu(self, dy, x, y, out=None):
-        if not _kernel_ok(dy, y):
-            return super().backprop_relu(dy, x, y, out)
+        r = _backward(_RELU, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_relu(dy, x, y, out) if r is None else r
+
+    def leaky_relu(self, x, alpha=0.2, out=None):
+        r = _unary(_LEAKY_RELU, x, out, alpha, _threads(x.size))
+        return super().leaky_relu(x, alpha, out) if r is None else r
+
+    def backprop_leaky_relu(self, dy, x, y, alpha=0.2, out=None):
+        r = _backward(_LEAKY_RELU, dy, x, y, out, alpha, _threads(dy.size))
+        return super().backprop_leaky_relu(dy, x, y, alpha, out) if r is None else r
+
+    def elu(self, x, alpha=1.0, out=None):
+        r = _unary(_ELU, x, out, alpha, _threads(x.size))
+        return super().elu(x, alpha, out) if r is None else r
+
+    def backprop_elu(self, dy, x, y, alpha=1.0, out=None):
+        r = _backward(_ELU, dy, x, y, out, alpha, _threads(dy.size))
+        return super().backprop_elu(dy, x, y, alpha, out) if r is None else r
+
+    def selu(self, x, out=None):
+        r = _unary(_SELU, x, out, 0.0, _threads(x.size))
+        return super().selu(x, out) if r is None else r
+
+    def backprop_selu(self, dy, x, y, out=None):
+        r = _backward(_SELU, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_selu(dy, x, y, out) if r is None else r
+
+    def sigmoid(self, x, out=None):
+        r = _unary(_SIGMOID, x, out, 0.0, _threads(x.size))
+        return super().sigmoid(x, out) if r is None else r
+
+    def backprop_sigmoid(self, dy, x, y, out=None):
+        r = _backward(_SIGMOID, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_sigmoid(dy, x, y, out) if r is None else r
+
+    def tanh(self, x, out=None):
+        r = _unary(_TANH, x, out, 0.0, _threads(x.size))
+        return super().tanh(x, out) if r is None else r
+
+    def backprop_tanh(self, dy, x, y, out=None):
+        r = _backward(_TANH, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_tanh(dy, x, y, out) if r is None else r
+
+    def softplus(self, x, out=None):
+        r = _unary(_SOFTPLUS, x, out, 0.0, _threads(x.size))
+        return super().softplus(x, out) if r is None else r
+
+    def backprop_softplus(self, dy, x, y, out=None):
+        r = _backward(_SOFTPLUS, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_softplus(dy, x, y, out) if r is None else r
+
+    def gelu(self, x, out=None):
+        r = _unary(_GELU, x, out, 0.0, _threads(x.size))
+        return super().gelu(x, out) if r is None else r
+
+    def backprop_gelu(self, dy, x, y, out=None):
+        r = _backward(_GELU, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_gelu(dy, x, y, out) if r is None else r
+
+    def silu(self, x, out=None):
+        r = _unary(_SILU, x, out, 0.0, _threads(x.size))
+        return super().silu(x, out) if r is None else r
+
+    def backprop_silu(self, dy, x, y, out=None):
+        r = _backward(_SILU, dy, x, y, out, 0.0, _threads(dy.size))
+        return super().backprop_silu(dy, x, y, out) if r is None else r
+
+    def softmax(self, x, out=None):
+        r = _elementwise.softmax(None, x, out, _threads(x.size))
+        return super().softmax(x, out) if r is None else r
+
+    def backprop_softmax(self, dy, x, y, out=None):
+        r = _elementwise.softmax(dy, y, out, _threads(dy.size))
+        return super().backprop_softmax(dy, x, y, out) if r is None else r
+
+    # ------------------------------------------------------------------ fused losses
+    def softmax_cross_entropy(self, logits, targets, probs_out, grad_out=None,
+                              sample_weight=None, grad_scale=1.0, label_smoothing=0.0):
+        r = _loss(_SOFTMAX_CE, logits, targets, probs_out, grad_out, sample_weight, grad_scale,
+                  label_smoothing, 0.0, _threads(logits.size))
+        if r is None:
+            return super().softmax_cross_entropy(logits, targets, probs_out, grad_out,
+                                                 sample_weight, grad_scale, label_smoothing)
+        return r
+
+    def sigmoid_cross_entropy(self, logits, targets, probs_out, grad_out=None,
+                              sample_weight=None, grad_scale=1.0, label_smoothing=0.0):
+        r = _loss(_SIGMOID_CE, logits, targets, probs_out, grad_out, sample_weight, grad_scale,
+                  label_smoothing, 0.0, _threads(logits.size))
+        if r is None:
+            return super().sigmoid_cross_entropy(logits, targets, probs_out, grad_out,
+                                                 sample_weight, grad_scale, label_smoothing)
+        return r
+
+    def crossentropy_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                          grad_scale=1.0, epsilon=1e-7, label_smoothing=0.0):
+        r = _loss(_CROSSENTROPY, pred, targets, None, grad_out, sample_weight, grad_scale,
+                  label_smoothing, epsilon, _threads(pred.size))
+        if r is None:
+            return super().crossentropy_loss(pred, targets, grad_out, sample_weight,
+                                             grad_scale, epsilon, label_smoothing)
+        return r
+
+    def binary_crossentropy_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                                 grad_scale=1.0, epsilon=1e-7, label_smoothing=0.0):
+        r = _loss(_BINARY_CE, pred, targets, None, grad_out, sample_weight, grad_scale,
+                  label_smoothing, epsilon, _threads(pred.size))
+        if r is None:
+            return super().binary_crossentropy_loss(pred, targets, grad_out, sample_weight,
+                                                    grad_scale, epsilon, label_smoothing)
+        return r
+
+    def mean_squared_error_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                                grad_scale=1.0):
+        r = _loss(_MSE, pred, targets, None, grad_out, sample_weight, grad_scale, 0.0, 0.0,
+                  _threads(pred.size))
+        if r is None:
+            return super().mean_squared_error_loss(pred, targets, grad_out, sample_weight,
+                                                   grad_scale)
+        return r
+
+    def mean_absolute_error_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                                 grad_scale=1.0):
+        r = _loss(_MAE, pred, targets, None, grad_out, sample_weight, grad_scale, 0.0, 0.0,
+                  _threads(pred.size))
+        if r is None:
+            return super().mean_absolute_error_loss(pred, targets, grad_out, sample_weight,
+                                                    grad_scale)
+        return r
+
+    def huber_loss(self, pred, targets, grad_out=None, sample_weight=None, grad_scale=1.0,
+                   delta=1.0):
+        r = _loss(_HUBER, pred, targets, None, grad_out, sample_weight, grad_scale, 0.0, delta,
+                  _threads(pred.size))
+        if r is None:
+            return super().huber_loss(pred, targets, grad_out, sample_weight, grad_scale, delta)
+        return r
+
+    def hinge_loss(self, pred, targets, grad_out=None, sample_weight=None, grad_scale=1.0):
+        r = _loss(_HINGE, pred, targets, None, grad_out, sample_weight, grad_scale, 0.0, 0.0,
+                  _threads(pred.size))
+        if r is None:
+            return super().hinge_loss(pred, targets, grad_out, sample_weight, grad_scale)
+        return r
+
+    def categorical_hinge_loss(self, pred, targets, grad_out=None, sample_weight=None,
+                               grad_scale=1.0):
+        r = _loss(_CATEGORICAL_HINGE, pred, targets, None, grad_out, sample_weight, grad_scale,
+                  0.0, 0.0, _threads(pred.size))
+        if r is None:
+            return super().categorical_hinge_loss(pred, targets, grad_out, sample_weight,
+                                                  grad_scale)
+        return r
+
+    # ------------------------------------------------------------------ dropout
+    def dropout_mask(self, shape, rate, seed, dtype="float32", out=None):
+        keep = numpy.dtype(dtype).type(1.0 / (1.0 - rate))
         if out is None:
-            out = numpy.empty_like(dy)
-        _elementwise.backprop_relu(_flat(dy), _flat(y), _flat(out), _threads(dy.size))
+            out = numpy.empty(shape, dtype=keep.dtype)
+        elif out.dtype != keep.dtype or out.shape != _shape_tuple(shape):
+            return super().dropout_mask(shape, rate, seed, dtype, out)
+        if not _elementwise.dropout_mask(out, float(rate), int(seed) & _MASK64, float(keep),
+                                         _threads(out.size)):
+            return super().dropout_mask(shape, rate, seed, dtype, out)
         return out
+
+    # ------------------------------------------------------------------ normalisation
+    def batchnorm_forward(self, x, gamma, beta, eps, out=None, xhat_out=None):
+        r = _norm.batchnorm_forward(x, gamma, beta, eps, out, xhat_out, _threads(x.size))
+        return super().batchnorm_forward(x, gamma, beta, eps, out, xhat_out) if r is None else r
+
+    def batchnorm_backward(self, dy, xhat, gamma, inv_std, dx_out=None, dgamma_out=None,
+                           dbeta_out=None):
+        r = _norm.batchnorm_backward(dy, xhat, gamma, inv_std, dx_out, dgamma_out, dbeta_out,
+                                     _threads(dy.size))
+        if r is None:
+            return super().batchnorm_backward(dy, xhat, gamma, inv_std, dx_out, dgamma_out,
+                                              dbeta_out)
+        return r
+
+    def batchnorm_inference(self, x, gamma, beta, mean, var, eps, out=None):
+        r = _norm.batchnorm_inference(x, gamma, beta, mean, var, eps, out, _threads(x.size))
+        return super().batchnorm_inference(x, gamma, beta, mean, var, eps, out) if r is None else r
+
+    def layernorm_forward(self, x, gamma, beta, eps, out=None, xhat_out=None):
+        r = _norm.layernorm_forward(x, gamma, beta, eps, out, xhat_out, _threads(x.size))
+        return super().layernorm_forward(x, gamma, beta, eps, out, xhat_out) if r is None else r
+
+    def layernorm_backward(self, dy, xhat, gamma, inv_std, dx_out=None, dgamma_out=None,
+                           dbeta_out=None):
+        r = _norm.layernorm_backward(dy, xhat, gamma, inv_std, dx_out, dgamma_out, dbeta_out,
+                                     _threads(dy.size))
+        if r is None:
+            return super().layernorm_backward(dy, xhat, gamma, inv_std, dx_out, dgamma_out,
+                                              dbeta_out)
+        return r
+
+    # ------------------------------------------------------------------ gradient clipping
+    def clip_by_value(self, x, limit):
+        if _unary(_CLIP, x, x, limit, _threads(x.size)) is None:
+            return super().clip_by_value(x, limit)
+        return x
+
+    def scale(self, x, factor):
+        if _unary(_SCALE, x, x, factor, _threads(x.size)) is None:
+            return super().scale(x, factor)
+        return x
+
+    # ------------------------------------------------------------------ optimizer steps
+    def sgd_step(self, param, grad, velocity, lr, momentum=0.0, nesterov=False,
+                 weight_decay=0.0):
+        if not _optim.sgd_step(param, grad, velocity, lr, momentum, nesterov, weight_decay,
+                               _threads(param.size)):
+            super().sgd_step(param, grad, velocity, lr, momentum, nesterov, weight_decay)
 
     def adam_step(self, param, grad, m, v, lr, beta_1, beta_2, epsilon, step,
                   weight_decay=0.0, vhat=None):
-        if vhat is not None or not _kernel_ok(param, grad, m, v):
-            return super().adam_step(param, grad, m, v, lr, beta_1, beta_2, epsilon, step,
-                                     weight_decay, vhat)
-        _optim.adam_step(param, grad, m, v, lr, beta_1, beta_2, epsilon, step, weight_decay,
-                         _threads(param.size))
+        if not _optim.adam_step(param, grad, m, v, vhat, lr, beta_1, beta_2, epsilon, step,
+                                weight_decay, _threads(param.size)):
+            super().adam_step(param, grad, m, v, lr, beta_1, beta_2, epsilon, step,
+                              weight_decay, vhat)
+
+    def adagrad_step(self, param, grad, accumulator, lr, epsilon, weight_decay=0.0):
+        if not _optim.adagrad_step(param, grad, accumulator, lr, epsilon, weight_decay,
+                                   _threads(param.size)):
+            super().adagrad_step(param, grad, accumulator, lr, epsilon, weight_decay)
+
+    def adadelta_step(self, param, grad, acc_grad, acc_delta, lr, rho, epsilon,
+                      weight_decay=0.0):
+        if not _optim.adadelta_step(param, grad, acc_grad, acc_delta, lr, rho, epsilon,
+                                    weight_decay, _threads(param.size)):
+            super().adadelta_step(param, grad, acc_grad, acc_delta, lr, rho, epsilon,
+                                  weight_decay)
+
+    def rmsprop_step(self, param, grad, ms, lr, rho, epsilon, momentum=0.0, mom=None,
+                     mg=None, weight_decay=0.0):
+        if not _optim.rmsprop_step(param, grad, ms, mom, mg, lr, rho, epsilon, momentum,
+                                   weight_decay, _threads(param.size)):
+            super().rmsprop_step(param, grad, ms, lr, rho, epsilon, momentum, mom, mg,
+                                 weight_decay)
+
+    def nadam_step(self, param, grad, m, v, lr, beta_1, beta_2, epsilon, step,
+                   u_t, u_t1, u_product, weight_decay=0.0):
+        if not _optim.nadam_step(param, grad, m, v, lr, beta_1, beta_2, epsilon, step, u_t,
+                                 u_t1, u_product, weight_decay, _threads(param.size)):
+            super().nadam_step(param, grad, m, v, lr, beta_1, beta_2, epsilon, step, u_t, u_t1,
+                               u_product, weight_decay)
+
+    def ema_update(self, average, value, momentum):
+        if _elementwise.binary(True, average, value, average, momentum,
+                               _threads(average.size)) is None:
+            super().ema_update(average, value, momentum)
+
+    def dense_stack(self, kernels, biases, kernel_grads, bias_grads, activations, max_batch):
+        if all(a is None or (a.dtype == numpy.float32 and a.flags.c_contiguous)
+               for group in (kernels, biases, kernel_grads, bias_grads) for a in group):
+            return _mlp.DenseStack(kernels, biases, kernel_grads, bias_grads, activations,
+                                   max_batch)
+        return super().dense_stack(kernels, biases, kernel_grads, bias_grads, activations,
+                                   max_batch)
