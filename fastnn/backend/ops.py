@@ -291,8 +291,13 @@ class Ops:
     def _dense_targets(self, targets, n, k, dtype, label_smoothing=0.0):
         xp = self.xp
         if targets.ndim == 1:
+            ids = targets.astype("int64")
+            # A negative id would silently index from the end; refuse it like one >= k.
+            if n and (int(ids.min()) < 0 or int(ids.max()) >= k):
+                raise ValueError(f"class ids must lie in [0, {k}): the predictions have {k} "
+                                 "columns")
             t = xp.zeros((n, k), dtype=dtype)
-            t[xp.arange(n), targets.astype("int64")] = 1
+            t[xp.arange(n), ids] = 1
         else:
             t = targets.astype(dtype)
         if label_smoothing:
@@ -467,7 +472,7 @@ class Ops:
                 _result(xp, dbeta_out, dy.sum(axis=0)))
 
     def layernorm_forward(self, x, gamma, beta, eps, out=None, xhat_out=None):
-        """Layer norm over the last axis. Returns ``(y, inv_std)`` (inv_std per row)."""
+        """Layer norm over the last axis. Returns ``(y, inv_std)``, inv_std of shape x.shape[:-1]."""
         xp = self.xp
         mean = x.mean(axis=-1, keepdims=True)
         var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
@@ -475,18 +480,19 @@ class Ops:
         xhat = (x - mean) * inv_std
         if xhat_out is not None:
             xhat_out[...] = xhat
-        return _result(xp, out, xhat * gamma + beta), inv_std[:, 0].astype(x.dtype, copy=False)
+        return _result(xp, out, xhat * gamma + beta), inv_std[..., 0].astype(x.dtype, copy=False)
 
     def layernorm_backward(self, dy, xhat, gamma, inv_std, dx_out=None, dgamma_out=None,
                            dbeta_out=None):
         """Gradients of layer norm. Returns ``(dx, dgamma, dbeta)``."""
         xp = self.xp
         d = dy.shape[-1]
+        lead = tuple(range(dy.ndim - 1))  # every axis but the last (rank > 2 too)
         dxhat = dy * gamma
-        dx = (inv_std[:, None] / d) * (d * dxhat - dxhat.sum(axis=-1, keepdims=True)
-                                        - xhat * (dxhat * xhat).sum(axis=-1, keepdims=True))
-        return (_result(xp, dx_out, dx), _result(xp, dgamma_out, (dy * xhat).sum(axis=0)),
-                _result(xp, dbeta_out, dy.sum(axis=0)))
+        dx = (inv_std[..., None] / d) * (d * dxhat - dxhat.sum(axis=-1, keepdims=True)
+                                          - xhat * (dxhat * xhat).sum(axis=-1, keepdims=True))
+        return (_result(xp, dx_out, dx), _result(xp, dgamma_out, (dy * xhat).sum(axis=lead)),
+                _result(xp, dbeta_out, dy.sum(axis=lead)))
 
     # ------------------------------------------------------------------ gradient clipping
     def clip_by_value(self, x, limit):
