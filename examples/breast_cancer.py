@@ -3,19 +3,17 @@
 One sigmoid output and binary cross-entropy. Besides accuracy it reports
 precision (of the tumours called malignant, how many are), recall (of the
 malignant tumours, how many were found) and F1, their harmonic mean, from the
-confusion counts TP/FP/TN/FN. Saves the training curves as
+confusion counts TP/FP/TN/FN, all as ``fastnn.metrics``. Saves the training curves as
 ``breast_cancer_history.png``.
 """
 from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_score,
-                             recall_score)
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import fastnn
-from fastnn import layers, optimizers
+from fastnn import layers, metrics, optimizers
 
 
 def load_data():
@@ -29,19 +27,8 @@ def load_data():
             scaler.transform(x_test).astype("float32"), y_test)
 
 
-def binary_report(y_true, proba, threshold=0.5):
-    """Confusion counts and accuracy, precision, recall, F1 for ``proba > threshold``."""
-    pred = (proba.reshape(-1) > threshold).astype("float32")
-    tn, fp, fn, tp = (int(c) for c in confusion_matrix(y_true, pred, labels=[0, 1]).ravel())
-    return {"tp": tp, "fp": fp, "tn": tn, "fn": fn,
-            "accuracy": accuracy_score(y_true, pred),
-            "precision": precision_score(y_true, pred, zero_division=0),
-            "recall": recall_score(y_true, pred, zero_division=0),
-            "f1": f1_score(y_true, pred, zero_division=0)}
-
-
 def main(epochs=30, out_dir=None, verbose=0):
-    """Train, print the test report and save the curves; returns the report dict."""
+    """Train, print the test metrics and save the curves; returns them as a dict."""
     fastnn.utils.set_random_seed(0)
     out_dir = Path(out_dir or Path(__file__).parent)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -53,13 +40,19 @@ def main(epochs=30, out_dir=None, verbose=0):
         layers.Dense(1, activation="sigmoid"),
     ])
     model.compile(optimizer=optimizers.Adam(learning_rate=1e-3),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+                  loss="binary_crossentropy",
+                  metrics=["accuracy", metrics.Precision(), metrics.Recall(),
+                           metrics.F1Score(average="micro", threshold=0.5)])
     history = model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=verbose,
                         validation_data=(x_test, y_test))
 
-    report = binary_report(y_test, model.predict(x_test))
-    print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in report.items()
-                                if isinstance(v, float)))
+    report = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
+    proba = model.predict(x_test)
+    for key, count in (("tp", metrics.TruePositives()), ("fp", metrics.FalsePositives()),
+                       ("tn", metrics.TrueNegatives()), ("fn", metrics.FalseNegatives())):
+        report[key] = int(count(y_test, proba))
+    print("test: " + ", ".join(f"{k} {report[k]:.3f}"
+                               for k in ("accuracy", "precision", "recall", "f1_score")))
     print(f"confusion: TP {report['tp']}  FP {report['fp']}  TN {report['tn']}  "
           f"FN {report['fn']}")
     report["plot"] = out_dir / "breast_cancer_history.png"

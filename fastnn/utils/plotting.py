@@ -18,8 +18,8 @@ def require_matplotlib():
 def plot_history(history, path=None, title=None):
     """Draw one panel per quantity (loss, accuracy, ...), train and validation together.
 
-    The figure is built without pyplot, so no window opens and no global
-    state changes; Jupyter displays the returned figure.
+    Panels go three to a row. The figure is built without pyplot, so no
+    window opens and no global state changes; Jupyter displays the returned figure.
 
     Args:
         history: a ``History`` from ``model.fit`` or its ``.history`` dict,
@@ -47,8 +47,13 @@ def plot_history(history, path=None, title=None):
     if not names or not any(len(v) for v in logs.values()):
         raise ValueError("plot_history: the history is empty (did fit run any epoch?)")
 
-    fig = Figure(figsize=(4.5 * len(names), 3.6), layout="constrained")
-    for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names):
+    cols = min(len(names), 3)
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(4.5 * cols, 3.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(names):]:
+        ax.remove()
+    for ax, name in zip(axes, names):
         for key, label, style in ((name, "train", "-"), ("val_" + name, "validation", "--")):
             values = logs.get(key)
             if values:
