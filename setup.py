@@ -14,7 +14,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_blas", "_elementwise", "_losses", "_optim", "_norm", "_openmp"]
+KERNELS = ["_blas", "_elementwise", "_losses", "_optim", "_norm", "_openmp", "_mlp"]
 
 
 def compiler_has_openmp():

@@ -39,6 +39,8 @@ def set_num_threads(n):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads needs a positive int, got {n!r}")
     _state["n"] = n
+    # Load our kernels first so scipy's BLAS is among the libraries threadpoolctl limits.
+    from .._kernels import _blas  # noqa: F401
     if _state["limiter"] is not None:
         _state["limiter"].restore_original_limits()
     _state["limiter"] = threadpool_limits(limits=n, user_api="blas")

@@ -8,10 +8,10 @@ many threads: it stores nothing on the model.
 """
 import numpy
 
-from ..backend import get_ops
+from ..backend import get_num_threads, get_ops
 from ..layers.base import Layer
 from ..layers.core import InputLayer
-from . import data, saving
+from . import data, fast_path, saving
 from .inference import InferencePlan
 from .parameters import ParameterStore
 from .training import TrainingMixin
@@ -35,6 +35,7 @@ class Sequential(TrainingMixin):
         self.layers = []
         self._input_shape = None
         self._store = None
+        self._inference_cache = (None, None)
         self.built = False
         self.stop_training = False
         self._init_training()
@@ -99,9 +100,25 @@ class Sequential(TrainingMixin):
 
     # ---------------------------------------------------------------- inference
     def _forward(self, x, training=False):
+        if not training:
+            stack = self._inference_stack()
+            if stack is not None:
+                return _predict_with_stack(stack, x, self.layers[-1].output_shape)
         for layer in self.layers:
             x = layer.forward(x, training)[0]
         return x
+
+    def _inference_stack(self):
+        """The compiled forward path for a plain Dense model (see fast_path.py), else None."""
+        ops = get_ops()
+        key = (ops, self._store)
+        cached_key, stack = self._inference_cache
+        if cached_key != key:
+            stack = None
+            if fast_path.plain_dense_stack(self):
+                stack = fast_path.build_stack(ops, self, 1)
+            self._inference_cache = (key, stack)
+        return stack
 
     def _check_x(self, x, what="x"):
         self._ensure_built(numpy.shape(x))
@@ -221,6 +238,16 @@ class Sequential(TrainingMixin):
             config["layers"].append({"class_name": type(layer).__name__,
                                      "config": layer.get_config()})
         return config
+
+
+def _predict_with_stack(stack, x, output_shape):
+    """Run a dense stack's forward pass with per-call output and scratch (thread-safe)."""
+    ops = get_ops()
+    n = x.shape[0]
+    out = ops.xp.empty((n,) + tuple(output_shape), dtype=x.dtype)
+    scratch = ops.xp.empty(stack.scratch_size(n), dtype=x.dtype)
+    stack.predict(x, out, scratch, get_num_threads())
+    return out
 
 
 def _check_batch_size(batch_size):

@@ -11,10 +11,10 @@ import numpy
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
-from ..backend import get_ops
+from ..backend import get_num_threads, get_ops
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.random import get_rng
-from . import data
+from . import data, fast_path
 
 
 class ModelNotCompiledError(ValueError, RuntimeError):
@@ -30,6 +30,7 @@ class TrainingMixin:
         self.compiled_metrics = []
         self.history = None
         self._fused_head = False
+        self._stack_cache = (None, None)
 
     # ---------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
@@ -93,6 +94,13 @@ class TrainingMixin:
 
     def _train_step(self, x, y, sample_weight=None):
         ops = get_ops()
+        plan = self._stack_plan(ops, x.shape[0])
+        if plan is not None:
+            stack, code, first = plan
+            loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
+                                    get_num_threads())
+            self.optimizer.apply(self._store)
+            return loss, stack.output(x.shape[0])
         out, caches = self._run_forward(x, True)
         grad = ops.xp.empty_like(out)
         loss, pred = self._loss_and_outputs(ops, out, y, sample_weight, grad)
@@ -107,6 +115,21 @@ class TrainingMixin:
             layer.add_regularization_gradients(ops)
         self.optimizer.apply(self._store)
         return loss, pred
+
+    def _stack_plan(self, ops, batch):
+        """(dense stack, loss code, first trainable layer) for a plain Dense model, else None."""
+        key = (ops, self._store, self.loss, tuple(layer.trainable for layer in self.layers))
+        cached_key, plan = self._stack_cache
+        if cached_key == key and (plan is None or plan[0].max_batch >= batch):
+            return plan
+        plan = None
+        if fast_path.plain_dense_stack(self):
+            code = fast_path.loss_code(self)
+            first = fast_path.first_trainable(self)
+            if code is not None and first is not None:
+                plan = (fast_path.build_stack(ops, self, batch), code, first)
+        self._stack_cache = (key, plan)
+        return plan
 
     def _first_trainable_index(self):
         for i, layer in enumerate(self.layers):

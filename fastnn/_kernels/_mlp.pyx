@@ -1,0 +1,355 @@
+"""A whole training step of a stack of affine + activation stages in one call.
+
+``DenseStack`` holds pointers to the stages' weights and gradients (views into
+a model's flat buffers, kept alive by references) and float32 workspaces for
+one batch size. ``train_step`` runs forward, the loss and its gradient, and
+backward without returning to Python between stages; ``predict`` runs the
+forward pass into caller-owned scratch, so it may run in many threads at once.
+
+The kernels know nothing of layers: a stage is ``y = act(x @ W + b)``.
+Activation codes: 0 linear, 1 relu, 2 sigmoid, 3 tanh, 4 softmax (head only).
+Loss codes: 0 softmax cross-entropy with int64 class ids, 1 softmax
+cross-entropy with dense targets, 2 sigmoid binary cross-entropy (mean over
+columns), 3 mean squared error (mean over columns) after the head activation.
+"""
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cython.parallel cimport prange
+from libc.math cimport expf, fabsf, log, log1pf, tanhf
+
+from ._blas cimport gemm_rm
+
+cdef enum:
+    LINEAR = 0
+    RELU = 1
+    SIGMOID = 2
+    TANH = 3
+    SOFTMAX = 4
+
+cdef enum:
+    SOFTMAX_CE_SPARSE = 0
+    SOFTMAX_CE_DENSE = 1
+    SIGMOID_BCE = 2
+    MSE = 3
+
+# Rows x columns below which elementwise loops stay on one thread.
+cdef Py_ssize_t PARALLEL_MIN = 1 << 17
+
+
+cdef inline float sigmoidf(float v) noexcept nogil:
+    cdef float e
+    if v >= 0:
+        return 1.0 / (1.0 + expf(-v))
+    e = expf(v)
+    return e / (1.0 + e)
+
+
+cdef void bias_act(float* z, const float* b, Py_ssize_t n, Py_ssize_t d, int act,
+                   int nthreads) noexcept nogil:
+    """z = act(z + b) row by row (softmax: over each row)."""
+    cdef Py_ssize_t i, j
+    cdef float* row
+    cdef float m, s
+    cdef int nt = nthreads if n * d >= PARALLEL_MIN else 1
+    for i in prange(n, num_threads=nt, schedule="static"):
+        row = z + i * d
+        if b != NULL:
+            for j in range(d):
+                row[j] = row[j] + b[j]
+        if act == RELU:
+            for j in range(d):
+                row[j] = row[j] if row[j] > 0 else 0
+        elif act == SIGMOID:
+            for j in range(d):
+                row[j] = sigmoidf(row[j])
+        elif act == TANH:
+            for j in range(d):
+                row[j] = tanhf(row[j])
+        elif act == SOFTMAX:
+            m = row[0]
+            for j in range(1, d):
+                if row[j] > m:
+                    m = row[j]
+            s = 0
+            for j in range(d):
+                row[j] = expf(row[j] - m)
+                s = s + row[j]
+            for j in range(d):
+                row[j] = row[j] / s
+
+
+cdef void act_backward(float* delta, const float* y, Py_ssize_t size, int act,
+                       int nthreads) noexcept nogil:
+    """delta *= act'(.) written through the activation's output y (in place)."""
+    cdef Py_ssize_t i
+    cdef int nt = nthreads if size >= PARALLEL_MIN else 1
+    if act == LINEAR:
+        return
+    for i in prange(size, num_threads=nt, schedule="static"):
+        if act == RELU:
+            if y[i] <= 0:
+                delta[i] = 0
+        elif act == SIGMOID:
+            delta[i] = delta[i] * y[i] * (1 - y[i])
+        elif act == TANH:
+            delta[i] = delta[i] * (1 - y[i] * y[i])
+
+
+cdef void column_sums(const float* a, float* out, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for j in range(d):
+        out[j] = 0
+    for i in range(n):
+        for j in range(d):
+            out[j] += a[i * d + j]
+
+
+cdef double head_loss(float* z, float* delta, const void* targets, const float* w,
+                      Py_ssize_t n, Py_ssize_t d, int loss, float scale,
+                      bint write_probs) noexcept nogil:
+    """Loss sum over the batch; delta becomes the gradient of ``scale * sum`` w.r.t. z
+    (the logits, or the outputs for MSE). With ``write_probs`` the probabilities
+    replace the logits in z (a fused softmax/sigmoid head: z is the model output)."""
+    cdef Py_ssize_t i, j
+    cdef double total = 0, row_loss, tsum
+    cdef float m, s, p, t, wi, x
+    cdef float* row
+    cdef float* drow
+    cdef const long long* ids = <const long long*>targets
+    cdef const float* dense = <const float*>targets
+    for i in range(n):
+        row = z + i * d
+        drow = delta + i * d
+        wi = 1.0 if w == NULL else w[i]
+        row_loss = 0
+        if loss == SOFTMAX_CE_SPARSE or loss == SOFTMAX_CE_DENSE:
+            m = row[0]
+            for j in range(1, d):
+                if row[j] > m:
+                    m = row[j]
+            s = 0
+            for j in range(d):
+                s = s + expf(row[j] - m)
+            tsum = 0
+            for j in range(d):
+                x = row[j] - m
+                p = expf(x) / s
+                t = (1.0 if j == ids[i] else 0.0) if loss == SOFTMAX_CE_SPARSE else dense[i * d + j]
+                if t != 0:
+                    row_loss -= t * (x - log(s))
+                tsum += t
+                drow[j] = p
+            for j in range(d):
+                t = (1.0 if j == ids[i] else 0.0) if loss == SOFTMAX_CE_SPARSE else dense[i * d + j]
+                if write_probs:
+                    row[j] = drow[j]
+                drow[j] = scale * wi * (drow[j] * <float>tsum - t)
+        elif loss == SIGMOID_BCE:
+            for j in range(d):
+                x = row[j]
+                t = dense[i * d + j]
+                row_loss += (x if x > 0 else 0) - x * t + log1pf(expf(-fabsf(x)))
+                p = sigmoidf(x)
+                if write_probs:
+                    row[j] = p
+                drow[j] = scale * wi * (p - t) / d
+            row_loss /= d
+        else:  # MSE on outputs
+            for j in range(d):
+                x = row[j] - dense[i * d + j]
+                row_loss += x * x
+                drow[j] = scale * wi * 2 * x / d
+            row_loss /= d
+        total += wi * row_loss
+    return total
+
+
+cdef class DenseStack:
+    """Training step and inference for stages ``y = act(x @ W + b)`` (float32)."""
+
+    cdef int n_stages
+    cdef readonly int max_batch
+    cdef int* dims        # dims[0] input width, dims[i + 1] output width of stage i
+    cdef int* acts
+    cdef float** W
+    cdef float** b
+    cdef float** dW
+    cdef float** db
+    cdef float** outs     # per stage (max_batch, dims[i+1])
+    cdef float** deltas   # per stage (max_batch, dims[i+1])
+    cdef list _keep
+
+    def __cinit__(self):
+        self.n_stages = 0
+
+    def __init__(self, list kernels, list biases, list kernel_grads, list bias_grads,
+                 list activations, int max_batch):
+        import numpy
+        cdef int L = len(kernels), i
+        cdef float[:, ::1] mat
+        cdef float[::1] vec
+        if L == 0 or not (len(biases) == len(kernel_grads) == len(bias_grads)
+                          == len(activations) == L):
+            raise ValueError("DenseStack needs one kernel, bias, gradient and activation per stage")
+        self._keep = [kernels, biases, kernel_grads, bias_grads]
+        self.max_batch = max_batch
+        self.dims = <int*>PyMem_Malloc((L + 1) * sizeof(int))
+        self.acts = <int*>PyMem_Malloc(L * sizeof(int))
+        self.W = <float**>PyMem_Malloc(L * sizeof(float*))
+        self.b = <float**>PyMem_Malloc(L * sizeof(float*))
+        self.dW = <float**>PyMem_Malloc(L * sizeof(float*))
+        self.db = <float**>PyMem_Malloc(L * sizeof(float*))
+        self.outs = <float**>PyMem_Malloc(L * sizeof(float*))
+        self.deltas = <float**>PyMem_Malloc(L * sizeof(float*))
+        self.n_stages = L
+        workspaces = []
+        for i in range(L):
+            mat = kernels[i]
+            if i == 0:
+                self.dims[0] = mat.shape[0]
+            elif mat.shape[0] != self.dims[i]:
+                raise ValueError(f"stage {i} takes {mat.shape[0]} inputs, previous gives "
+                                 f"{self.dims[i]}")
+            self.dims[i + 1] = mat.shape[1]
+            self.W[i] = &mat[0, 0]
+            mat = kernel_grads[i]
+            self.dW[i] = &mat[0, 0]
+            self.b[i] = self.db[i] = NULL
+            if biases[i] is not None:
+                vec = biases[i]
+                self.b[i] = &vec[0]
+                vec = bias_grads[i]
+                self.db[i] = &vec[0]
+            self.acts[i] = activations[i]
+            out = numpy.empty((max_batch, self.dims[i + 1]), dtype=numpy.float32)
+            delta = numpy.empty((max_batch, self.dims[i + 1]), dtype=numpy.float32)
+            workspaces += [out, delta]
+            mat = out
+            self.outs[i] = &mat[0, 0]
+            mat = delta
+            self.deltas[i] = &mat[0, 0]
+        self._keep.append(workspaces)
+
+    def __dealloc__(self):
+        PyMem_Free(self.dims)
+        PyMem_Free(self.acts)
+        PyMem_Free(self.W)
+        PyMem_Free(self.b)
+        PyMem_Free(self.dW)
+        PyMem_Free(self.db)
+        PyMem_Free(self.outs)
+        PyMem_Free(self.deltas)
+
+    def output(self, Py_ssize_t n):
+        """The model output of the last ``train_step`` (see ``write_probs``)."""
+        return self._keep[4][2 * (self.n_stages - 1)][:n]
+
+    def train_step(self, const float[:, ::1] x, targets, sample_weight, int loss,
+                   int first_trainable=0, bint write_probs=True, int nthreads=1):
+        """Forward, loss, backward; fills the weight gradients. Returns the mean loss.
+
+        ``targets``: int64 (n,) for loss 0, float32 (n, d_out) otherwise.
+        Stages before ``first_trainable`` get no gradients (frozen). ``write_probs``:
+        the head is a softmax/sigmoid fused into the loss, so ``output`` gives the
+        probabilities; else (``from_logits``) it gives the logits.
+        """
+        cdef Py_ssize_t n = x.shape[0]
+        cdef int L = self.n_stages, i
+        cdef const long long[::1] ids
+        cdef const float[:, ::1] dense
+        cdef const float[::1] w
+        cdef const void* tptr
+        cdef const float* wptr = NULL
+        cdef double total
+        if n < 1 or n > self.max_batch or x.shape[1] != self.dims[0]:
+            raise ValueError(f"DenseStack.train_step: batch of shape ({n}, {x.shape[1]}) does "
+                             f"not fit ({self.max_batch}, {self.dims[0]})")
+        if loss == SOFTMAX_CE_SPARSE:
+            ids = targets
+            if ids.shape[0] != n:
+                raise ValueError("targets and x have different lengths")
+            tptr = &ids[0]
+        else:
+            dense = targets
+            if dense.shape[0] != n or dense.shape[1] != self.dims[L]:
+                raise ValueError("targets do not match the output shape")
+            tptr = &dense[0, 0]
+        if sample_weight is not None:
+            w = sample_weight
+            if w.shape[0] != n:
+                raise ValueError("sample_weight and x have different lengths")
+            wptr = &w[0]
+        with nogil:
+            self._forward(&x[0, 0], n, self.outs, loss != MSE, nthreads)
+            total = head_loss(self.outs[L - 1], self.deltas[L - 1], tptr, wptr, n,
+                              self.dims[L], loss, <float>(1.0 / n), write_probs)
+            self._backward(&x[0, 0], n, loss == MSE, first_trainable, nthreads)
+        return total / n
+
+    cdef void _forward(self, const float* x, Py_ssize_t n, float** outs, bint logits_head,
+                       int nthreads) noexcept nogil:
+        cdef int i, act
+        cdef const float* inp = x
+        for i in range(self.n_stages):
+            gemm_rm(False, False, <int>n, self.dims[i + 1], self.dims[i], <float>1.0, inp,
+                    self.dims[i], self.W[i], self.dims[i + 1], <float>0.0, outs[i],
+                    self.dims[i + 1])
+            act = self.acts[i]
+            if logits_head and i == self.n_stages - 1:
+                act = LINEAR
+            bias_act(outs[i], self.b[i], n, self.dims[i + 1], act, nthreads)
+            inp = outs[i]
+
+    cdef void _backward(self, const float* x, Py_ssize_t n, bint head_act, int first,
+                        int nthreads) noexcept nogil:
+        cdef int i
+        cdef int L = self.n_stages
+        cdef const float* inp
+        for i in range(L - 1, first - 1, -1):
+            if i < L - 1 or head_act:
+                act_backward(self.deltas[i], self.outs[i], n * self.dims[i + 1], self.acts[i],
+                             nthreads)
+            inp = x if i == 0 else self.outs[i - 1]
+            # dW = inp^T @ delta
+            gemm_rm(True, False, self.dims[i], self.dims[i + 1], <int>n, <float>1.0, inp,
+                    self.dims[i], self.deltas[i], self.dims[i + 1], <float>0.0, self.dW[i],
+                    self.dims[i + 1])
+            if self.db[i] != NULL:
+                column_sums(self.deltas[i], self.db[i], n, self.dims[i + 1])
+            if i > first:
+                # delta_{i-1} = delta_i @ W_i^T
+                gemm_rm(False, True, <int>n, self.dims[i], self.dims[i + 1], <float>1.0,
+                        self.deltas[i], self.dims[i + 1], self.W[i], self.dims[i + 1],
+                        <float>0.0, self.deltas[i - 1], self.dims[i])
+
+    def predict(self, const float[:, ::1] x, float[:, ::1] out, float[::1] scratch,
+                int nthreads=1):
+        """Forward pass of ``x`` into ``out`` using caller-owned ``scratch``
+        (at least 2 * n * widest hidden layer floats); safe from many threads."""
+        cdef Py_ssize_t n = x.shape[0]
+        cdef int L = self.n_stages, i, widest = 0
+        for i in range(1, L):
+            if self.dims[i] > widest:
+                widest = self.dims[i]
+        if x.shape[1] != self.dims[0] or out.shape[0] != n or out.shape[1] != self.dims[L]:
+            raise ValueError("DenseStack.predict: x or out has the wrong shape")
+        if scratch.shape[0] < 2 * n * widest:
+            raise ValueError("DenseStack.predict: scratch too small")
+        if n == 0:
+            return
+        cdef float** bufs = <float**>PyMem_Malloc(L * sizeof(float*))
+        try:
+            for i in range(L - 1):
+                bufs[i] = &scratch[(i % 2) * n * widest]
+            bufs[L - 1] = &out[0, 0]
+            with nogil:
+                self._forward(&x[0, 0], n, bufs, False, nthreads)
+        finally:
+            PyMem_Free(bufs)
+
+    def scratch_size(self, Py_ssize_t n):
+        """Floats of scratch ``predict`` needs for a batch of ``n``."""
+        cdef int i, widest = 1
+        for i in range(1, self.n_stages):
+            if self.dims[i] > widest:
+                widest = self.dims[i]
+        return 2 * n * widest

@@ -1,0 +1,79 @@
+"""A whole training step for a stack of ``y = act(x @ W + b)`` stages.
+
+``Ops.dense_stack(...)`` returns an object with ``train_step`` and ``predict``.
+This module is the reference, written with the Ops' own methods; the "cpu"
+backend replaces it with ``fastnn._kernels._mlp.DenseStack``, which runs the
+same step in one compiled call (no Python between stages).
+
+The trainer uses it when a model is a plain stack of Dense layers; anything
+else takes the general layer-by-layer path.
+"""
+
+# Activation and loss codes shared with the compiled DenseStack.
+ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+SOFTMAX_CE_SPARSE, SOFTMAX_CE_DENSE, SIGMOID_BCE, MSE = 0, 1, 2, 3
+_CODE_NAMES = {code: name for name, code in ACTIVATION_CODES.items()}
+
+
+class ReferenceDenseStack:
+    """Array-code twin of the compiled DenseStack (same arguments, same results)."""
+
+    def __init__(self, ops, kernels, biases, kernel_grads, bias_grads, activations, max_batch):
+        self.ops = ops
+        self.kernels, self.biases = kernels, biases
+        self.kernel_grads, self.bias_grads = kernel_grads, bias_grads
+        self.activations = [_CODE_NAMES[a] for a in activations]
+        self.max_batch = max_batch
+        self._last = None
+
+    def _forward(self, x, logits_head):
+        ops = self.ops
+        outs = []
+        last = len(self.kernels) - 1
+        for i, (w, b) in enumerate(zip(self.kernels, self.biases)):
+            z = ops.gemm(x, w)
+            if b is not None:
+                ops.add_bias(z, b)
+            act = "linear" if (logits_head and i == last) else self.activations[i]
+            x = getattr(ops, act)(z, out=z)
+            outs.append(x)
+        return outs
+
+    def output(self, n):
+        return self._last[:n]
+
+    def train_step(self, x, targets, sample_weight, loss, first_trainable=0, write_probs=True,
+                   nthreads=1):
+        ops = self.ops
+        n = x.shape[0]
+        outs = self._forward(x, loss != MSE)
+        head = outs[-1]
+        delta = ops.xp.empty_like(head)
+        if loss in (SOFTMAX_CE_SPARSE, SOFTMAX_CE_DENSE):
+            probs = ops.xp.empty_like(head)
+            total = ops.softmax_cross_entropy(head, targets, probs, delta, sample_weight, 1.0 / n)
+        elif loss == SIGMOID_BCE:
+            probs = ops.xp.empty_like(head)
+            total = ops.sigmoid_cross_entropy(head, targets, probs, delta, sample_weight, 1.0 / n)
+        else:
+            probs = head
+            total = ops.mean_squared_error_loss(head, targets, delta, sample_weight, 1.0 / n)
+        self._last = probs if write_probs else head
+        last = len(self.kernels) - 1
+        for i in range(last, first_trainable - 1, -1):
+            if i < last or loss == MSE:
+                act = self.activations[i]
+                delta = getattr(ops, "backprop_" + act)(delta, None, outs[i])
+            inp = x if i == 0 else outs[i - 1]
+            ops.gemm(inp, delta, out=self.kernel_grads[i], trans_a=True)
+            if self.bias_grads[i] is not None:
+                ops.sum_rows(delta, out=self.bias_grads[i])
+            if i > first_trainable:
+                delta = ops.gemm(delta, self.kernels[i], trans_b=True)
+        return total / n
+
+    def scratch_size(self, n):
+        return 0
+
+    def predict(self, x, out, scratch, nthreads=1):
+        out[...] = self._forward(x, False)[-1]

@@ -1,0 +1,70 @@
+"""When a model is a plain stack of Dense layers, run whole steps in one Ops call.
+
+A Keras MLP (Dense layers with linear/relu/sigmoid/tanh activations, a
+softmax/sigmoid/linear head, no regularizers) trained with a cross-entropy or
+MSE loss is the common case, and per-layer Python is most of its step time at
+small batches. ``Ops.dense_stack`` gives an object that runs forward, loss and
+backward without returning to Python between layers (compiled on the "cpu"
+backend). Every other model takes the general layer-by-layer path, which
+computes the same thing.
+"""
+from ..backend.dense_stack import (ACTIVATION_CODES, MSE, SIGMOID_BCE, SOFTMAX_CE_DENSE,
+                                   SOFTMAX_CE_SPARSE)
+from ..layers.core import Dense
+
+
+def _is_plain_dense(layer, last):
+    if type(layer) is not Dense or layer.kernel_regularizer or layer.bias_regularizer:
+        return False
+    name = layer.activation.name
+    if name not in ACTIVATION_CODES or layer.activation.params:
+        return False
+    return last or name != "softmax"
+
+
+def plain_dense_stack(model):
+    """True when every layer is a Dense the compiled stack can run."""
+    layers = model.layers
+    return bool(layers) and all(_is_plain_dense(layer, i == len(layers) - 1)
+                                for i, layer in enumerate(layers))
+
+
+def loss_code(model):
+    """The DenseStack loss code for the model's loss and head, or None."""
+    loss = model.loss
+    head = model.layers[-1].activation.name
+    kind = type(loss).__name__
+    if getattr(loss, "label_smoothing", 0):
+        return None
+    logits = head == "linear" if loss.from_logits else None
+    if kind in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy"):
+        ok = logits if logits is not None else head == "softmax"
+        if ok:
+            return SOFTMAX_CE_SPARSE if kind.startswith("Sparse") else SOFTMAX_CE_DENSE
+    elif kind == "BinaryCrossentropy":
+        if logits if logits is not None else head == "sigmoid":
+            return SIGMOID_BCE
+    elif kind == "MeanSquaredError" and head != "softmax":
+        return MSE
+    return None
+
+
+def build_stack(ops, model, max_batch):
+    """An ``Ops.dense_stack`` over the model's Dense layers."""
+    layers = model.layers
+    return ops.dense_stack(
+        [layer.kernel.value for layer in layers],
+        [layer.bias.value if layer.use_bias else None for layer in layers],
+        [layer.kernel.grad for layer in layers],
+        [layer.bias.grad if layer.use_bias else None for layer in layers],
+        [ACTIVATION_CODES[layer.activation.name] for layer in layers],
+        max_batch)
+
+
+def first_trainable(model):
+    """Index of the first trainable layer when all layers after it are trainable, else None."""
+    flags = [layer.trainable for layer in model.layers]
+    if True not in flags:
+        return None
+    first = flags.index(True)
+    return first if all(flags[first:]) else None

@@ -1,0 +1,93 @@
+"""The whole-step path for plain Dense stacks computes what the layer-by-layer path does."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import layers, losses, optimizers
+from fastnn.backend import use_backend
+from fastnn.models import fast_path
+
+CASES = {
+    "relu_softmax_sparse": (["relu", "tanh", "softmax"], "sparse_categorical_crossentropy", "ids"),
+    "sigmoid_softmax_dense": (["sigmoid", "relu", "softmax"], "categorical_crossentropy", "onehot"),
+    "logits_sparse": (["relu", "relu", None], losses.SparseCategoricalCrossentropy(True), "ids"),
+    "bce_sigmoid": (["relu", "relu", "sigmoid"], "binary_crossentropy", "binary"),
+    "bce_logits": (["tanh", "relu", None], losses.BinaryCrossentropy(from_logits=True), "binary"),
+    "mse_linear": (["relu", "sigmoid", None], "mse", "real"),
+    "mse_tanh_head": (["relu", "relu", "tanh"], "mse", "real"),
+}
+
+
+def make_data(kind, n=40, d=6, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype("float32")
+    ids = rng.integers(0, k, n)
+    y = {"ids": ids, "onehot": fastnn.utils.to_categorical(ids, k),
+         "binary": (rng.random((n, k)) > 0.5).astype("float32"),
+         "real": rng.normal(size=(n, k)).astype("float32")}[kind]
+    return x, y
+
+
+def build(acts, loss, seed=0, frozen=False):
+    fastnn.utils.set_random_seed(seed)
+    model = fastnn.Sequential([layers.Dense(9, activation=acts[0], input_shape=(6,)),
+                               layers.Dense(7, activation=acts[1]),
+                               layers.Dense(4, activation=acts[2])])
+    model.compile(optimizer=optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
+    model.build()
+    if frozen:
+        model.layers[0].trainable = False
+    return model
+
+
+def train(model, x, y, sample_weight, disable, monkeypatch):
+    with monkeypatch.context() as m:
+        if disable:
+            m.setattr(fast_path, "plain_dense_stack", lambda model: False)
+        hist = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+                         sample_weight=sample_weight)
+        return hist.history, model.get_weights(), model.predict(x)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("weighted,frozen", [(False, False), (True, True)])
+def test_fast_path_matches_layer_path(case, backend, weighted, frozen, monkeypatch):
+    acts, loss, kind = CASES[case]
+    x, y = make_data(kind)
+    sw = np.linspace(0.5, 2, len(x)).astype("float32") if weighted else None
+    with use_backend(backend):
+        fast_model = build(acts, loss, frozen=frozen)
+        assert fast_model._stack_plan(fastnn.backend.get_ops(), 16) is not None
+        fast = train(fast_model, x, y, sw, False, monkeypatch)
+        slow = train(build(acts, loss, frozen=frozen), x, y, sw, True, monkeypatch)
+    for key in slow[0]:
+        np.testing.assert_allclose(fast[0][key], slow[0][key], rtol=2e-5, atol=1e-6)
+    for a, b in zip(fast[1], slow[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast[2], slow[2], rtol=1e-4, atol=1e-5)
+
+
+def test_models_the_stack_cannot_run_take_the_layer_path():
+    model = fastnn.Sequential([layers.Dense(5, activation="elu", input_shape=(3,)),
+                               layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.build()
+    assert not fast_path.plain_dense_stack(model)
+    assert model._stack_plan(fastnn.backend.get_ops(), 8) is None
+    dropout = fastnn.Sequential([layers.Dense(5, input_shape=(3,)), layers.Dropout(0.5),
+                                 layers.Dense(2, activation="softmax")])
+    dropout.build()
+    assert not fast_path.plain_dense_stack(dropout)
+    smoothing = build(["relu", "relu", "softmax"],
+                      losses.CategoricalCrossentropy(label_smoothing=0.1))
+    assert fast_path.loss_code(smoothing) is None
+
+
+def test_stack_grows_for_a_larger_batch():
+    model = build(["relu", "relu", "softmax"], "sparse_categorical_crossentropy")
+    x, y = make_data("ids", n=64)
+    model.train_on_batch(x[:8], y[:8])
+    loss = model.train_on_batch(x, y)[0]
+    assert np.isfinite(loss)
+    assert model._stack_cache[1][0].max_batch >= 64
