@@ -75,8 +75,16 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
+def _check_stddev(owner, stddev):
+    if not stddev >= 0:
+        raise ValueError(f"{owner} stddev must be >= 0, got {stddev!r}")
+    return float(stddev)
+
+
 class _Random(Initializer):
     def __init__(self, seed=None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"{type(self).__name__} seed must be an int or None, got {seed!r}")
         self.seed = seed
 
     def _rng(self):
@@ -100,7 +108,7 @@ def _truncated_normal(rng, shape, stddev, mean=0.0):
 class RandomNormal(_Random):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = float(mean), _check_stddev(type(self).__name__, stddev)
 
     def __call__(self, shape, dtype="float32"):
         return self._rng().normal(self.mean, self.stddev, shape).astype(dtype)
@@ -126,9 +134,11 @@ class RandomUniform(_Random):
 
 @_register
 class TruncatedNormal(_Random):
+    """Normal(mean, stddev) with values beyond two stddev redrawn (Keras)."""
+
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = float(mean), _check_stddev(type(self).__name__, stddev)
 
     def __call__(self, shape, dtype="float32"):
         return _truncated_normal(self._rng(), shape, self.stddev, self.mean).astype(dtype)
@@ -137,12 +147,32 @@ class TruncatedNormal(_Random):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
+@_register
 class VarianceScaling(_Random):
-    """Keras' VarianceScaling: variance = scale / n, n = fan_in, fan_out or their mean."""
+    """Keras' VarianceScaling: draws with variance ``scale / n``.
 
-    scale = 1.0
-    mode = "fan_in"
-    distribution = "truncated_normal"
+    Args:
+        scale: positive variance multiplier.
+        mode: n is "fan_in", "fan_out" or "fan_avg" (their mean).
+        distribution: "truncated_normal" (std rescaled for the truncation at two
+            std, as Keras does), "untruncated_normal" or "uniform" (limit
+            ``sqrt(3 * scale / n)``).
+        seed: int for repeatable draws (the same values on every call).
+    """
+
+    _MODES = ("fan_in", "fan_out", "fan_avg")
+    _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+        super().__init__(seed)
+        if not scale > 0:
+            raise ValueError(f"VarianceScaling scale must be > 0, got {scale!r}")
+        if mode not in self._MODES:
+            raise ValueError(f"VarianceScaling mode must be one of {self._MODES}, got {mode!r}")
+        if distribution not in self._DISTRIBUTIONS:
+            raise ValueError(f"VarianceScaling distribution must be one of "
+                             f"{self._DISTRIBUTIONS}, got {distribution!r}")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def __call__(self, shape, dtype="float32"):
         fan_in, fan_out = _fans(tuple(shape))
@@ -153,39 +183,64 @@ class VarianceScaling(_Random):
         if self.distribution == "uniform":
             limit = math.sqrt(3.0 * variance)
             values = rng.uniform(-limit, limit, shape)
+        elif self.distribution == "untruncated_normal":
+            values = rng.normal(0.0, math.sqrt(variance), shape)
         else:
             values = _truncated_normal(rng, shape, math.sqrt(variance) / _TRUNCATED_STD)
         return values.astype(dtype)
 
-
-@_register
-class GlorotUniform(VarianceScaling):
-    scale, mode, distribution = 1.0, "fan_avg", "uniform"
-
-
-@_register
-class GlorotNormal(VarianceScaling):
-    scale, mode, distribution = 1.0, "fan_avg", "truncated_normal"
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
 
 
-@_register
-class HeNormal(VarianceScaling):
-    scale, mode, distribution = 2.0, "fan_in", "truncated_normal"
+class _FixedVarianceScaling(VarianceScaling):
+    """A VarianceScaling whose scale, mode and distribution are fixed by the subclass."""
 
+    preset = {}
 
-@_register
-class HeUniform(VarianceScaling):
-    scale, mode, distribution = 2.0, "fan_in", "uniform"
+    def __init__(self, seed=None):
+        super().__init__(seed=seed, **self.preset)
+
+    def get_config(self):
+        return {"seed": self.seed}
 
 
 @_register
-class LecunNormal(VarianceScaling):
-    scale, mode, distribution = 1.0, "fan_in", "truncated_normal"
+class GlorotUniform(_FixedVarianceScaling):
+    preset = {"scale": 1.0, "mode": "fan_avg", "distribution": "uniform"}
 
 
 @_register
-class LecunUniform(VarianceScaling):
-    scale, mode, distribution = 1.0, "fan_in", "uniform"
+class GlorotNormal(_FixedVarianceScaling):
+    preset = {"scale": 1.0, "mode": "fan_avg", "distribution": "truncated_normal"}
+
+
+@_register
+class HeNormal(_FixedVarianceScaling):
+    preset = {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal"}
+
+
+@_register
+class HeUniform(_FixedVarianceScaling):
+    preset = {"scale": 2.0, "mode": "fan_in", "distribution": "uniform"}
+
+
+@_register
+class LecunNormal(_FixedVarianceScaling):
+    preset = {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}
+
+
+@_register
+class LecunUniform(_FixedVarianceScaling):
+    preset = {"scale": 1.0, "mode": "fan_in", "distribution": "uniform"}
+
+
+# Keras' short aliases.
+_registry.register("uniform")(RandomUniform)
+_registry.register("normal")(RandomNormal)
+_registry.register("zero")(Zeros)
+_registry.register("one")(Ones)
 
 
 def get(identifier):
