@@ -311,3 +311,26 @@ def test_bad_fit_arguments():
         model.fit(x, y, validation_split=1.5)
     with pytest.raises(ValueError, match="epochs"):
         model.fit(x, y, epochs=-1)
+
+
+def test_per_class_metric_is_logged_as_an_array():
+    x, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["f1_score"])
+    hist = model.fit(x, fastnn.utils.to_categorical(y, 3), epochs=2, verbose=0)
+    assert np.shape(hist.history["f1_score"][-1]) == (3,)
+
+
+def test_stop_training_in_a_batch_hook_stops_after_that_batch():
+    x, y = blobs()
+    model = compiled()
+    seen = []
+
+    def stop_at_third(batch, logs):
+        seen.append(batch)
+        if batch == 2:
+            model.stop_training = True
+
+    stopper = fastnn.callbacks.LambdaCallback(on_train_batch_end=stop_at_third)
+    model.fit(x, y, batch_size=16, epochs=3, callbacks=[stopper], verbose=0)
+    assert seen == [0, 1, 2]

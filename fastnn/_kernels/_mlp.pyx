@@ -13,10 +13,33 @@ cross-entropy with dense targets, 2 sigmoid binary cross-entropy (mean over
 columns), 3 mean squared error (mean over columns) after the head activation.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport expf, fabsf, log, log1pf, tanhf
 
 from ._blas cimport gemm_rm
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static void fastnn_barrier(void) {
+        #pragma omp barrier
+    }
+    static int fastnn_thread_num(void) { return omp_get_thread_num(); }
+    static int fastnn_team_size(void) { return omp_get_num_threads(); }
+    #else
+    static void fastnn_barrier(void) {}
+    static int fastnn_thread_num(void) { return 0; }
+    static int fastnn_team_size(void) { return 1; }
+    #endif
+    """
+    void fastnn_barrier() noexcept nogil
+    int fastnn_thread_num() noexcept nogil
+    int fastnn_team_size() noexcept nogil
+
+# Batches up to this size take the GEMV path in predict (weights streamed once,
+# output columns split between threads).
+cdef int GEMV_MAX_ROWS = 4
 
 cdef enum:
     LINEAR = 0
@@ -161,6 +184,53 @@ cdef double head_loss(float* z, float* delta, const void* targets, const float* 
             row_loss /= d
         total += wi * row_loss
     return total
+
+
+cdef void gemv_block(const float* x, const float* W, const float* b, float* y,
+                     Py_ssize_t n, Py_ssize_t din, Py_ssize_t dout, Py_ssize_t lo,
+                     Py_ssize_t hi, int act) noexcept nogil:
+    """y[:, lo:hi] = act(x @ W[:, lo:hi] + b[lo:hi]) for a few rows: each row is a sum of
+    W's rows scaled by x, four at a time so y stays in registers/L1 (softmax excluded)."""
+    cdef Py_ssize_t r, k, j
+    cdef float x0, x1, x2, x3
+    cdef float* yr
+    cdef const float* w0
+    for r in range(n):
+        yr = y + r * dout
+        for j in range(lo, hi):
+            yr[j] = b[j] if b != NULL else 0
+        k = 0
+        while k + 4 <= din:
+            x0 = x[r * din + k]
+            x1 = x[r * din + k + 1]
+            x2 = x[r * din + k + 2]
+            x3 = x[r * din + k + 3]
+            w0 = W + k * dout
+            for j in range(lo, hi):
+                yr[j] += (x0 * w0[j] + x1 * w0[dout + j]) + (x2 * w0[2 * dout + j]
+                                                              + x3 * w0[3 * dout + j])
+            k += 4
+        while k < din:
+            x0 = x[r * din + k]
+            w0 = W + k * dout
+            for j in range(lo, hi):
+                yr[j] += x0 * w0[j]
+            k += 1
+        if act == RELU:
+            for j in range(lo, hi):
+                yr[j] = yr[j] if yr[j] > 0 else 0
+        elif act == SIGMOID:
+            for j in range(lo, hi):
+                yr[j] = sigmoidf(yr[j])
+        elif act == TANH:
+            for j in range(lo, hi):
+                yr[j] = tanhf(yr[j])
+
+
+cdef void softmax_rows(float* z, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        bias_act(z + i * d, NULL, 1, d, SOFTMAX, 1)
 
 
 cdef class DenseStack:
@@ -321,6 +391,35 @@ cdef class DenseStack:
                         self.deltas[i], self.dims[i + 1], self.W[i], self.dims[i + 1],
                         <float>0.0, self.deltas[i - 1], self.dims[i])
 
+    cdef void _forward_gemv(self, const float* x, Py_ssize_t n, float** outs,
+                            int nthreads) noexcept nogil:
+        """Forward for a few rows in one parallel region: each thread computes its
+        block of every layer's columns, with a barrier between layers."""
+        cdef int i, t, team, act
+        cdef Py_ssize_t lo, hi, d, block
+        cdef const float* inp
+        cdef int L = self.n_stages
+        with parallel(num_threads=nthreads):
+            t = fastnn_thread_num()
+            team = fastnn_team_size()
+            inp = x
+            for i in range(L):
+                d = self.dims[i + 1]
+                # 16-float (64-byte) aligned column blocks so threads share no cache line
+                block = ((d + team - 1) // team + 15) // 16 * 16
+                lo = t * block
+                hi = lo + block
+                if hi > d:
+                    hi = d
+                act = self.acts[i]
+                if lo < hi:
+                    gemv_block(inp, self.W[i], self.b[i], outs[i], n, self.dims[i], d, lo, hi,
+                               LINEAR if act == SOFTMAX else act)
+                fastnn_barrier()
+                inp = outs[i]
+        if self.acts[L - 1] == SOFTMAX:
+            softmax_rows(outs[L - 1], n, self.dims[L])
+
     def predict(self, const float[:, ::1] x, float[:, ::1] out, float[::1] scratch,
                 int nthreads=1):
         """Forward pass of ``x`` into ``out`` using caller-owned ``scratch``
@@ -342,7 +441,10 @@ cdef class DenseStack:
                 bufs[i] = &scratch[(i % 2) * n * widest]
             bufs[L - 1] = &out[0, 0]
             with nogil:
-                self._forward(&x[0, 0], n, bufs, False, nthreads)
+                if n <= GEMV_MAX_ROWS:
+                    self._forward_gemv(&x[0, 0], n, bufs, nthreads)
+                else:
+                    self._forward(&x[0, 0], n, bufs, False, nthreads)
         finally:
             PyMem_Free(bufs)
 

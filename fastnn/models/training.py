@@ -171,7 +171,7 @@ class TrainingMixin:
     def _metric_logs(self, loss_tracker, prefix=""):
         logs = {prefix + "loss": loss_tracker.result()}
         for metric in self.compiled_metrics:
-            logs[prefix + metric.name] = float(metric.result())
+            logs[prefix + metric.name] = _log_value(metric.result())
         return logs
 
     def _reset_metrics(self):
@@ -203,7 +203,7 @@ class TrainingMixin:
 
     def _result(self, loss, return_dict):
         logs = {"loss": float(loss)}
-        logs.update({m.name: float(m.result()) for m in self.compiled_metrics})
+        logs.update({m.name: _log_value(m.result()) for m in self.compiled_metrics})
         if return_dict:
             return logs
         values = list(logs.values())
@@ -318,6 +318,8 @@ class TrainingMixin:
                 self._update_metrics(yb, pred, wb)
                 if cb.wants_batch_hooks:
                     cb.on_train_batch_end(step, self._metric_logs(tracker))
+                    if self.stop_training:  # e.g. TerminateOnNaN: stop after this batch
+                        break
             logs = self._metric_logs(tracker)
             if val is not None:
                 cb.on_test_begin()
@@ -333,6 +335,12 @@ class TrainingMixin:
         """With ``use_ema``, end training holding the averaged weights (Keras 3)."""
         if self.optimizer is not None and self.optimizer.use_ema and "ema" in self.optimizer.state:
             self._store.params[...] = self.optimizer.state["ema"]
+
+
+def _log_value(value):
+    """A metric result for logs: a float, or an array for per-class / per-threshold metrics."""
+    arr = numpy.asarray(value)
+    return float(arr) if arr.ndim == 0 else arr
 
 
 def _takes_apply_activation(layer):
