@@ -10,7 +10,7 @@ pytest.importorskip("matplotlib")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # Examples tested elsewhere (they start a server rather than train).
-TESTED_ELSEWHERE = {"serve", "overfitting"}
+TESTED_ELSEWHERE = {"serve"}
 
 
 def load(name):
@@ -74,6 +74,16 @@ def test_optimizers(tmp_path):
     for label, losses in result["losses"].items():
         assert len(losses) == 2 and all(math.isfinite(v) for v in losses), label
         assert losses[1] < losses[0], f"{label} did not reduce the loss"
+    assert_png(result["plot"])
+
+
+def test_overfitting(tmp_path):
+    result = load("overfitting").main(epochs=3, out_dir=tmp_path)
+    assert list(result["histories"]) == ["no regularisation", "dropout", "batch norm",
+                                         "early stopping"]
+    assert all(a > 0.3 for a in result["accuracies"].values())  # chance: 0.1
+    for variant, logs in result["histories"].items():
+        assert 1 <= len(logs["val_loss"]) <= 3, variant
     assert_png(result["plot"])
 
 
