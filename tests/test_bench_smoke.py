@@ -1,0 +1,73 @@
+"""The benchmark suite (bench/) still runs: compare.py in smoke mode, and the
+pytest-benchmark files once each as plain tests. Speed is never asserted."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")  # the digits workload loads its data from scikit-learn
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+# The peers that need nothing beyond the test extra; torch/ORT are optional.
+FRAMEWORKS = ("fastnn", "numpy", "floor")
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _workloads():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _workloads
+        return dict(_workloads.WORKLOADS)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_compare_smoke(tmp_path):
+    out = tmp_path / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "compare.py"), "--smoke", "--threads", "1", "2",
+         "--frameworks", ",".join(FRAMEWORKS), "--json", str(out)],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["smoke"] is True
+    assert not doc["errors"] and not doc["skipped"]
+    workloads = _workloads()
+    assert set(doc["workloads"]) == set(workloads)
+    for threads in ("1", "2"):
+        results = doc["results"][threads]
+        for name, spec in workloads.items():
+            rows = results[name]
+            expected = {"floor", "numpy"}
+            expected |= ({"fastnn.predict_on_batch", "fastnn.predict"}
+                         if spec["kind"] == "infer" else {"fastnn"})
+            assert expected <= set(rows), (threads, name, sorted(rows))
+            for row_name in expected:
+                row = rows[row_name]
+                assert row["time_s"] > 0, (threads, name, row_name, row)
+                assert row["fastnn_speedup"] > 0 and row["of_floor"] > 0, row
+                if spec["kind"] == "infer":
+                    assert row["samples_per_s"] > 0
+                if spec["kind"] == "digits" and row_name != "floor":
+                    assert 0 < row["accuracy"] <= 1
+    # The table names every workload.
+    for name in workloads:
+        assert name in proc.stdout
+
+
+def test_benchmark_files_run_once():
+    pytest.importorskip("pytest_benchmark")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(BENCH), "--benchmark-disable", "-q",
+         "-p", "no:cacheprovider"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
