@@ -1,3 +1,5 @@
+# distutils: extra_compile_args = -fno-math-errno
+# (libm calls need not set errno, so sqrt loops vectorize; nothing here reads errno)
 """Elementwise kernels: activations and their backward passes, bias, dropout, reductions.
 
 Each ``def`` takes ndarrays, checks them through the NumPy C API and returns

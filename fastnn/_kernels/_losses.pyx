@@ -1,3 +1,5 @@
+# distutils: extra_compile_args = -fno-math-errno
+# (libm calls need not set errno, so sqrt loops vectorize; nothing here reads errno)
 """Fused loss kernels: the loss sum and its gradient in one pass over each row.
 
 ``loss(op, ...)`` checks the arrays, converts targets and sample weights the
@@ -63,7 +65,9 @@ cdef inline Py_ssize_t _label(const Loss* L, Py_ssize_t r) noexcept nogil:
 
 cdef inline const floating* _row(ptr a, Py_ssize_t r, Py_ssize_t k, const floating* like) noexcept nogil:
     """Row r of an optional (n, k) array of the same dtype as ``like``."""
-    return NULL if a == NULL else (<const floating*>a) + r * k
+    if a == NULL:
+        return NULL
+    return (<const floating*>a) + r * k
 
 
 cdef double _softmax_ce(const Loss* L, const floating* x, Py_ssize_t lo,

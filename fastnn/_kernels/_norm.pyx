@@ -1,3 +1,5 @@
+# distutils: extra_compile_args = -fno-math-errno
+# (libm calls need not set errno, so sqrt loops vectorize; nothing here reads errno)
 """Batch and layer normalisation, forward and backward, in fused passes.
 
 Batch norm reduces over rows of a C-contiguous (n, d) array: threads split
