@@ -1,4 +1,3 @@
-# distutils: extra_compile_args = -fno-math-errno
 # (libm calls need not set errno, so sqrt loops vectorize; nothing here reads errno)
 """Fused loss kernels: the loss sum and its gradient in one pass over each row.
 

@@ -1,4 +1,3 @@
-# distutils: extra_compile_args = -fno-math-errno
 # (libm calls need not set errno, so sqrt loops vectorize; nothing here reads errno)
 """Batch and layer normalisation, forward and backward, in fused passes.
 
