@@ -16,8 +16,8 @@ class Maxout(Dense):
     Args:
         units: output width.
         pieces: affine pieces per unit (>= 1; 2 by default).
-        use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-            bias_regularizer: as in Dense.
+        **kwargs: use_bias, kernel_initializer, bias_initializer,
+            kernel_regularizer and bias_regularizer, as in Dense.
 
     Example:
         >>> layer = Maxout(16, pieces=3, input_shape=(8,))
