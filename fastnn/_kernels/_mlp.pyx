@@ -186,36 +186,23 @@ cdef double head_loss(float* z, float* delta, const void* targets, const float* 
     return total
 
 
+cdef extern from "gemv.h":
+    void fastnn_gemv_rows(const float* x, const float* W, const float* b, float* y,
+                          Py_ssize_t n, Py_ssize_t din, Py_ssize_t dout, Py_ssize_t lo,
+                          Py_ssize_t hi) noexcept nogil
+
+
 cdef void gemv_block(const float* x, const float* W, const float* b, float* y,
                      Py_ssize_t n, Py_ssize_t din, Py_ssize_t dout, Py_ssize_t lo,
                      Py_ssize_t hi, int act) noexcept nogil:
-    """y[:, lo:hi] = act(x @ W[:, lo:hi] + b[lo:hi]) for a few rows: each row is a sum of
-    W's rows scaled by x, four at a time so y stays in registers/L1 (softmax excluded)."""
-    cdef Py_ssize_t r, k, j
-    cdef float x0, x1, x2, x3
+    """y[:, lo:hi] = act(x @ W[:, lo:hi] + b[lo:hi]) for a few rows (softmax excluded)."""
+    cdef Py_ssize_t r, j
     cdef float* yr
-    cdef const float* w0
+    fastnn_gemv_rows(x, W, b, y, n, din, dout, lo, hi)
+    if act == LINEAR:
+        return
     for r in range(n):
         yr = y + r * dout
-        for j in range(lo, hi):
-            yr[j] = b[j] if b != NULL else 0
-        k = 0
-        while k + 4 <= din:
-            x0 = x[r * din + k]
-            x1 = x[r * din + k + 1]
-            x2 = x[r * din + k + 2]
-            x3 = x[r * din + k + 3]
-            w0 = W + k * dout
-            for j in range(lo, hi):
-                yr[j] += (x0 * w0[j] + x1 * w0[dout + j]) + (x2 * w0[2 * dout + j]
-                                                              + x3 * w0[3 * dout + j])
-            k += 4
-        while k < din:
-            x0 = x[r * din + k]
-            w0 = W + k * dout
-            for j in range(lo, hi):
-                yr[j] += x0 * w0[j]
-            k += 1
         if act == RELU:
             for j in range(lo, hi):
                 yr[j] = yr[j] if yr[j] > 0 else 0
@@ -399,24 +386,33 @@ cdef class DenseStack:
         cdef Py_ssize_t lo, hi, d, block
         cdef const float* inp
         cdef int L = self.n_stages
-        with parallel(num_threads=nthreads):
-            t = fastnn_thread_num()
-            team = fastnn_team_size()
+        if nthreads <= 1:
             inp = x
             for i in range(L):
-                d = self.dims[i + 1]
-                # 16-float (64-byte) aligned column blocks so threads share no cache line
-                block = ((d + team - 1) // team + 15) // 16 * 16
-                lo = t * block
-                hi = lo + block
-                if hi > d:
-                    hi = d
                 act = self.acts[i]
-                if lo < hi:
-                    gemv_block(inp, self.W[i], self.b[i], outs[i], n, self.dims[i], d, lo, hi,
-                               LINEAR if act == SOFTMAX else act)
-                fastnn_barrier()
+                gemv_block(inp, self.W[i], self.b[i], outs[i], n, self.dims[i],
+                           self.dims[i + 1], 0, self.dims[i + 1],
+                           LINEAR if act == SOFTMAX else act)
                 inp = outs[i]
+        else:
+            with parallel(num_threads=nthreads):
+                t = fastnn_thread_num()
+                team = fastnn_team_size()
+                inp = x
+                for i in range(L):
+                    d = self.dims[i + 1]
+                    # 16-float (64-byte) aligned column blocks so threads share no cache line
+                    block = ((d + team - 1) // team + 15) // 16 * 16
+                    lo = t * block
+                    hi = lo + block
+                    if hi > d:
+                        hi = d
+                    act = self.acts[i]
+                    if lo < hi:
+                        gemv_block(inp, self.W[i], self.b[i], outs[i], n, self.dims[i], d, lo, hi,
+                                   LINEAR if act == SOFTMAX else act)
+                    fastnn_barrier()
+                    inp = outs[i]
         if self.acts[L - 1] == SOFTMAX:
             softmax_rows(outs[L - 1], n, self.dims[L])
 

@@ -25,6 +25,11 @@ def _check_finite(arr, what):
 
 def check_x(x, input_shape, dtype="float32", what="x"):
     """Return ``x`` as a C-contiguous float array of shape (n, *input_shape)."""
+    if (type(x) is numpy.ndarray and x.dtype == dtype and x.flags.c_contiguous
+            and x.shape[1:] == input_shape and x.ndim > 1):
+        # Already in the model's form (the serving hot path): only the NaN/inf check.
+        _check_finite(x, what)
+        return x
     arr = _as_numeric_array(x, what)
     if arr.ndim < 2:
         hint = f" (one sample? use x.reshape(1, -1))" if arr.ndim == 1 else ""
