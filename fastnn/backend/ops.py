@@ -468,8 +468,9 @@ class Ops:
         inv_std = 1.0 / xp.sqrt(var + eps)
         dx = dy * (gamma * inv_std)
         dgamma = (dy * ((x - mean) * inv_std)).sum(axis=0)
+        dbeta = dy.sum(axis=0)  # before dx is written: dx_out may be dy itself
         return (_result(xp, dx_out, dx), _result(xp, dgamma_out, dgamma),
-                _result(xp, dbeta_out, dy.sum(axis=0)))
+                _result(xp, dbeta_out, dbeta))
 
     def layernorm_forward(self, x, gamma, beta, eps, out=None, xhat_out=None):
         """Layer norm over the last axis. Returns ``(y, inv_std)``, inv_std of shape x.shape[:-1]."""
@@ -491,8 +492,10 @@ class Ops:
         dxhat = dy * gamma
         dx = (inv_std[..., None] / d) * (d * dxhat - dxhat.sum(axis=-1, keepdims=True)
                                           - xhat * (dxhat * xhat).sum(axis=-1, keepdims=True))
-        return (_result(xp, dx_out, dx), _result(xp, dgamma_out, (dy * xhat).sum(axis=lead)),
-                _result(xp, dbeta_out, dy.sum(axis=lead)))
+        dgamma = (dy * xhat).sum(axis=lead)  # before dx is written: dx_out may be dy itself
+        dbeta = dy.sum(axis=lead)
+        return (_result(xp, dx_out, dx), _result(xp, dgamma_out, dgamma),
+                _result(xp, dbeta_out, dbeta))
 
     # ------------------------------------------------------------------ gradient clipping
     def clip_by_value(self, x, limit):
