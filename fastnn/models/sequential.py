@@ -8,7 +8,7 @@ many threads: it stores nothing on the model.
 """
 import numpy
 
-from ..backend import get_num_threads, get_ops
+from ..backend import get_num_threads, get_ops, use_backend
 from ..layers.base import Layer
 from ..layers.core import InputLayer
 from . import data, fast_path, saving
@@ -121,34 +121,59 @@ class Sequential(TrainingMixin):
         return stack
 
     def _check_x(self, x, what="x"):
+        if _is_device_array(x):
+            return self._check_device_x(x, what)
         self._ensure_built(numpy.shape(x))
         return data.check_x(x, self._input_shape, self.layers[0].dtype, what)
 
+    def _check_device_x(self, x, what):
+        """A CuPy ``x``: checked and kept on the device when the backend is "cupy", else
+        copied to the host (CPU backends compute on NumPy arrays)."""
+        ops = get_ops()
+        if not isinstance(x, ops.xp.ndarray):
+            return self._check_x(x.get(), what)
+        self._ensure_built(x.shape)
+        if x.ndim < 2 or tuple(x.shape[1:]) != tuple(self._input_shape) \
+                or x.dtype.kind not in "biuf":  # the host check raises the same message
+            data.check_x(numpy.broadcast_to(numpy.zeros((), x.dtype), x.shape),
+                         self._input_shape, self.layers[0].dtype, what)
+        if x.dtype.kind == "f":
+            bad = int(x.size - ops.xp.count_nonzero(ops.xp.isfinite(x)))
+            if bad:
+                raise ValueError(f"{what} contains {bad} NaN or infinite value(s)")
+        return ops.asarray(x, dtype=self.layers[0].dtype)
+
     def __call__(self, x, training=False):
-        """One forward pass over all of ``x``; returns a NumPy array.
+        """One forward pass over all of ``x``; returns a NumPy array (a CuPy array for a
+        CuPy ``x`` on the "cupy" backend).
 
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
         x = self._check_x(x)
         ops = get_ops()
-        return ops.to_numpy(self._forward(ops.asarray(x), training))
+        y = self._forward(ops.asarray(x), training)
+        return ops.to_numpy(y) if isinstance(x, numpy.ndarray) else y
 
     def predict_on_batch(self, x):
         """Predictions for one batch (all of ``x`` at once)."""
         return self(x)
 
     def predict(self, x, batch_size=32, verbose=0, callbacks=None):
-        """Predictions for ``x``, computed ``batch_size`` rows at a time."""
+        """Predictions for ``x``, computed ``batch_size`` rows at a time: a NumPy array, or a
+        CuPy array when ``x`` is one and the backend is "cupy"."""
         batch_size = _check_batch_size(batch_size)
         x = self._check_x(x)
         ops = get_ops()
+        on_host = isinstance(x, numpy.ndarray)
+        result = ops.to_numpy if on_host else (lambda a: a)
         n = x.shape[0]
         if n <= batch_size:
-            return ops.to_numpy(self._forward(ops.asarray(x)))
-        out = numpy.empty((n,) + tuple(self.layers[-1].output_shape), dtype=x.dtype)
+            return result(self._forward(ops.asarray(x)))
+        xp = numpy if on_host else ops.xp
+        out = xp.empty((n,) + tuple(self.layers[-1].output_shape), dtype=x.dtype)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            out[start:stop] = ops.to_numpy(self._forward(ops.asarray(x[start:stop])))
+            out[start:stop] = result(self._forward(ops.asarray(x[start:stop])))
         return out
 
     # ---------------------------------------------------------------- weights
@@ -238,6 +263,45 @@ class Sequential(TrainingMixin):
             config["layers"].append({"class_name": type(layer).__name__,
                                      "config": layer.get_config()})
         return config
+
+    def to_backend(self, name):
+        """Move the model's weights, gradients and optimizer state to backend ``name``'s
+        arrays ("cpu", "numpy" or "cupy") and return the model.
+
+        Models compute with the backend in force, so run the moved model under ``name``
+        (``fastnn.set_backend(name)`` or ``with fastnn.backend.use_backend(name):``).
+        Inference plans from ``compile_for_inference`` are snapshots: make new ones.
+
+        Example:
+            >>> model.to_backend("cupy")                           # doctest: +SKIP
+            >>> with fastnn.backend.use_backend("cupy"):           # doctest: +SKIP
+            ...     model.fit(x, y, epochs=5)
+        """
+        with use_backend(name) as ops:  # an unknown or unavailable backend raises here
+            if not self.built:
+                return self
+            host = [_to_host(w.value) for w in self.weights]
+            state = {} if self.optimizer is None else {
+                k: _to_host(v) for k, v in self.optimizer.state.items()}
+            for weight, value in zip(self.weights, host):
+                weight.value = ops.asarray(value)
+                if weight.grad is not None:
+                    weight.grad = ops.alloc(value.shape, value.dtype)
+            self._store = ParameterStore(self.layers, self.layers[0].dtype)
+            if self.optimizer is not None:
+                self.optimizer.state = {k: ops.asarray(v) for k, v in state.items()}
+            self._inference_cache = (None, None)
+            self._stack_cache = (None, None)
+        return self
+
+
+def _is_device_array(x):
+    """True for a CuPy array (checked by type name: cupy is never imported here)."""
+    return type(x).__module__.startswith("cupy")
+
+
+def _to_host(a):
+    return a.get() if _is_device_array(a) else numpy.array(a)
 
 
 def _predict_with_stack(stack, x, output_shape):
