@@ -20,8 +20,15 @@ from fastnn.backend.ops import Ops
 REF = Ops()
 BACKENDS = ["cpu", "cupy"]
 DTYPES = [numpy.float32, numpy.float64]
-LARGE = (520, 257)  # 133,640 elements: above PARALLEL_MIN_SIZE, so kernels use threads
+LARGE = (520, 257)  # 133,640 elements: above the threshold set below, so kernels use threads
 FIXED_SHAPES = [(1, 1), (1, 10), (3, 7), (2, 3, 5), LARGE]
+
+
+@pytest.fixture(autouse=True)
+def threaded_path_for_large(monkeypatch):
+    """Lower the cpu kernels' threading threshold so LARGE runs their OpenMP path."""
+    from fastnn.backend import cpu_ops
+    monkeypatch.setattr(cpu_ops, "PARALLEL_MIN_SIZE", 1 << 17)
 
 
 @pytest.fixture(params=BACKENDS)

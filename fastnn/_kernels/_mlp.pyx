@@ -54,8 +54,10 @@ cdef enum:
     SIGMOID_BCE = 2
     MSE = 3
 
-# Rows x columns below which elementwise loops stay on one thread.
-cdef Py_ssize_t PARALLEL_MIN = 1 << 17
+# Rows x columns below which elementwise loops stay on one thread. BLAS does the
+# threading of a step; an OpenMP region between its calls costs more than it saves
+# (see PARALLEL_MIN_SIZE in backend/cpu_ops.py).
+cdef Py_ssize_t PARALLEL_MIN = 1 << 22
 
 
 cdef inline float sigmoidf(float v) noexcept nogil:

@@ -13,9 +13,13 @@ from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim
 from .ops import _MASK64, Ops
 from .threads import get_num_threads
 
-# Below this many elements an OpenMP region costs more than it saves
-# (a hand-off between cores is ~60-75 us on the development VM).
-PARALLEL_MIN_SIZE = 1 << 17
+# Below this many elements the kernels run on one thread. Measured on the 2-core
+# development VM: an OpenMP region beside multi-threaded BLAS calls made a
+# training step slower, not faster (both pools' threads spin and fight for the
+# cores: train_medium at 2 threads took 1644 ms/epoch with elementwise kernels
+# threaded above 2^17 elements, 579 ms with them on one thread), so threads are
+# kept for very large arrays only.
+PARALLEL_MIN_SIZE = 1 << 22
 
 _unary = _elementwise.unary
 _backward = _elementwise.backward
