@@ -13,7 +13,7 @@ cross-entropy with dense targets, 2 sigmoid binary cross-entropy (mean over
 columns), 3 mean squared error (mean over columns) after the head activation.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel
 from libc.math cimport expf, fabsf, log, log1pf, tanhf
 
 from ._blas cimport gemm_rm
@@ -54,12 +54,6 @@ cdef enum:
     SIGMOID_BCE = 2
     MSE = 3
 
-# Rows x columns below which elementwise loops stay on one thread. BLAS does the
-# threading of a step; an OpenMP region between its calls costs more than it saves
-# (see PARALLEL_MIN_SIZE in backend/cpu_ops.py).
-cdef Py_ssize_t PARALLEL_MIN = 1 << 22
-
-
 cdef inline float sigmoidf(float v) noexcept nogil:
     cdef float e
     if v >= 0:
@@ -68,14 +62,14 @@ cdef inline float sigmoidf(float v) noexcept nogil:
     return e / (1.0 + e)
 
 
-cdef void bias_act(float* z, const float* b, Py_ssize_t n, Py_ssize_t d, int act,
-                   int nthreads) noexcept nogil:
-    """z = act(z + b) row by row (softmax: over each row)."""
+cdef void bias_act(float* z, const float* b, Py_ssize_t n, Py_ssize_t d,
+                   int act) noexcept nogil:
+    """z = act(z + b) row by row (softmax: over each row). One thread: BLAS threads
+    the step, and an OpenMP region between its calls costs more than it saves."""
     cdef Py_ssize_t i, j
     cdef float* row
     cdef float m, s
-    cdef int nt = nthreads if n * d >= PARALLEL_MIN else 1
-    for i in prange(n, num_threads=nt, schedule="static"):
+    for i in range(n):
         row = z + i * d
         if b != NULL:
             for j in range(d):
@@ -102,20 +96,18 @@ cdef void bias_act(float* z, const float* b, Py_ssize_t n, Py_ssize_t d, int act
                 row[j] = row[j] / s
 
 
-cdef void act_backward(float* delta, const float* y, Py_ssize_t size, int act,
-                       int nthreads) noexcept nogil:
-    """delta *= act'(.) written through the activation's output y (in place)."""
+cdef void act_backward(float* delta, const float* y, Py_ssize_t size, int act) noexcept nogil:
+    """delta *= act'(.) written through the activation's output y (in place); one loop
+    per activation so each vectorizes."""
     cdef Py_ssize_t i
-    cdef int nt = nthreads if size >= PARALLEL_MIN else 1
-    if act == LINEAR:
-        return
-    for i in prange(size, num_threads=nt, schedule="static"):
-        if act == RELU:
-            if y[i] <= 0:
-                delta[i] = 0
-        elif act == SIGMOID:
+    if act == RELU:
+        for i in range(size):
+            delta[i] = delta[i] if y[i] > 0 else 0
+    elif act == SIGMOID:
+        for i in range(size):
             delta[i] = delta[i] * y[i] * (1 - y[i])
-        elif act == TANH:
+    elif act == TANH:
+        for i in range(size):
             delta[i] = delta[i] * (1 - y[i] * y[i])
 
 
@@ -219,7 +211,7 @@ cdef void gemv_block(const float* x, const float* W, const float* b, float* y,
 cdef void softmax_rows(float* z, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
-        bias_act(z + i * d, NULL, 1, d, SOFTMAX, 1)
+        bias_act(z + i * d, NULL, 1, d, SOFTMAX)
 
 
 cdef class DenseStack:
@@ -303,7 +295,7 @@ cdef class DenseStack:
         return self._keep[4][2 * (self.n_stages - 1)][:n]
 
     def train_step(self, const float[:, ::1] x, targets, sample_weight, int loss,
-                   int first_trainable=0, bint write_probs=True, int nthreads=1):
+                   int first_trainable=0, bint write_probs=True):
         """Forward, loss, backward; fills the weight gradients. Returns the mean loss.
 
         ``targets``: int64 (n,) for loss 0, float32 (n, d_out) otherwise.
@@ -338,14 +330,14 @@ cdef class DenseStack:
                 raise ValueError("sample_weight and x have different lengths")
             wptr = &w[0]
         with nogil:
-            self._forward(&x[0, 0], n, self.outs, loss != MSE, nthreads)
+            self._forward(&x[0, 0], n, self.outs, loss != MSE)
             total = head_loss(self.outs[L - 1], self.deltas[L - 1], tptr, wptr, n,
                               self.dims[L], loss, <float>(1.0 / n), write_probs)
-            self._backward(&x[0, 0], n, loss == MSE, first_trainable, nthreads)
+            self._backward(&x[0, 0], n, loss == MSE, first_trainable)
         return total / n
 
-    cdef void _forward(self, const float* x, Py_ssize_t n, float** outs, bint logits_head,
-                       int nthreads) noexcept nogil:
+    cdef void _forward(self, const float* x, Py_ssize_t n, float** outs,
+                       bint logits_head) noexcept nogil:
         cdef int i, act
         cdef const float* inp = x
         for i in range(self.n_stages):
@@ -355,18 +347,17 @@ cdef class DenseStack:
             act = self.acts[i]
             if logits_head and i == self.n_stages - 1:
                 act = LINEAR
-            bias_act(outs[i], self.b[i], n, self.dims[i + 1], act, nthreads)
+            bias_act(outs[i], self.b[i], n, self.dims[i + 1], act)
             inp = outs[i]
 
-    cdef void _backward(self, const float* x, Py_ssize_t n, bint head_act, int first,
-                        int nthreads) noexcept nogil:
+    cdef void _backward(self, const float* x, Py_ssize_t n, bint head_act,
+                        int first) noexcept nogil:
         cdef int i
         cdef int L = self.n_stages
         cdef const float* inp
         for i in range(L - 1, first - 1, -1):
             if i < L - 1 or head_act:
-                act_backward(self.deltas[i], self.outs[i], n * self.dims[i + 1], self.acts[i],
-                             nthreads)
+                act_backward(self.deltas[i], self.outs[i], n * self.dims[i + 1], self.acts[i])
             inp = x if i == 0 else self.outs[i - 1]
             # dW = inp^T @ delta
             gemm_rm(True, False, self.dims[i], self.dims[i + 1], <int>n, <float>1.0, inp,
@@ -442,7 +433,7 @@ cdef class DenseStack:
                 if n <= GEMV_MAX_ROWS:
                     self._forward_gemv(&x[0, 0], n, bufs, nthreads)
                 else:
-                    self._forward(&x[0, 0], n, bufs, False, nthreads)
+                    self._forward(&x[0, 0], n, bufs, False)
         finally:
             PyMem_Free(bufs)
 

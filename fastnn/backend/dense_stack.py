@@ -42,8 +42,7 @@ class ReferenceDenseStack:
     def output(self, n):
         return self._last[:n]
 
-    def train_step(self, x, targets, sample_weight, loss, first_trainable=0, write_probs=True,
-                   nthreads=1):
+    def train_step(self, x, targets, sample_weight, loss, first_trainable=0, write_probs=True):
         ops = self.ops
         n = x.shape[0]
         outs = self._forward(x, loss != MSE)

@@ -11,7 +11,7 @@ import numpy
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
-from ..backend import get_num_threads, get_ops
+from ..backend import get_ops
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.random import get_rng
 from . import data, fast_path
@@ -97,8 +97,7 @@ class TrainingMixin:
         plan = self._stack_plan(ops, x.shape[0])
         if plan is not None:
             stack, code, first = plan
-            loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
-                                    get_num_threads())
+            loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits)
             self.optimizer.apply(self._store)
             return loss, stack.output(x.shape[0])
         out, caches = self._run_forward(x, True)
