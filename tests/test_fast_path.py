@@ -91,3 +91,42 @@ def test_stack_grows_for_a_larger_batch():
     loss = model.train_on_batch(x, y)[0]
     assert np.isfinite(loss)
     assert model._stack_cache[1][0].max_batch >= 64
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 33])
+@pytest.mark.parametrize("head", ["softmax", "sigmoid", "tanh", None])
+def test_compiled_predict_matches_reference(rows, threads, head):
+    """Few-row batches take the GEMV path (columns split between threads), larger ones BLAS."""
+    model = build(["relu", "sigmoid", head], "mse")
+    x, _ = make_data("real", n=rows)
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(threads)
+        got = model.predict_on_batch(x)
+    finally:
+        fastnn.set_num_threads(before)
+    with use_backend("numpy"):
+        want = model._forward(x, training=False)
+        assert model._inference_stack().__class__.__name__ == "ReferenceDenseStack"
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_gemv_split_between_threads_matches_reference(rows):
+    """Layers wide enough that both threads get column blocks (blocks are 16 floats)."""
+    fastnn.utils.set_random_seed(5)
+    model = fastnn.Sequential([layers.Dense(70, activation="relu", input_shape=(45,)),
+                               layers.Dense(33, activation="tanh"),
+                               layers.Dense(21, activation="softmax")])
+    model.build()
+    x = np.random.default_rng(1).normal(size=(rows, 45)).astype("float32")
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(2)
+        got = model.predict_on_batch(x)
+    finally:
+        fastnn.set_num_threads(before)
+    with use_backend("numpy"):
+        want = model._forward(x, training=False)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
