@@ -91,6 +91,10 @@ class NumpyMLP:
         return self._softmax(self._forward(x)[-1])
 
 
+def _numpy_gemm(a, b, out, trans_a, trans_b):
+    numpy.matmul(a.T if trans_a else a, b.T if trans_b else b, out=out)
+
+
 class GemmFloor:
     """Only the GEMMs of a training step (or of a forward pass), on preallocated arrays.
 
@@ -99,9 +103,12 @@ class GemmFloor:
     loss, optimizer, batch gathering or allocation: what is left is BLAS.
     """
 
-    def __init__(self, dims, batch_size, seed=0):
+    def __init__(self, dims, batch_size, seed=0, gemm=None):
         rng = numpy.random.default_rng(seed)
         f32 = numpy.float32
+        # gemm(a, b, out, trans_a, trans_b): NumPy's matmul by default; the "floor_scipy"
+        # row passes fastnn's wrapper of scipy's BLAS, the library fastnn itself calls.
+        self.gemm = gemm or _numpy_gemm
         self.batch_size = batch_size
         self.w = [rng.standard_normal((a, b), dtype=f32) * f32(1 / numpy.sqrt(a))
                   for a, b in zip(dims[:-1], dims[1:])]
@@ -114,16 +121,16 @@ class GemmFloor:
     def forward(self, m=None):
         m = self.batch_size if m is None else m
         for i, w in enumerate(self.w):
-            numpy.matmul(self.a[i][:m], w, out=self.a[i + 1][:m])
+            self.gemm(self.a[i][:m], w, self.a[i + 1][:m], False, False)
         return self.a[-1][:m]
 
     def step(self, m=None):
         m = self.batch_size if m is None else m
         self.forward(m)
         for i in range(len(self.w) - 1, -1, -1):
-            numpy.matmul(self.a[i][:m].T, self.dz[i][:m], out=self.dw[i])
+            self.gemm(self.a[i][:m], self.dz[i][:m], self.dw[i], True, False)
             if i > 0:
-                numpy.matmul(self.dz[i][:m], self.w[i].T, out=self.dz[i - 1][:m])
+                self.gemm(self.dz[i][:m], self.w[i], self.dz[i - 1][:m], False, True)
 
     def epoch(self, x, y):
         """The GEMMs of one epoch over ``len(x)`` samples (the data itself is not read)."""

@@ -294,6 +294,21 @@ class FloorRunner(_BlasRunner):
         return [("floor", lambda x: floor.forward())]
 
 
+class FloorScipyRunner(FloorRunner):
+    """The same GEMMs through scipy's BLAS (the library fastnn calls): separates the BLAS
+    library's speed from fastnn's own overhead."""
+
+    name = "floor_scipy"
+
+    def setup(self, threads):
+        from fastnn._kernels import _blas  # load scipy's BLAS before threadpoolctl limits it
+        self._gemm = _blas.gemm
+        super().setup(threads)
+
+    def trainer(self, dims, batch, seed):
+        return _FloorTrainer(dims, batch, seed, gemm=self._gemm)
+
+
 # ---------------------------------------------------------------------- ONNX Runtime
 class OnnxRuntimeRunner(Runner):
     """ONNX Runtime (CPU provider) on the PyTorch model exported to ONNX; inference only."""
@@ -339,4 +354,4 @@ class OnnxRuntimeRunner(Runner):
 
 
 RUNNERS = {r.name: r for r in (FastnnRunner, TorchRunner, SklearnRunner, NumpyRunner,
-                               OnnxRuntimeRunner, FloorRunner)}
+                               OnnxRuntimeRunner, FloorRunner, FloorScipyRunner)}

@@ -29,7 +29,7 @@ import _workloads as wl
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-FRAMEWORKS = ("fastnn", "torch", "sklearn", "numpy", "onnxruntime", "floor")
+FRAMEWORKS = ("fastnn", "torch", "sklearn", "numpy", "onnxruntime", "floor", "floor_scipy")
 # Which framework takes part in which kind of workload.
 KINDS = {
     "fastnn": {"train", "infer", "digits"},
@@ -38,6 +38,7 @@ KINDS = {
     "numpy": {"train", "infer", "digits"},
     "onnxruntime": {"infer"},
     "floor": {"train", "infer", "digits"},
+    "floor_scipy": {"train"},
 }
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")

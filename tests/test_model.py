@@ -334,3 +334,22 @@ def test_stop_training_in_a_batch_hook_stops_after_that_batch():
     stopper = fastnn.callbacks.LambdaCallback(on_train_batch_end=stop_at_third)
     model.fit(x, y, batch_size=16, epochs=3, callbacks=[stopper], verbose=0)
     assert seen == [0, 1, 2]
+
+
+def test_mc_dropout_predict_averages_dropout_passes():
+    fastnn.utils.set_random_seed(2)
+    model = fastnn.Sequential([layers.Dense(64, input_shape=(8,)), layers.BatchNormalization(),
+                               layers.Dropout(0.5), layers.Dense(3)])
+    x, _ = blobs(n=16)
+    model.build()
+    moving = [w.copy() for w in model.layers[1].get_weights()]
+    plain = model.predict(x)
+    one = model.predict(x, mc_samples=1)
+    assert not np.allclose(one, plain)  # dropout was active
+    # A linear net's expectation under inverted dropout is the deterministic output.
+    mean = model.predict(x, mc_samples=3000, batch_size=8)
+    np.testing.assert_allclose(mean, plain, atol=0.05 * np.abs(plain).max())
+    for a, b in zip(moving, model.layers[1].get_weights()):
+        np.testing.assert_array_equal(a, b)  # batch norm stayed in inference mode
+    with pytest.raises(ValueError, match="mc_samples"):
+        model.predict(x, mc_samples=0)

@@ -11,6 +11,7 @@ import numpy
 from ..backend import get_num_threads, get_ops, use_backend
 from ..layers.base import Layer
 from ..layers.core import InputLayer
+from ..layers.regularization import MaskSeeds
 from . import data, fast_path, saving
 from .inference import InferencePlan
 from .parameters import ParameterStore
@@ -158,23 +159,43 @@ class Sequential(TrainingMixin):
         """Predictions for one batch (all of ``x`` at once)."""
         return self(x)
 
-    def predict(self, x, batch_size=32, verbose=0, callbacks=None):
+    def predict(self, x, batch_size=32, verbose=0, callbacks=None, mc_samples=None):
         """Predictions for ``x``, computed ``batch_size`` rows at a time: a NumPy array, or a
-        CuPy array when ``x`` is one and the backend is "cupy"."""
+        CuPy array when ``x`` is one and the backend is "cupy".
+
+        Args:
+            mc_samples: Monte-Carlo dropout (Gal & Ghahramani 2016): the mean of this many
+                passes with Dropout/DropConnect active and everything else (batch norm
+                included) in inference mode. None: one deterministic pass.
+        """
         batch_size = _check_batch_size(batch_size)
+        forward = self._forward
+        if mc_samples is not None:
+            samples = _check_positive_int("mc_samples", mc_samples)
+            forward = lambda xb: self._forward_mc(xb, samples)  # noqa: E731
         x = self._check_x(x)
         ops = get_ops()
         on_host = isinstance(x, numpy.ndarray)
         result = ops.to_numpy if on_host else (lambda a: a)
         n = x.shape[0]
         if n <= batch_size:
-            return result(self._forward(ops.asarray(x)))
+            return result(forward(ops.asarray(x)))
         xp = numpy if on_host else ops.xp
         out = xp.empty((n,) + tuple(self.layers[-1].output_shape), dtype=x.dtype)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            out[start:stop] = result(self._forward(ops.asarray(x[start:stop])))
+            out[start:stop] = result(forward(ops.asarray(x[start:stop])))
         return out
+
+    def _forward_mc(self, x, samples):
+        """Mean of ``samples`` forward passes with only the dropout-style layers training."""
+        total = None
+        for _ in range(samples):
+            h = x
+            for layer in self.layers:
+                h = layer.forward(h, isinstance(layer, MaskSeeds))[0]
+            total = h.copy() if total is None else total + h
+        return total / total.dtype.type(samples)
 
     # ---------------------------------------------------------------- weights
     @property
@@ -314,10 +335,13 @@ def _predict_with_stack(stack, x, output_shape):
     return out
 
 
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def _check_batch_size(batch_size):
     if batch_size is None:
         return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numpy.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+    return _check_positive_int("batch_size", batch_size)

@@ -60,7 +60,7 @@ class TrainingMixin:
         act = getattr(last, "activation", None)
         self._fused_head = (act is not None and not self.loss.from_logits
                             and act.name in self.loss.fuses_with
-                            and hasattr(last, "forward") and _takes_apply_activation(last))
+                            and _takes_apply_activation(last))
 
     def _require_compiled(self, what):
         if self.loss is None:
