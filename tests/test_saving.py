@@ -22,12 +22,12 @@ from fastnn.utils import set_random_seed
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_model(optimizer="nadam", seed=0):
+def make_model(optimizer="nadam", seed=0, dropout_seed=None):
     set_random_seed(seed)
     model = fastnn.Sequential([
         layers.Dense(16, activation="relu", input_shape=(6,)),
         layers.BatchNormalization(),
-        layers.Dropout(0.2),
+        layers.Dropout(0.2, seed=dropout_seed),
         layers.Dense(3, activation="softmax"),
     ])
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
@@ -183,18 +183,20 @@ numpy.savez({out!r}, *model.get_weights())
 """
 
 
-@pytest.mark.parametrize("optimizer", ["nadam", "sgd_momentum"])
-def test_resume_in_a_new_process_matches_uninterrupted_training(tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer,dropout_seed", [("nadam", None), ("sgd_momentum", None),
+                                                    ("sgd_momentum", 3)])
+def test_resume_in_a_new_process_matches_uninterrupted_training(tmp_path, optimizer,
+                                                                dropout_seed):
     def opt():
         if optimizer == "nadam":
             return optimizers.Nadam(learning_rate=optimizers.schedules.CosineDecay(0.01, 40))
         return optimizers.SGD(0.05, momentum=0.9)
 
     x, y = make_data()
-    straight = make_model(opt())
+    straight = make_model(opt(), dropout_seed=dropout_seed)
     straight.fit(x, y, epochs=10, batch_size=16, verbose=0)
 
-    first_half = make_model(opt())
+    first_half = make_model(opt(), dropout_seed=dropout_seed)
     first_half.fit(x, y, epochs=5, batch_size=16, verbose=0)
     path, out = tmp_path / "half.fastnn", tmp_path / "resumed.npz"
     first_half.save(path)

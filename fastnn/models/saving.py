@@ -83,6 +83,8 @@ def save_model(model, path, include_optimizer=True):
             "slots": {name: {"shape": list(a.shape), "dtype": a.dtype.name}
                       for name, a in state.items()}}
         payload["rng_state"] = get_rng().bit_generator.state
+        # Seeded Dropout/DropConnect count their training calls: part of the state too.
+        payload["mask_calls"] = [getattr(layer, "mask_calls", None) for layer in model.layers]
         arrays.update({f"optimizer/{name}.npy": a for name, a in state.items()})
     _write(path, payload, arrays)
 
@@ -215,18 +217,22 @@ def _load_model(f, compile):
     if model.built:
         model.set_weights(arrays)
     compile_config = config.get("compile")
-    rng_state = None
+    rng_state = mask_calls = None
     if compile and compile_config is not None:
         _compile(model, _expect_dict(compile_config, "compile"))
         state = config.get("optimizer_state")
         if state is not None and model.built:
             _restore_optimizer(model, _expect_dict(state, "optimizer_state"), reader)
             rng_state = _checked_rng_state(config.get("rng_state"))
+            mask_calls = _checked_mask_calls(config.get("mask_calls"), model)
     if model.built:
         probe = numpy.zeros((1,) + tuple(model._input_shape), dtype=model.layers[0].dtype)
         model.predict_on_batch(probe)  # a config that builds but cannot run is refused here
     if rng_state is not None:
         get_rng().bit_generator.state = rng_state  # last: nothing changes on failure
+    for layer, calls in zip(model.layers, mask_calls or []):
+        if calls is not None:
+            layer.mask_calls = calls
     return model
 
 
@@ -410,6 +416,19 @@ def _restore_optimizer(model, state, reader):
         u_product = scalars.get("u_product")
         _require(type(u_product) is float and 0 < u_product <= 1, "invalid Nadam u_product")
         optimizer.u_product = u_product
+
+
+def _checked_mask_calls(calls, model):
+    """Per-layer training-call counters of seeded mask layers (absent in older files)."""
+    if calls is None:
+        return None
+    _require(isinstance(calls, list) and len(calls) == len(model.layers),
+             "mask_calls must list one entry per layer")
+    for layer, value in zip(model.layers, calls):
+        _require(value is None or (type(value) is int and value >= 0
+                                   and hasattr(layer, "mask_calls")),
+                 "invalid mask_calls entry")
+    return calls
 
 
 def _checked_rng_state(state):
