@@ -14,7 +14,7 @@ import math
 import numpy
 
 from .utils.random import get_rng
-from .utils.registry import Registry, snake_case
+from .utils.registry import Registry, serialize, snake_case
 
 _registry = Registry("initializer")
 # std of a standard normal truncated to [-2, 2]
@@ -245,15 +245,5 @@ _registry.register("one")(Ones)
 
 def get(identifier):
     """Resolve a name, an Initializer or a {"class_name", "config"} dict."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        return _registry.get(identifier)()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Cannot use {identifier!r} as an initializer; known: "
-                     f"{', '.join(_registry.names())}")
+    return _registry.resolve(identifier, Initializer)
 
-
-def serialize(initializer):
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}

@@ -10,7 +10,7 @@ is exact where Keras' clipping at 1e-7 would cap it.
 import numpy
 
 from .backend import get_ops
-from .utils.registry import Registry, snake_case
+from .utils.registry import Registry, serialize, snake_case
 
 _registry = Registry("loss", "losses")
 
@@ -179,18 +179,8 @@ class CategoricalHinge(_Pointwise):
 
 def get(identifier):
     """Resolve a name, a Loss or a {"class_name", "config"} dict."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        return _registry.get(identifier)()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Cannot use {identifier!r} as a loss; known losses: "
-                     f"{', '.join(_registry.names())}")
+    return _registry.resolve(identifier, Loss)
 
-
-def serialize(loss):
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
 # Keras' function-style names.

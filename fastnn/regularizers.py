@@ -72,14 +72,9 @@ class L2(Regularizer):
 
 
 def get(identifier):
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        return _registry.get(identifier)()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Cannot use {identifier!r} as a regularizer; known: "
-                     f"{', '.join(_registry.names())}")
+    if identifier is None:
+        return None
+    return _registry.resolve(identifier, Regularizer)
 
 
 def serialize(regularizer):

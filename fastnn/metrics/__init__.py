@@ -8,6 +8,7 @@ cross-entropy loss or a one-column output, sparse categorical accuracy for a
 sparse loss, categorical accuracy for one-hot losses, else exact accuracy.
 """
 from .accuracy import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
+from ..utils.registry import serialize
 from .base import Mean, MeanMetricWrapper, Metric, registry
 from .confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
                         TruePositives)
@@ -32,21 +33,11 @@ def get(identifier, loss=None, output_shape=None):
 
     ``loss`` and ``output_shape`` choose the kind of "accuracy" (see module doc).
     """
-    if isinstance(identifier, Metric):
-        return identifier
     if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
         return _accuracy_for(identifier, loss, output_shape)
-    if isinstance(identifier, str):
+    if isinstance(identifier, str):  # the given string becomes the name in the logs
         return registry.get(identifier)(name=identifier)
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Cannot use {identifier!r} as a metric; known metrics: accuracy, "
-                     f"{', '.join(registry.names())}")
-
-
-def serialize(metric):
-    """``{"class_name", "config"}``: plain data that ``get`` turns back into the metric."""
-    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+    return registry.resolve(identifier, Metric)
 
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",

@@ -6,7 +6,7 @@ formulas, g is the gradient, p the parameter, lr the learning rate of this
 step and t the step number counted from 1. Every optimizer accepts
 ``weight_decay``, applied before its rule as ``p -= lr * weight_decay * p``.
 """
-from ..utils.registry import Registry
+from ..utils.registry import Registry, serialize
 from . import schedules
 from .base import Optimizer, check_positive, check_unit_interval
 
@@ -244,19 +244,8 @@ class RMSprop(Optimizer):
 
 def get(identifier):
     """Resolve a name ("adam", "sgd", ...), an Optimizer or a {"class_name", "config"} dict."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        return _registry.get(identifier)()
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Cannot use {identifier!r} as an optimizer; known optimizers: "
-                     f"{', '.join(_registry.names())}")
+    return _registry.resolve(identifier, Optimizer)
 
-
-def serialize(optimizer):
-    """``{"class_name", "config"}``: plain data that ``get`` turns back into an optimizer."""
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Nadam", "Adagrad", "Adadelta", "RMSprop",

@@ -6,7 +6,7 @@ each step.
 """
 import math
 
-from ..utils.registry import Registry
+from ..utils.registry import Registry, serialize
 
 _registry = Registry("learning-rate schedule")
 
@@ -145,17 +145,8 @@ class CosineDecay(LearningRateSchedule):
 
 def get(identifier):
     """A schedule from itself or from a ``{"class_name", "config"}`` dict."""
-    if isinstance(identifier, LearningRateSchedule):
-        return identifier
-    if isinstance(identifier, dict) and "class_name" in identifier:
-        return _registry.get(identifier["class_name"]).from_config(identifier.get("config", {}))
-    raise ValueError(f"Cannot use {identifier!r} as a schedule; known: "
-                     f"{', '.join(_registry.names())}")
+    return _registry.resolve(identifier, LearningRateSchedule, from_name=False)
 
-
-def serialize(schedule):
-    """``{"class_name", "config"}``: plain data that ``get`` turns back into the schedule."""
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "InverseTimeDecay",

@@ -10,6 +10,11 @@ def snake_case(name):
     return "".join(out)
 
 
+def serialize(obj):
+    """``{"class_name", "config"}``: plain data that the registry's ``resolve`` turns back."""
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+
 class Registry:
     """Maps names (and aliases) to factories; unknown names list the known ones."""
 
@@ -34,6 +39,19 @@ class Registry:
 
     def names(self):
         return sorted(self._entries)
+
+    def resolve(self, identifier, base, from_name=True):
+        """An instance of ``base`` from itself, a registered name (constructed with
+        defaults; only when ``from_name``) or a ``{"class_name", "config"}`` dict."""
+        if isinstance(identifier, base):
+            return identifier
+        if from_name and isinstance(identifier, str):
+            return self.get(identifier)()
+        if isinstance(identifier, dict) and "class_name" in identifier:
+            return self.get(identifier["class_name"]).from_config(identifier.get("config", {}))
+        article = "an" if self.kind[0] in "aeiou" else "a"
+        raise ValueError(f"Cannot use {identifier!r} as {article} {self.kind}; known "
+                         f"{self.plural}: {', '.join(self.names())}")
 
     def __contains__(self, name):
         return isinstance(name, str) and name.lower() in self._entries
