@@ -77,3 +77,18 @@ def test_plan_checks_its_input():
         plan(numpy.zeros((2, 5), "float32"))
     with pytest.raises(ValueError, match="NaN"):
         plan(numpy.full((2, 8), numpy.nan, "float32"))
+
+
+@pytest.mark.parametrize("kwargs", [{"center": False}, {"scale": False},
+                                    {"center": False, "scale": False}])
+def test_plan_folds_batch_norm_without_gamma_or_beta(kwargs):
+    set_random_seed(4)
+    model = fastnn.Sequential([layers.Dense(6, input_shape=(4,)),
+                               layers.BatchNormalization(**kwargs), layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    x = numpy.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    model.fit(x, numpy.zeros((32, 3), "float32"), epochs=2, verbose=0)
+    plan = model.compile_for_inference()
+    numpy.testing.assert_allclose(plan(x), model.predict(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="batch_size"):
+        plan.predict(x, batch_size=0)

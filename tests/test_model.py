@@ -353,3 +353,82 @@ def test_mc_dropout_predict_averages_dropout_passes():
         np.testing.assert_array_equal(a, b)  # batch norm stayed in inference mode
     with pytest.raises(ValueError, match="mc_samples"):
         model.predict(x, mc_samples=0)
+
+
+# ---------------------------------------------------------------------- review findings
+def test_empty_batches_are_refused_and_model_unchanged():
+    x, y = blobs()
+    model = fastnn.Sequential([layers.Dense(5, input_shape=(8,)), layers.BatchNormalization(),
+                               layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.build()
+    before = model.get_weights()
+    for call in (model.train_on_batch, model.test_on_batch, model.evaluate):
+        with pytest.raises(ValueError, match="no samples"):
+            call(x[:0], y[:0])
+    with pytest.raises(ValueError, match="no samples"):
+        model.fit(x, y, validation_data=(x[:0], y[:0]), verbose=0)
+    assert_unchanged(model, before)
+    assert np.isfinite(model.predict(x[:2])).all()
+    plain = compiled()
+    with pytest.raises(ValueError, match="no samples"):
+        plain.train_on_batch(x[:0], y[:0])
+
+
+def test_class_weight_does_not_weight_the_validation_split():
+    x, y = blobs(n=60)
+    model = compiled()
+    model.compile(optimizer=optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    hist = model.fit(x, y, validation_split=0.5, class_weight={0: 10.0, 1: 1.0, 2: 1.0},
+                     verbose=0)
+    assert hist.history["val_loss"][0] == pytest.approx(model.evaluate(x[30:], y[30:]),
+                                                        rel=1e-5)
+
+
+def test_a_failed_deferred_build_leaves_the_model_buildable():
+    model = fastnn.Sequential([layers.Dense(2, activation="relu"), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="reshape"):
+        model.fit(rng.random(10), rng.random(10), verbose=0)
+    with pytest.raises(ValueError):
+        model.fit(rng.random((10, 3, 2)), rng.random(10), verbose=0)
+    assert not model.built
+    model.fit(rng.random((10, 3)), rng.random(10), verbose=0)
+    assert model.layers[0].kernel.shape == (3, 2)
+
+
+def test_accuracy_with_mse_on_several_outputs_is_categorical():
+    x, y = blobs()
+    model = compiled(loss="mse")
+    model.fit(x, fastnn.utils.to_categorical(y, 3), epochs=5, verbose=0)
+    assert type(model.compiled_metrics[0]).__name__ == "CategoricalAccuracy"
+    proba = model.predict(x)
+    acc = model.evaluate(x, fastnn.utils.to_categorical(y, 3))[1]
+    assert acc == pytest.approx((proba.argmax(1) == y).mean())
+
+
+def test_model_trainable_false_freezes_every_layer():
+    x, y = blobs()
+    model = compiled()
+    model.build()
+    before = model.get_weights()
+    model.trainable = False
+    assert model.trainable is False and model.trainable_weights == []
+    model.fit(x, y, epochs=1, verbose=0)
+    assert_unchanged(model, before)
+    model.trainable = True
+    assert len(model.trainable_weights) == 4
+
+
+def test_numpy_scalars_and_complex_input():
+    x, y = blobs()
+    model = compiled()
+    model.fit(x, y, epochs=np.int64(2), initial_epoch=np.int64(1),
+              validation_split=np.float32(0.2), verbose=0)
+    with pytest.raises(TypeError, match="real numbers"):
+        model.predict(x.astype(np.complex64))
+    hinge = small_model(k=1, activation="tanh")
+    hinge.compile(optimizer="adam", loss="hinge")
+    with pytest.raises(ValueError, match="class ids"):  # -1/1 hinge labels are not class ids
+        hinge.fit(x, np.where(y == 0, -1.0, 1.0), class_weight={0: 2.0}, verbose=0)

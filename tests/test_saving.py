@@ -452,3 +452,14 @@ def test_fuzz_config_gives_a_model_or_the_documented_error(tmp_path, small_file,
             node[where[-1]] = data.draw(json_values)
     out = _rezip(src, tmp_path / "out.fastnn", config)
     _load_or_refuse(tmp_path / "fuzzed.fastnn", out.read_bytes())
+
+
+def test_a_model_whose_optimizer_has_not_stepped_saves_and_loads(tmp_path):
+    x, y = make_data()
+    model = make_model()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")  # fine-tuning
+    model.save(tmp_path / "m.fastnn")
+    again = load_model(tmp_path / "m.fastnn")
+    numpy.testing.assert_array_equal(again.predict(x), model.predict(x))
+    again.fit(x, y, epochs=1, verbose=0)

@@ -85,6 +85,12 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def unbuild(self):
+        """Forget the weights of a build that failed part-way (the model tries again later)."""
+        self._weights = []
+        self.input_shape = self.output_shape = None
+        self.built = False
+
     def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None):
         init = initializers.get(initializer)
         value = get_ops().asarray(init(tuple(shape), self.dtype))

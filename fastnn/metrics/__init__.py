@@ -23,9 +23,7 @@ def _accuracy_for(name, loss, output_shape):
         return BinaryAccuracy(name=name)
     if loss_name == "SparseCategoricalCrossentropy":
         return SparseCategoricalAccuracy(name=name)
-    if loss_name in ("CategoricalCrossentropy", "CategoricalHinge"):
-        return CategoricalAccuracy(name=name)
-    return Accuracy(name=name)
+    return CategoricalAccuracy(name=name)  # several outputs with any other loss (Keras)
 
 
 def get(identifier, loss=None, output_shape=None):

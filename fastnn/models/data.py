@@ -11,9 +11,9 @@ def _as_numeric_array(value, what):
         arr = numpy.asarray(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} could not be read as an array: {exc}") from None
-    if arr.dtype == object or not (numpy.issubdtype(arr.dtype, numpy.number)
-                                   or arr.dtype == numpy.bool_):
-        raise TypeError(f"{what} must hold numbers, got dtype {arr.dtype}")
+    if arr.dtype == object or numpy.issubdtype(arr.dtype, numpy.complexfloating) or not (
+            numpy.issubdtype(arr.dtype, numpy.number) or arr.dtype == numpy.bool_):
+        raise TypeError(f"{what} must hold real numbers, got dtype {arr.dtype}")
     return arr
 
 
@@ -116,4 +116,7 @@ def class_weight_to_sample_weight(class_weight, y_sparse_or_onehot, n_classes):
         ids = y.argmax(axis=1)
     else:
         ids = numpy.round(y.reshape(-1)).astype("int64")
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise ValueError(f"class_weight needs class ids in [0, {table.shape[0]}); y holds "
+                         f"{ids.min()}..{ids.max()}")
     return table[ids]

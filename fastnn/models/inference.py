@@ -102,6 +102,8 @@ class InferencePlan:
         """Predictions for ``x``, ``batch_size`` rows at a time (all at once by default)."""
         if batch_size is None:
             return self(x)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         x = data.check_x(x, self.input_shape, self.dtype)
         parts = [self(x[i:i + batch_size]) for i in range(0, x.shape[0], int(batch_size))]
         return numpy.concatenate(parts) if parts else self(x)
@@ -142,8 +144,11 @@ def _steps_of(layer):
         bias = layer.bias.numpy().astype("float64") if layer.use_bias else None
         return [_DenseStep(layer.kernel.numpy().astype("float64"), bias, layer.activation)]
     if kind is BatchNormalization:
-        gamma, beta, mean, var = (w.numpy().astype("float64") for w in (
-            layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance))
+        mean, var = (w.numpy().astype("float64")
+                     for w in (layer.moving_mean, layer.moving_variance))
+        # scale=False / center=False layers have no gamma / beta: 1 and 0.
+        gamma = layer.gamma.numpy().astype("float64") if layer.gamma is not None else 1.0
+        beta = layer.beta.numpy().astype("float64") if layer.beta is not None else 0.0
         scale = gamma / numpy.sqrt(var + layer.epsilon)
         return [_AffineStep(scale, beta - mean * scale)]
     if kind is Activation:

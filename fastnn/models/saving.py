@@ -74,7 +74,8 @@ def save_model(model, path, include_optimizer=True):
                    optimizer_state=None, rng_state=None)
     arrays = {f"weights/{i}.npy": a for i, a in enumerate(weights)}
     optimizer = model.optimizer
-    if include_optimizer and optimizer is not None and model.built:
+    # An optimizer that has not stepped yet (just compiled) has no state to keep.
+    if include_optimizer and optimizer is not None and model.built and optimizer.built:
         ops = get_ops()
         state = {name: numpy.asarray(ops.to_numpy(arr)) for name, arr in optimizer.state.items()}
         payload["optimizer_state"] = {

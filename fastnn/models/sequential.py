@@ -6,6 +6,8 @@ into one flat buffer, weights, summary, and the thin inference path
 (``predict``, ``predict_on_batch``, ``model(x)``) that is safe to call from
 many threads: it stores nothing on the model.
 """
+import threading
+
 import numpy
 
 from ..backend import get_num_threads, get_ops, use_backend
@@ -37,6 +39,7 @@ class Sequential(TrainingMixin):
         self._input_shape = None
         self._store = None
         self._inference_cache = (None, None)
+        self._build_lock = threading.Lock()
         self.built = False
         self.stop_training = False
         self._init_training()
@@ -85,11 +88,40 @@ class Sequential(TrainingMixin):
         self.built = True
 
     def _ensure_built(self, x_shape=None):
+        """Build on first use (Keras' deferred build), taking the input shape from ``x``.
+
+        A build that fails (e.g. x of the wrong rank) leaves the model unbuilt, as before.
+        """
         if self.built:
             return
-        if self._input_shape is None and x_shape is not None:
-            self._input_shape = tuple(x_shape[1:])
-        self.build()
+        with self._build_lock:  # first predict calls from several threads build once
+            if self.built:
+                return
+            declared = self._input_shape
+            if declared is None and x_shape is not None:
+                if len(x_shape) < 2:
+                    raise ValueError(f"x must have shape (n_samples, n_features), got shape "
+                                     f"{tuple(x_shape)} (one sample? use x.reshape(1, -1))")
+                self._input_shape = tuple(x_shape[1:])
+            was_built = [layer.built for layer in self.layers]
+            try:
+                self.build()
+            except Exception:
+                self._input_shape = declared
+                for layer, built in zip(self.layers, was_built):
+                    if not built:
+                        layer.unbuild()
+                raise
+
+    @property
+    def trainable(self):
+        """False once ``model.trainable = False`` froze every layer (Keras)."""
+        return any(layer.trainable for layer in self.layers) if self.layers else True
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self.layers:
+            layer.trainable = value
 
     @property
     def input_shape(self):

@@ -6,6 +6,8 @@ backward through the layers, regularizer gradients, then one optimizer call
 over the flat parameter buffer. Batches are gathered by index into reused
 buffers rather than fancy-indexed copies.
 """
+import numbers
+
 import numpy
 
 from .. import losses as losses_mod
@@ -145,17 +147,23 @@ class TrainingMixin:
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what=""):
         """Check and convert (x, y, sample_weight); raises before touching the model."""
         x = self._check_x(x, "x" + what)
+        if x.shape[0] == 0:
+            raise ValueError(f"x{what} has no samples")
         if y is None:
             raise ValueError(f"y{what} is missing: training and evaluation need targets")
         data.check_lengths(x, y, "y" + what)
         self._refresh_metric_choice()
         y = data.check_targets(y, self.loss, self.layers[-1].output_shape, x.dtype, "y" + what)
         sw = data.check_sample_weight(sample_weight, x.shape[0])
-        if class_weight is not None:
-            cw = data.class_weight_to_sample_weight(class_weight, y,
-                                                    self.layers[-1].output_shape[-1])
-            sw = cw if sw is None else sw * cw
-        return x, y, sw
+        return x, y, self._with_class_weight(y, sw, class_weight)
+
+    def _with_class_weight(self, y, sw, class_weight):
+        """Fold ``class_weight`` into the sample weights (training data only, as Keras)."""
+        if class_weight is None:
+            return sw
+        cw = data.class_weight_to_sample_weight(class_weight, y,
+                                                self.layers[-1].output_shape[-1])
+        return cw if sw is None else sw * cw
 
     def _update_metrics(self, y, pred, sample_weight):
         if not self.compiled_metrics:
@@ -248,12 +256,13 @@ class TrainingMixin:
         if isinstance(epochs, bool) or not isinstance(epochs, (int, numpy.integer)) \
                 or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+        if isinstance(validation_split, bool) or not isinstance(
+                validation_split, numbers.Real) or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) \
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral) \
                 or initial_epoch < 0:
             raise ValueError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
-        x, y, sw = self._prepare(x, y, sample_weight, class_weight)
+        x, y, sw = self._prepare(x, y, sample_weight)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -270,6 +279,7 @@ class TrainingMixin:
             val = (x[split:], y[split:], None if sw is None else sw[split:])
             x, y = x[:split], y[:split]
             sw = None if sw is None else sw[:split]
+        sw = self._with_class_weight(y, sw, class_weight)
         if x.shape[0] == 0:
             raise ValueError("fit needs at least one training sample")
         verbose = 1 if verbose == "auto" else int(verbose)
