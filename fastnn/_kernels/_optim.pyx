@@ -15,6 +15,11 @@ from ._common cimport F32, cut, data, fsqrt, kind, optional, ptr, same, size
 
 cnp.import_array()
 
+cdef extern from "adam.h":
+    void fastnn_adam_f32(float* p, const float* g, float* m, float* v, Py_ssize_t lo,
+                         Py_ssize_t hi, float decay, float alpha, float one_minus_b1,
+                         float one_minus_b2, float eps) noexcept nogil
+
 cdef enum Op:
     SGD
     SGD_MOMENTUM
@@ -56,6 +61,9 @@ cdef void _chunk(const Step* st, floating* p, const floating* g, Py_ssize_t lo,
                 p[i] = pi + (c2 * s1[i] - c1 * g[i])
             else:
                 p[i] = pi + s1[i]
+    elif op == ADAM and floating is float and s3 == NULL:  # the common case, in adam.h
+        fastnn_adam_f32(<float*>p, <const float*>g, <float*>s1, <float*>s2, lo, hi, decay,
+                        c1, c2, c3, c4)
     elif op == ADAM:  # c1 = alpha, c2 = 1 - b1, c3 = 1 - b2, c4 = eps
         for i in range(lo, hi):
             gi = g[i]
