@@ -432,3 +432,21 @@ def test_numpy_scalars_and_complex_input():
     hinge.compile(optimizer="adam", loss="hinge")
     with pytest.raises(ValueError, match="class ids"):  # -1/1 hinge labels are not class ids
         hinge.fit(x, np.where(y == 0, -1.0, 1.0), class_weight={0: 2.0}, verbose=0)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("plain", [True, False])
+def test_call_and_predict_on_batch_refuse_nan(backend, plain):
+    """The compiled stack scans x itself; other models scan it in Python."""
+    extra = [] if plain else [layers.Dropout(0.1)]
+    with use_backend(backend):
+        model = fastnn.Sequential([layers.Dense(4, input_shape=(3,)), *extra, layers.Dense(2)])
+        model.build()
+        assert (model._inference_stack() is not None) == plain
+        x = np.ones((5, 3), dtype="float32")
+        x[1, 2], x[4, 0] = np.nan, np.inf
+        for call in (model, model.predict_on_batch):
+            with pytest.raises(ValueError, match="2 NaN or infinite"):
+                call(x)
+            with pytest.raises(ValueError, match="1 NaN or infinite"):
+                call(x[1:2])

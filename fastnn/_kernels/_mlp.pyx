@@ -14,7 +14,7 @@ columns), 3 mean squared error (mean over columns) after the head activation.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython.parallel cimport parallel
-from libc.math cimport expf, fabsf, log, log1pf, tanhf
+from libc.math cimport expf, fabsf, isfinite, log, log1pf, tanhf
 
 from ._blas cimport gemm_rm
 
@@ -409,38 +409,46 @@ cdef class DenseStack:
         if self.acts[L - 1] == SOFTMAX:
             softmax_rows(outs[L - 1], n, self.dims[L])
 
-    def predict(self, const float[:, ::1] x, float[:, ::1] out, float[::1] scratch,
-                int nthreads=1):
-        """Forward pass of ``x`` into ``out`` using caller-owned ``scratch``
-        (at least 2 * n * widest hidden layer floats); safe from many threads."""
-        cdef Py_ssize_t n = x.shape[0]
-        cdef int L = self.n_stages, i, widest = 0
+    def predict(self, const float[:, ::1] x, int nthreads=1):
+        """The forward pass of ``x`` as a new (n, d_out) array; safe from many threads
+        (scratch is per call). Raises ValueError when ``x`` holds NaN or infinity."""
+        import numpy
+        cdef Py_ssize_t n = x.shape[0], size = x.shape[0] * x.shape[1], i, bad = 0
+        cdef int L = self.n_stages, widest = 1
+        cdef const float* xp
+        if x.shape[1] != self.dims[0]:
+            raise ValueError(f"x has {x.shape[1]} features per sample but the model expects "
+                             f"{self.dims[0]}")
+        out = numpy.empty((n, self.dims[L]), dtype=numpy.float32)
+        if n == 0:
+            return out
+        xp = &x[0, 0]
+        with nogil:
+            for i in range(size):
+                if not isfinite(xp[i]):
+                    bad += 1
+        if bad:
+            raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+        cdef float[:, ::1] result = out
         for i in range(1, L):
             if self.dims[i] > widest:
                 widest = self.dims[i]
-        if x.shape[1] != self.dims[0] or out.shape[0] != n or out.shape[1] != self.dims[L]:
-            raise ValueError("DenseStack.predict: x or out has the wrong shape")
-        if scratch.shape[0] < 2 * n * widest:
-            raise ValueError("DenseStack.predict: scratch too small")
-        if n == 0:
-            return
+        cdef float* scratch = <float*>PyMem_Malloc(2 * n * widest * sizeof(float))
         cdef float** bufs = <float**>PyMem_Malloc(L * sizeof(float*))
+        if scratch == NULL or bufs == NULL:
+            PyMem_Free(scratch)
+            PyMem_Free(bufs)
+            raise MemoryError()
         try:
             for i in range(L - 1):
-                bufs[i] = &scratch[(i % 2) * n * widest]
-            bufs[L - 1] = &out[0, 0]
+                bufs[i] = scratch + (i % 2) * n * widest
+            bufs[L - 1] = &result[0, 0]
             with nogil:
                 if n <= GEMV_MAX_ROWS:
-                    self._forward_gemv(&x[0, 0], n, bufs, nthreads)
+                    self._forward_gemv(xp, n, bufs, nthreads)
                 else:
-                    self._forward(&x[0, 0], n, bufs, False)
+                    self._forward(xp, n, bufs, False)
         finally:
             PyMem_Free(bufs)
-
-    def scratch_size(self, Py_ssize_t n):
-        """Floats of scratch ``predict`` needs for a batch of ``n``."""
-        cdef int i, widest = 1
-        for i in range(1, self.n_stages):
-            if self.dims[i] > widest:
-                widest = self.dims[i]
-        return 2 * n * widest
+            PyMem_Free(scratch)
+        return out

@@ -71,8 +71,9 @@ class ReferenceDenseStack:
                 delta = ops.gemm(delta, self.kernels[i], trans_b=True)
         return total / n
 
-    def scratch_size(self, n):
-        return 0
-
-    def predict(self, x, out, scratch, nthreads=1):
-        out[...] = self._forward(x, False)[-1]
+    def predict(self, x, nthreads=1):
+        ops = self.ops
+        bad = int(x.size - ops.xp.count_nonzero(ops.xp.isfinite(x)))
+        if bad:
+            raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+        return self._forward(x, False)[-1]

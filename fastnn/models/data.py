@@ -17,18 +17,23 @@ def _as_numeric_array(value, what):
     return arr
 
 
-def _check_finite(arr, what):
+def check_finite(arr, what="x"):
+    """Raise ValueError naming how many NaN/inf entries a float array holds."""
     if numpy.issubdtype(arr.dtype, numpy.floating) and not numpy.isfinite(arr).all():
         bad = int(arr.size - numpy.count_nonzero(numpy.isfinite(arr)))
         raise ValueError(f"{what} contains {bad} NaN or infinite value(s)")
 
 
-def check_x(x, input_shape, dtype="float32", what="x"):
-    """Return ``x`` as a C-contiguous float array of shape (n, *input_shape)."""
+def check_x(x, input_shape, dtype="float32", what="x", scan_finite=True):
+    """Return ``x`` as a C-contiguous float array of shape (n, *input_shape).
+
+    ``scan_finite=False`` leaves the NaN/inf scan to a caller whose kernel does it.
+    """
     if (type(x) is numpy.ndarray and x.dtype == dtype and x.flags.c_contiguous
             and x.shape[1:] == input_shape and x.ndim > 1):
         # Already in the model's form (the serving hot path): only the NaN/inf check.
-        _check_finite(x, what)
+        if scan_finite:
+            check_finite(x, what)
         return x
     arr = _as_numeric_array(x, what)
     if arr.ndim < 2:
@@ -41,7 +46,8 @@ def check_x(x, input_shape, dtype="float32", what="x"):
                              f"expects {input_shape[0]}")
         raise ValueError(f"{what} has sample shape {tuple(arr.shape[1:])} but the model "
                          f"expects {tuple(input_shape)}")
-    _check_finite(arr, what)
+    if scan_finite:
+        check_finite(arr, what)
     return numpy.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -61,7 +67,7 @@ def check_targets(y, loss, output_shape, dtype="float32", what="y"):
     float array (n, *output_shape) (a 1-D y is taken as one column).
     """
     arr = _as_numeric_array(y, what)
-    _check_finite(arr, what)
+    check_finite(arr, what)
     width = output_shape[-1]
     if loss.sparse_targets:
         if arr.ndim == 2 and arr.shape[1] == 1:
@@ -94,7 +100,7 @@ def check_sample_weight(sample_weight, n, what="sample_weight"):
     arr = _as_numeric_array(sample_weight, what).reshape(-1)
     if arr.shape[0] != n:
         raise ValueError(f"{what} has {arr.shape[0]} entries for {n} samples")
-    _check_finite(arr, what)
+    check_finite(arr, what)
     if (arr < 0).any():
         raise ValueError(f"{what} must be >= 0")
     return numpy.ascontiguousarray(arr, dtype="float32")

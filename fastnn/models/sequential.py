@@ -136,7 +136,7 @@ class Sequential(TrainingMixin):
         if not training:
             stack = self._inference_stack()
             if stack is not None:
-                return _predict_with_stack(stack, x, self.layers[-1].output_shape)
+                return stack.predict(x, get_num_threads())
         for layer in self.layers:
             x = layer.forward(x, training)[0]
         return x
@@ -153,11 +153,11 @@ class Sequential(TrainingMixin):
             self._inference_cache = (key, stack)
         return stack
 
-    def _check_x(self, x, what="x"):
+    def _check_x(self, x, what="x", scan_finite=True):
         if _is_device_array(x):
             return self._check_device_x(x, what)
         self._ensure_built(numpy.shape(x))
-        return data.check_x(x, self._input_shape, self.layers[0].dtype, what)
+        return data.check_x(x, self._input_shape, self.layers[0].dtype, what, scan_finite)
 
     def _check_device_x(self, x, what):
         """A CuPy ``x``: checked and kept on the device when the backend is "cupy", else
@@ -182,9 +182,17 @@ class Sequential(TrainingMixin):
 
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
-        x = self._check_x(x)
+        on_host = not _is_device_array(x)
+        x = self._check_x(x, scan_finite=False)  # the NaN/inf scan happens below, once
         ops = get_ops()
-        y = self._forward(ops.asarray(x), training)
+        x = ops.asarray(x)
+        stack = None if training else self._inference_stack()
+        if stack is not None:
+            y = stack.predict(x, get_num_threads())  # the compiled stack scans x itself
+        else:
+            if on_host:
+                data.check_finite(x)
+            y = self._forward(x, training)
         return ops.to_numpy(y) if isinstance(x, numpy.ndarray) else y
 
     def predict_on_batch(self, x):
@@ -355,16 +363,6 @@ def _is_device_array(x):
 
 def _to_host(a):
     return a.get() if _is_device_array(a) else numpy.array(a)
-
-
-def _predict_with_stack(stack, x, output_shape):
-    """Run a dense stack's forward pass with per-call output and scratch (thread-safe)."""
-    ops = get_ops()
-    n = x.shape[0]
-    out = ops.xp.empty((n,) + tuple(output_shape), dtype=x.dtype)
-    scratch = ops.xp.empty(stack.scratch_size(n), dtype=x.dtype)
-    stack.predict(x, out, scratch, get_num_threads())
-    return out
 
 
 def _check_positive_int(name, value):
