@@ -209,6 +209,8 @@ class Sequential(TrainingMixin):
                 included) in inference mode. None: one deterministic pass.
         """
         batch_size = _check_batch_size(batch_size)
+        if mc_samples is None and hasattr(x, "__len__") and len(x) <= batch_size:
+            return self(x)  # one batch: the same (thin) path as model(x)
         forward = self._forward
         if mc_samples is not None:
             samples = _check_positive_int("mc_samples", mc_samples)
