@@ -182,17 +182,13 @@ class Sequential(TrainingMixin):
 
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
-        on_host = not _is_device_array(x)
-        x = self._check_x(x, scan_finite=False)  # the NaN/inf scan happens below, once
+        on_host = not _is_device_array(x)  # a device x is scanned by _check_device_x
+        x = self._check_x(x, scan_finite=False)  # scanned once, below or by the stack
         ops = get_ops()
         x = ops.asarray(x)
-        stack = None if training else self._inference_stack()
-        if stack is not None:
-            y = stack.predict(x, get_num_threads())  # the compiled stack scans x itself
-        else:
-            if on_host:
-                data.check_finite(x)
-            y = self._forward(x, training)
+        if on_host and (training or self._inference_stack() is None):
+            data.check_finite(x)  # the compiled stack scans x for NaN/inf itself
+        y = self._forward(x, training)
         return ops.to_numpy(y) if isinstance(x, numpy.ndarray) else y
 
     def predict_on_batch(self, x):
