@@ -2,7 +2,7 @@
 from .. import activations, initializers, regularizers
 from ..backend import get_ops
 from .base import Layer, _as_shape, register
-from .checks import check_positive_int
+from ..utils.checks import check_positive_int
 
 
 @register

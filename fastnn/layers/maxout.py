@@ -1,7 +1,7 @@
 """Maxout: each unit is the max of ``pieces`` affine functions of the input."""
 from ..backend import get_ops
 from .base import register
-from .checks import check_positive_int
+from ..utils.checks import check_positive_int
 from .core import Dense
 
 

@@ -3,11 +3,11 @@ import numpy
 
 from ..backend import get_ops
 from .base import Layer, register
-from .checks import _is_number
+from ..utils.checks import is_number
 
 
 def _check_epsilon(epsilon):
-    if not _is_number(epsilon) or not epsilon > 0:
+    if not is_number(epsilon) or not epsilon > 0:
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
     return float(epsilon)
 
@@ -79,7 +79,7 @@ class BatchNormalization(_Normalization):
 
     def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
-        if not _is_number(momentum) or not 0 <= momentum < 1:
+        if not is_number(momentum) or not 0 <= momentum < 1:
             raise ValueError(f"BatchNormalization momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
 

@@ -6,7 +6,7 @@ is the plain layer (identity for Dropout, the full kernel for DropConnect).
 from ..backend import get_ops
 from ..utils.random import new_seed
 from .base import Layer, register
-from .checks import check_rate
+from ..utils.checks import check_rate
 from .core import Dense
 
 _SEED_MASK = (1 << 63) - 1

@@ -14,6 +14,7 @@ from ..backend import get_num_threads, get_ops, use_backend
 from ..layers.base import Layer
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
+from ..utils.checks import check_positive_int
 from . import data, fast_path, saving
 from .inference import InferencePlan
 from .parameters import ParameterStore
@@ -209,7 +210,7 @@ class Sequential(TrainingMixin):
             return self(x)  # one batch: the same (thin) path as model(x)
         forward = self._forward
         if mc_samples is not None:
-            samples = _check_positive_int("mc_samples", mc_samples)
+            samples = check_positive_int("mc_samples", mc_samples)
             forward = lambda xb: self._forward_mc(xb, samples)  # noqa: E731
         x = self._check_x(x)
         ops = get_ops()
@@ -363,13 +364,7 @@ def _to_host(a):
     return a.get() if _is_device_array(a) else numpy.array(a)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _check_batch_size(batch_size):
     if batch_size is None:
         return 32
-    return _check_positive_int("batch_size", batch_size)
+    return check_positive_int("batch_size", batch_size)

@@ -6,9 +6,10 @@ formulas, g is the gradient, p the parameter, lr the learning rate of this
 step and t the step number counted from 1. Every optimizer accepts
 ``weight_decay``, applied before its rule as ``p -= lr * weight_decay * p``.
 """
+from ..utils.checks import check_positive, check_unit_interval
 from ..utils.registry import Registry, serialize
 from . import schedules
-from .base import Optimizer, check_positive, check_unit_interval
+from .base import Optimizer
 
 _registry = Registry("optimizer")
 

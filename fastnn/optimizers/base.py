@@ -27,33 +27,8 @@ steps taken so far, starting from 0.
 import math
 
 from ..backend import get_ops
+from ..utils.checks import check_non_negative, check_positive, check_unit_interval
 from . import schedules
-
-
-def _check_non_negative(name, value, allow_none=True):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def check_positive(name, value, allow_none=False):
-    """A finite hyperparameter > 0 (epsilon, clipping thresholds)."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def check_unit_interval(name, value):
-    """A hyperparameter in [0, 1) (momentum, decay rates)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
 
 
 class Optimizer:
@@ -69,8 +44,8 @@ class Optimizer:
             self._learning_rate = None
         else:
             self._schedule = None
-            self._learning_rate = _check_non_negative("learning_rate", learning_rate, False)
-        self.weight_decay = _check_non_negative("weight_decay", weight_decay)
+            self._learning_rate = check_non_negative("learning_rate", learning_rate)
+        self.weight_decay = check_non_negative("weight_decay", weight_decay, allow_none=True)
         self.clipnorm = check_positive("clipnorm", clipnorm, allow_none=True)
         self.clipvalue = check_positive("clipvalue", clipvalue, allow_none=True)
         self.global_clipnorm = check_positive("global_clipnorm", global_clipnorm,
@@ -102,7 +77,7 @@ class Optimizer:
             raise TypeError("This optimizer was created with a LearningRateSchedule as its "
                             "learning_rate, so its learning rate cannot be set to a number; "
                             "create the optimizer with a float learning_rate instead")
-        self._learning_rate = _check_non_negative("learning_rate", value, False)
+        self._learning_rate = check_non_negative("learning_rate", value)
 
     # ---------------------------------------------------------------- state
     def build(self, store):
