@@ -14,7 +14,7 @@ from ..backend import get_num_threads, get_ops, use_backend
 from ..layers.base import Layer
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
-from ..utils.checks import check_positive_int
+from ..utils.checks import check_batch_size, check_positive_int
 from . import data, fast_path, saving
 from .inference import InferencePlan
 from .parameters import ParameterStore
@@ -205,7 +205,7 @@ class Sequential(TrainingMixin):
                 passes with Dropout/DropConnect active and everything else (batch norm
                 included) in inference mode. None: one deterministic pass.
         """
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         if mc_samples is None and hasattr(x, "__len__") and len(x) <= batch_size:
             return self(x)  # one batch: the same (thin) path as model(x)
         forward = self._forward
@@ -362,9 +362,3 @@ def _is_device_array(x):
 
 def _to_host(a):
     return a.get() if _is_device_array(a) else numpy.array(a)
-
-
-def _check_batch_size(batch_size):
-    if batch_size is None:
-        return 32
-    return check_positive_int("batch_size", batch_size)

@@ -6,8 +6,6 @@ backward through the layers, regularizer gradients, then one optimizer call
 over the flat parameter buffer. Batches are gathered by index into reused
 buffers rather than fancy-indexed copies.
 """
-import numbers
-
 import numpy
 
 from .. import losses as losses_mod
@@ -15,6 +13,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
 from . import data, fast_path
 
@@ -220,8 +219,7 @@ class TrainingMixin:
                  return_dict=False, callbacks=None):
         """Mean loss and metrics over (x, y): ``[loss, *metrics]`` (a float with no metrics)."""
         self._require_compiled("evaluate")
-        from .sequential import _check_batch_size
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         x, y, sw = self._prepare(x, y, sample_weight)
         logs = self._evaluate_prepared(x, y, sw, batch_size)
         return self._result_from_logs(logs, return_dict)
@@ -251,17 +249,10 @@ class TrainingMixin:
             sample_weight=None, initial_epoch=0):
         """Train for ``epochs`` epochs; returns a History (``history.history["loss"]``...)."""
         self._require_compiled("fit")
-        from .sequential import _check_batch_size
-        batch_size = _check_batch_size(batch_size)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, numpy.integer)) \
-                or epochs < 0:
-            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        if isinstance(validation_split, bool) or not isinstance(
-                validation_split, numbers.Real) or not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral) \
-                or initial_epoch < 0:
-            raise ValueError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
+        batch_size = check_batch_size(batch_size)
+        epochs = check_non_negative_int("epochs", epochs)
+        initial_epoch = check_non_negative_int("initial_epoch", initial_epoch)
+        validation_split = check_unit_interval("validation_split", validation_split)
         x, y, sw = self._prepare(x, y, sample_weight)
         val = None
         if validation_data is not None:

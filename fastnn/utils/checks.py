@@ -10,6 +10,18 @@ def is_number(value):
                                                               numpy.floating))
 
 
+def check_non_negative_int(what, value):
+    """``value`` as an int >= 0, else ValueError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 0:
+        raise ValueError(f"{what} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def check_batch_size(batch_size):
+    """Keras' ``batch_size``: None means 32."""
+    return 32 if batch_size is None else check_positive_int("batch_size", batch_size)
+
+
 def check_positive_int(what, value):
     """``value`` as an int >= 1, else ValueError naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
