@@ -174,8 +174,9 @@ class TrainingMixin:
         for metric in self.compiled_metrics:
             metric.update_state(y, pred, sw)
 
-    def _metric_logs(self, loss_tracker, prefix=""):
-        logs = {prefix + "loss": loss_tracker.result()}
+    def _metric_logs(self, loss, prefix=""):
+        """``{"loss": loss, metric name: result, ...}`` (names prefixed for validation)."""
+        logs = {prefix + "loss": float(loss)}
         for metric in self.compiled_metrics:
             logs[prefix + metric.name] = _log_value(metric.result())
         return logs
@@ -194,7 +195,7 @@ class TrainingMixin:
         loss, pred = self._train_step(ops.asarray(x), ops.asarray(y),
                                       None if sw is None else ops.asarray(sw))
         self._update_metrics(y, pred, sw)
-        return self._result(loss, return_dict)
+        return _as_result(self._metric_logs(loss), return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch, without updating the model."""
@@ -205,15 +206,7 @@ class TrainingMixin:
         loss, pred = self._test_step(ops.asarray(x), ops.asarray(y),
                                      None if sw is None else ops.asarray(sw))
         self._update_metrics(y, pred, sw)
-        return self._result(loss, return_dict)
-
-    def _result(self, loss, return_dict):
-        logs = {"loss": float(loss)}
-        logs.update({m.name: _log_value(m.result()) for m in self.compiled_metrics})
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return _as_result(self._metric_logs(loss), return_dict)
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
                  return_dict=False, callbacks=None):
@@ -222,13 +215,7 @@ class TrainingMixin:
         batch_size = check_batch_size(batch_size)
         x, y, sw = self._prepare(x, y, sample_weight)
         logs = self._evaluate_prepared(x, y, sw, batch_size)
-        return self._result_from_logs(logs, return_dict)
-
-    def _result_from_logs(self, logs, return_dict):
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return _as_result(logs, return_dict)
 
     def _evaluate_prepared(self, x, y, sw, batch_size, prefix=""):
         ops = get_ops()
@@ -242,7 +229,7 @@ class TrainingMixin:
                                          wb)
             tracker.update_state(loss, stop - start)
             self._update_metrics(y[start:stop], pred, wb)
-        return self._metric_logs(tracker, prefix)
+        return self._metric_logs(tracker.result(), prefix)
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -317,10 +304,10 @@ class TrainingMixin:
                 tracker.update_state(loss, m)
                 self._update_metrics(yb, pred, wb)
                 if cb.wants_batch_hooks:
-                    cb.on_train_batch_end(step, self._metric_logs(tracker))
+                    cb.on_train_batch_end(step, self._metric_logs(tracker.result()))
                     if self.stop_training:  # e.g. TerminateOnNaN: stop after this batch
                         break
-            logs = self._metric_logs(tracker)
+            logs = self._metric_logs(tracker.result())
             if val is not None:
                 cb.on_test_begin()
                 logs.update(self._evaluate_prepared(*val, batch_size, prefix="val_"))
@@ -335,6 +322,14 @@ class TrainingMixin:
         """With ``use_ema``, end training holding the averaged weights (Keras 3)."""
         if self.optimizer is not None and self.optimizer.use_ema and "ema" in self.optimizer.state:
             self._store.params[...] = self.optimizer.state["ema"]
+
+
+def _as_result(logs, return_dict):
+    """Keras' return value: the logs dict, or ``[loss, *metrics]`` (a float with no metrics)."""
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
 
 
 def _log_value(value):
