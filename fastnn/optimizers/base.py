@@ -57,6 +57,7 @@ class Optimizer:
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
         self.state = {}
+        self._views_key, self._views = None, []
         self._size = None
 
     # ---------------------------------------------------------------- learning rate
@@ -107,12 +108,23 @@ class Optimizer:
         self.iterations += 1
         ranges = store.trainable_ranges()
         self._clip(ops, store, ranges)
-        for start, stop in ranges:
-            slots = {k: v[start:stop] for k, v in self.state.items() if k != "ema"}
-            self._update(ops, store.params[start:stop], store.grads[start:stop], slots, lr)
+        for params, grads, slots in self._run_views(store, ranges):
+            self._update(ops, params, grads, slots, lr)
         if self.use_ema:
             momentum = self.ema_momentum if self.iterations > 1 else 0.0
             ops.ema_update(self.state["ema"], store.params, momentum)
+
+    def _run_views(self, store, ranges):
+        """(params, grads, slots) views of each trainable run; rebuilt only when the store,
+        the runs or the slot arrays change, so a step allocates nothing in Python."""
+        key = (store.params, store.grads, ranges, *self.state.values())
+        old = self._views_key
+        if old is None or len(old) != len(key) or any(a is not b for a, b in zip(old, key)):
+            self._views = [(store.params[a:b], store.grads[a:b],
+                            {k: v[a:b] for k, v in self.state.items() if k != "ema"})
+                           for a, b in ranges]
+            self._views_key = key
+        return self._views
 
     def _clip(self, ops, store, ranges):
         grads = store.grads
