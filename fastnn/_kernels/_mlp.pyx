@@ -16,7 +16,12 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython.parallel cimport parallel
 from libc.math cimport expf, fabsf, isfinite, log, log1pf, tanhf
 
+cimport numpy as cnp
+
 from ._blas cimport gemm_rm
+from ._common cimport fsigmoid
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -54,14 +59,6 @@ cdef enum:
     SIGMOID_BCE = 2
     MSE = 3
 
-cdef inline float sigmoidf(float v) noexcept nogil:
-    cdef float e
-    if v >= 0:
-        return 1.0 / (1.0 + expf(-v))
-    e = expf(v)
-    return e / (1.0 + e)
-
-
 cdef void bias_act(float* z, const float* b, Py_ssize_t n, Py_ssize_t d,
                    int act) noexcept nogil:
     """z = act(z + b) row by row (softmax: over each row). One thread: BLAS threads
@@ -79,7 +76,7 @@ cdef void bias_act(float* z, const float* b, Py_ssize_t n, Py_ssize_t d,
                 row[j] = row[j] if row[j] > 0 else 0
         elif act == SIGMOID:
             for j in range(d):
-                row[j] = sigmoidf(row[j])
+                row[j] = fsigmoid(row[j])
         elif act == TANH:
             for j in range(d):
                 row[j] = tanhf(row[j])
@@ -165,7 +162,7 @@ cdef double head_loss(float* z, float* delta, const void* targets, const float* 
                 x = row[j]
                 t = dense[i * d + j]
                 row_loss += (x if x > 0 else 0) - x * t + log1pf(expf(-fabsf(x)))
-                p = sigmoidf(x)
+                p = fsigmoid(x)
                 if write_probs:
                     row[j] = p
                 drow[j] = scale * wi * (p - t) / d
@@ -202,7 +199,7 @@ cdef void gemv_block(const float* x, const float* W, const float* b, float* y,
                 yr[j] = yr[j] if yr[j] > 0 else 0
         elif act == SIGMOID:
             for j in range(lo, hi):
-                yr[j] = sigmoidf(yr[j])
+                yr[j] = fsigmoid(yr[j])
         elif act == TANH:
             for j in range(lo, hi):
                 yr[j] = tanhf(yr[j])
