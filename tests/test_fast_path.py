@@ -130,3 +130,80 @@ def test_gemv_split_between_threads_matches_reference(rows):
     with use_backend("numpy"):
         want = model._forward(x, training=False)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _compiled_stack(acts, loss, widths, batch, seed=3):
+    """A compiled DenseStack over a fresh model, with its gradient buffers."""
+    fastnn.utils.set_random_seed(seed)
+    stack = [layers.Dense(widths[1], activation=acts[0], input_shape=(widths[0],))]
+    stack += [layers.Dense(w, activation=a) for w, a in zip(widths[2:], acts[1:])]
+    model = fastnn.Sequential(stack)
+    model.compile(optimizer="adam", loss=loss)
+    model.build()
+    with use_backend("cpu"):
+        compiled = fast_path.build_stack(fastnn.backend.get_ops(), model, batch)
+    grads = [layer.kernel.grad for layer in model.layers] + [layer.bias.grad
+                                                              for layer in model.layers]
+    return model, compiled, grads
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("weighted,first", [(False, 0), (True, 1)])
+@pytest.mark.parametrize("rows", [37, 5])
+def test_team_step_matches_one_thread(case, weighted, first, rows):
+    """The step split between two OpenMP threads (each its block of every GEMM, BLAS on
+    one thread) gives the single-thread step's loss, output and gradients."""
+    from fastnn._kernels import _blas
+    if not _blas.has_thread_control():
+        pytest.skip("scipy's BLAS offers no thread control: the team step is never used")
+    acts, loss, kind = CASES[case]
+    model, stack, grads = _compiled_stack(acts, loss, [45, 70, 50, 4], rows)
+    code = fast_path.loss_code(model)
+    x, y = make_data(kind, n=rows, d=45, seed=4)
+    sw = np.linspace(0.5, 2, rows).astype("float32") if weighted else None
+    results = []
+    for threads in (1, 2):
+        for g in grads:
+            g[...] = np.nan  # every gradient the step owns must be written
+        loss_value = stack.train_step(x, y, sw, code, first, True, threads)
+        results.append((loss_value, stack.output(rows).copy(),
+                        [g.copy() for g in grads]))
+    (loss1, out1, grads1), (loss2, out2, grads2) = results
+    assert loss2 == pytest.approx(loss1, rel=1e-5)
+    np.testing.assert_allclose(out2, out1, rtol=1e-5, atol=1e-6)
+    for g1, g2 in zip(grads1, grads2):
+        np.testing.assert_allclose(g2, g1, rtol=1e-4, atol=1e-6)
+    assert not np.isnan(np.concatenate([g.ravel() for g in grads2[first:3] + grads2[3 + first:]])).any()
+
+
+def test_team_step_gives_the_blas_its_threads_back():
+    """The team runs BLAS single-threaded and restores the caller's BLAS thread count."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fastnn._kernels import _blas
+    if not _blas.has_thread_control():
+        pytest.skip("scipy's BLAS offers no thread control")
+    model, stack, _ = _compiled_stack(["relu", "relu", "softmax"],
+                                      "sparse_categorical_crossentropy", [45, 70, 50, 4], 8)
+    x, y = make_data("ids", n=8, d=45)
+
+    def blas_threads():
+        return sorted(info["num_threads"] for info in threadpool_info()
+                      if info["user_api"] == "blas")
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        stack.train_step(x, y, None, fast_path.loss_code(model), 0, True, 2)
+        assert blas_threads() == before
+
+
+def test_team_size_splits_only_large_steps():
+    """Small steps stay on one thread (BLAS threads each GEMM); large ones get a team."""
+    from fastnn._kernels import _blas
+    _, small, _ = _compiled_stack(["relu", "relu", "softmax"],
+                                  "sparse_categorical_crossentropy", [45, 70, 50, 4], 8)
+    assert small.team_size(8, 2) == 1
+    _, large, _ = _compiled_stack(["relu", "relu", "softmax"],
+                                  "sparse_categorical_crossentropy", [784, 2048, 2048, 10], 512)
+    assert large.team_size(512, 1) == 1
+    assert large.team_size(512, 2) == (2 if _blas.has_thread_control() else 1)

@@ -5,6 +5,8 @@ a model's flat buffers, kept alive by references) and float32 workspaces for
 one batch size. ``train_step`` runs forward, the loss and its gradient, and
 backward without returning to Python between stages; ``predict`` runs the
 forward pass into caller-owned scratch, so it may run in many threads at once.
+Large steps can run on one OpenMP team that splits every GEMM between its
+threads (``team_size``); smaller ones leave the threading of each GEMM to BLAS.
 
 The kernels know nothing of layers: a stage is ``y = act(x @ W + b)``.
 Activation codes: 0 linear, 1 relu, 2 sigmoid, 3 tanh, 4 softmax (head only).
@@ -18,7 +20,8 @@ from libc.math cimport expf, fabsf, isfinite, log, log1pf, tanhf
 
 cimport numpy as cnp
 
-from ._blas cimport gemm_rm
+from ._blas cimport blas_threads_swap, gemm_rm
+from ._blas import has_thread_control
 from ._common cimport fsigmoid
 
 cnp.import_array()
@@ -46,6 +49,17 @@ cdef extern from *:
 # output columns split between threads).
 cdef int GEMV_MAX_ROWS = 4
 
+# A training step is split between threads by us (one OpenMP team, a
+# single-threaded BLAS call per thread's block of each GEMM) only above this many
+# multiply-adds; below, BLAS threads each GEMM itself. Measured on the 2-core
+# development VM, epochs at 2 threads, interleaved: train_large (8.9e9 MACs a
+# step) 3.7 s with the team against 4.1 s with BLAS threading; train_medium
+# (2.6e8) 595 against 520 ms: each thread packs the shared operand of every GEMM
+# again, which small GEMMs do not repay, and the barriers wait on the slower core.
+cdef double TEAM_MIN_MACS = 1 << 30
+# The team's per-thread loss sums live on the stack.
+cdef int MAX_TEAM = 64
+
 cdef enum:
     LINEAR = 0
     RELU = 1
@@ -59,38 +73,58 @@ cdef enum:
     SIGMOID_BCE = 2
     MSE = 3
 
+cdef inline float row_max(const float* row, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef float m = row[0]
+    for j in range(1, d):
+        if row[j] > m:
+            m = row[j]
+    return m
+
+
 cdef void bias_act(float* z, const float* b, Py_ssize_t n, Py_ssize_t d,
                    int act) noexcept nogil:
-    """z = act(z + b) row by row (softmax: over each row). One thread: BLAS threads
-    the step, and an OpenMP region between its calls costs more than it saves."""
+    """z = act(z + b) row by row (softmax: over each row)."""
     cdef Py_ssize_t i, j
     cdef float* row
     cdef float m, s
+    if act != SOFTMAX:
+        bias_act_cols(z, b, n, d, 0, d, act)
+        return
     for i in range(n):
         row = z + i * d
         if b != NULL:
             for j in range(d):
                 row[j] = row[j] + b[j]
+        m = row_max(row, d)
+        s = 0
+        for j in range(d):
+            row[j] = expf(row[j] - m)
+            s = s + row[j]
+        for j in range(d):
+            row[j] = row[j] / s
+
+
+cdef void bias_act_cols(float* z, const float* b, Py_ssize_t n, Py_ssize_t d,
+                        Py_ssize_t lo, Py_ssize_t hi, int act) noexcept nogil:
+    """z[:, lo:hi] = act(z[:, lo:hi] + b[lo:hi]) for an elementwise activation (one
+    thread's column block of a layer output)."""
+    cdef Py_ssize_t i, j
+    cdef float* row
+    for i in range(n):
+        row = z + i * d
+        if b != NULL:
+            for j in range(lo, hi):
+                row[j] = row[j] + b[j]
         if act == RELU:
-            for j in range(d):
+            for j in range(lo, hi):
                 row[j] = row[j] if row[j] > 0 else 0
         elif act == SIGMOID:
-            for j in range(d):
+            for j in range(lo, hi):
                 row[j] = fsigmoid(row[j])
         elif act == TANH:
-            for j in range(d):
+            for j in range(lo, hi):
                 row[j] = tanhf(row[j])
-        elif act == SOFTMAX:
-            m = row[0]
-            for j in range(1, d):
-                if row[j] > m:
-                    m = row[j]
-            s = 0
-            for j in range(d):
-                row[j] = expf(row[j] - m)
-                s = s + row[j]
-            for j in range(d):
-                row[j] = row[j] / s
 
 
 cdef void act_backward(float* delta, const float* y, Py_ssize_t size, int act) noexcept nogil:
@@ -108,13 +142,60 @@ cdef void act_backward(float* delta, const float* y, Py_ssize_t size, int act) n
             delta[i] = delta[i] * (1 - y[i] * y[i])
 
 
-cdef void column_sums(const float* a, float* out, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+cdef void act_backward_cols(float* delta, const float* y, Py_ssize_t n, Py_ssize_t d,
+                            Py_ssize_t lo, Py_ssize_t hi, int act) noexcept nogil:
+    """act_backward on the column block [lo, hi) of (n, d) arrays."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        act_backward(delta + i * d + lo, y + i * d + lo, hi - lo, act)
+
+
+cdef void column_sums(const float* a, float* out, Py_ssize_t n, Py_ssize_t d,
+                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """out[lo:hi] = a[:, lo:hi].sum(axis=0)."""
     cdef Py_ssize_t i, j
-    for j in range(d):
+    for j in range(lo, hi):
         out[j] = 0
     for i in range(n):
-        for j in range(d):
+        for j in range(lo, hi):
             out[j] += a[i * d + j]
+
+
+cdef void block_range(Py_ssize_t size, int t, int team, Py_ssize_t* lo,
+                      Py_ssize_t* hi) noexcept nogil:
+    """Thread t's share [lo, hi) of ``size`` items, in 16-item (64-byte) blocks so
+    threads writing neighbouring columns share no cache line."""
+    cdef Py_ssize_t block = ((size + team - 1) // team + 15) // 16 * 16
+    lo[0] = t * block
+    if lo[0] > size:
+        lo[0] = size
+    hi[0] = lo[0] + block
+    if hi[0] > size:
+        hi[0] = size
+
+
+cdef bint split_columns(Py_ssize_t m, Py_ssize_t n, int team) noexcept nogil:
+    """Whether a team splits an (m, n) GEMM output by columns (else by rows)."""
+    return n >= m or n >= 32 * team
+
+
+cdef void gemm_share(int t, int team, bint trans_a, bint trans_b, int m, int n, int k,
+                     const float* a, int lda, const float* b, int ldb,
+                     float* c, int ldc) noexcept nogil:
+    """Thread t's block of C = op(A) @ op(B): its columns, or its rows when C is narrow.
+    Each block is one single-threaded BLAS call."""
+    cdef Py_ssize_t lo, hi
+    if split_columns(m, n, team):
+        block_range(n, t, team, &lo, &hi)
+        if lo < hi:
+            gemm_rm(trans_a, trans_b, m, <int>(hi - lo), k, <float>1.0, a, lda,
+                    b + (lo * ldb if trans_b else lo), ldb, <float>0.0, c + lo, ldc)
+    else:
+        block_range(m, t, team, &lo, &hi)
+        if lo < hi:
+            gemm_rm(trans_a, trans_b, <int>(hi - lo), n, k, <float>1.0,
+                    a + (lo if trans_a else lo * lda), lda, b, ldb, <float>0.0,
+                    c + lo * ldc, ldc)
 
 
 cdef double head_loss(float* z, float* delta, const void* targets, const float* w,
@@ -136,10 +217,7 @@ cdef double head_loss(float* z, float* delta, const void* targets, const float* 
         wi = 1.0 if w == NULL else w[i]
         row_loss = 0
         if loss == SOFTMAX_CE_SPARSE or loss == SOFTMAX_CE_DENSE:
-            m = row[0]
-            for j in range(1, d):
-                if row[j] > m:
-                    m = row[j]
+            m = row_max(row, d)
             s = 0
             for j in range(d):
                 s = s + expf(row[j] - m)
@@ -187,22 +265,9 @@ cdef void gemv_block(const float* x, const float* W, const float* b, float* y,
                      Py_ssize_t n, Py_ssize_t din, Py_ssize_t dout, Py_ssize_t lo,
                      Py_ssize_t hi, int act) noexcept nogil:
     """y[:, lo:hi] = act(x @ W[:, lo:hi] + b[lo:hi]) for a few rows (softmax excluded)."""
-    cdef Py_ssize_t r, j
-    cdef float* yr
     fastnn_gemv_rows(x, W, b, y, n, din, dout, lo, hi)
-    if act == LINEAR:
-        return
-    for r in range(n):
-        yr = y + r * dout
-        if act == RELU:
-            for j in range(lo, hi):
-                yr[j] = yr[j] if yr[j] > 0 else 0
-        elif act == SIGMOID:
-            for j in range(lo, hi):
-                yr[j] = fsigmoid(yr[j])
-        elif act == TANH:
-            for j in range(lo, hi):
-                yr[j] = tanhf(yr[j])
+    if act != LINEAR:
+        bias_act_cols(y, NULL, n, dout, lo, hi, act)
 
 
 cdef void softmax_rows(float* z, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
@@ -291,23 +356,39 @@ cdef class DenseStack:
         """The model output of the last ``train_step`` (see ``write_probs``)."""
         return self._keep[4][2 * (self.n_stages - 1)][:n]
 
+    def team_size(self, Py_ssize_t n, int nthreads):
+        """Threads ``train_step`` should get for a batch of ``n``: 1 when the step is
+        too small to split, or when the BLAS cannot be made to run single-threaded."""
+        cdef double macs = 0
+        cdef int i
+        if nthreads <= 1 or not has_thread_control():
+            return 1
+        for i in range(self.n_stages):
+            macs += 3.0 * n * self.dims[i] * self.dims[i + 1]
+        if macs < TEAM_MIN_MACS:
+            return 1
+        return min(nthreads, MAX_TEAM)
+
     def train_step(self, const float[:, ::1] x, targets, sample_weight, int loss,
-                   int first_trainable=0, bint write_probs=True):
+                   int first_trainable=0, bint write_probs=True, int nthreads=1):
         """Forward, loss, backward; fills the weight gradients. Returns the mean loss.
 
         ``targets``: int64 (n,) for loss 0, float32 (n, d_out) otherwise.
         Stages before ``first_trainable`` get no gradients (frozen). ``write_probs``:
         the head is a softmax/sigmoid fused into the loss, so ``output`` gives the
-        probabilities; else (``from_logits``) it gives the logits.
+        probabilities; else (``from_logits``) it gives the logits. With ``nthreads``
+        > 1 (see ``team_size``) one OpenMP team runs the whole step, each thread
+        computing its block of every GEMM with the BLAS held to one thread.
         """
         cdef Py_ssize_t n = x.shape[0]
-        cdef int L = self.n_stages, i
+        cdef int L = self.n_stages, i, previous
         cdef const long long[::1] ids
         cdef const float[:, ::1] dense
         cdef const float[::1] w
         cdef const void* tptr
         cdef const float* wptr = NULL
-        cdef double total
+        cdef double total = 0
+        cdef double partial[64]
         if n < 1 or n > self.max_batch or x.shape[1] != self.dims[0]:
             raise ValueError(f"DenseStack.train_step: batch of shape ({n}, {x.shape[1]}) does "
                              f"not fit ({self.max_batch}, {self.dims[0]})")
@@ -326,12 +407,92 @@ cdef class DenseStack:
             if w.shape[0] != n:
                 raise ValueError("sample_weight and x have different lengths")
             wptr = &w[0]
+        if nthreads > MAX_TEAM:
+            nthreads = MAX_TEAM
+        if nthreads > 1 and not has_thread_control():
+            nthreads = 1
         with nogil:
-            self._forward(&x[0, 0], n, self.outs, loss != MSE)
-            total = head_loss(self.outs[L - 1], self.deltas[L - 1], tptr, wptr, n,
-                              self.dims[L], loss, <float>(1.0 / n), write_probs)
-            self._backward(&x[0, 0], n, loss == MSE, first_trainable)
+            if nthreads > 1:
+                for i in range(nthreads):
+                    partial[i] = 0
+                previous = blas_threads_swap(1)
+                self._step_team(&x[0, 0], n, tptr, wptr, loss, first_trainable, write_probs,
+                                partial, nthreads)
+                if previous > 1:
+                    blas_threads_swap(previous)
+                for i in range(nthreads):
+                    total += partial[i]
+            else:
+                self._forward(&x[0, 0], n, self.outs, loss != MSE)
+                total = head_loss(self.outs[L - 1], self.deltas[L - 1], tptr, wptr, n,
+                                  self.dims[L], loss, <float>(1.0 / n), write_probs)
+                self._backward(&x[0, 0], n, loss == MSE, first_trainable)
         return total / n
+
+    cdef void _step_team(self, const float* x, Py_ssize_t n, const void* targets,
+                         const float* w, int loss, int first, bint write_probs,
+                         double* partial, int nthreads) noexcept nogil:
+        """The whole step in one parallel region. Each thread owns a block of every
+        GEMM output (``gemm_share``) and applies the bias/activation (forward) or
+        activation derivative and bias gradient (backward) to the same block while it
+        is in its cache; barriers separate the stages."""
+        cdef int t, team, i, act
+        cdef int L = self.n_stages
+        cdef Py_ssize_t d, lo, hi
+        cdef const float* inp
+        cdef const void* tblock
+        cdef const float* wblock
+        with parallel(num_threads=nthreads):
+            t = fastnn_thread_num()
+            team = fastnn_team_size()
+            lo = 0  # assigned in the block, so private to each thread (block_range
+            hi = 0  # writes them through pointers, which Cython does not see)
+            inp = x
+            for i in range(L):
+                d = self.dims[i + 1]
+                act = LINEAR if (loss != MSE and i == L - 1) else self.acts[i]
+                gemm_share(t, team, False, False, <int>n, <int>d, self.dims[i], inp,
+                           self.dims[i], self.W[i], <int>d, self.outs[i], <int>d)
+                if split_columns(n, d, team):
+                    block_range(d, t, team, &lo, &hi)
+                    bias_act_cols(self.outs[i], self.b[i], n, d, lo, hi, act)
+                else:
+                    block_range(n, t, team, &lo, &hi)
+                    bias_act_cols(self.outs[i] + lo * d, self.b[i], hi - lo, d, 0, d, act)
+                fastnn_barrier()
+                inp = self.outs[i]
+            d = self.dims[L]
+            block_range(n, t, team, &lo, &hi)
+            if lo < hi:
+                if loss == SOFTMAX_CE_SPARSE:
+                    tblock = <const long long*>targets + lo
+                else:
+                    tblock = <const float*>targets + lo * d
+                wblock = NULL
+                if w != NULL:
+                    wblock = w + lo
+                partial[t] = head_loss(self.outs[L - 1] + lo * d, self.deltas[L - 1] + lo * d,
+                                       tblock, wblock, hi - lo, d, loss, <float>(1.0 / n),
+                                       write_probs)
+            fastnn_barrier()
+            for i in range(L - 1, first - 1, -1):
+                d = self.dims[i + 1]
+                block_range(d, t, team, &lo, &hi)
+                if lo < hi:
+                    if i < L - 1 or loss == MSE:
+                        act_backward_cols(self.deltas[i], self.outs[i], n, d, lo, hi,
+                                          self.acts[i])
+                    if self.db[i] != NULL:
+                        column_sums(self.deltas[i], self.db[i], n, d, lo, hi)
+                fastnn_barrier()
+                inp = x if i == 0 else self.outs[i - 1]
+                gemm_share(t, team, True, False, self.dims[i], <int>d, <int>n, inp,
+                           self.dims[i], self.deltas[i], <int>d, self.dW[i], <int>d)
+                if i > first:
+                    gemm_share(t, team, False, True, <int>n, self.dims[i], <int>d,
+                               self.deltas[i], <int>d, self.W[i], <int>d, self.deltas[i - 1],
+                               self.dims[i])
+                fastnn_barrier()
 
     cdef void _forward(self, const float* x, Py_ssize_t n, float** outs,
                        bint logits_head) noexcept nogil:
@@ -361,7 +522,7 @@ cdef class DenseStack:
                     self.dims[i], self.deltas[i], self.dims[i + 1], <float>0.0, self.dW[i],
                     self.dims[i + 1])
             if self.db[i] != NULL:
-                column_sums(self.deltas[i], self.db[i], n, self.dims[i + 1])
+                column_sums(self.deltas[i], self.db[i], n, self.dims[i + 1], 0, self.dims[i + 1])
             if i > first:
                 # delta_{i-1} = delta_i @ W_i^T
                 gemm_rm(False, True, <int>n, self.dims[i], self.dims[i + 1], <float>1.0,

@@ -42,7 +42,12 @@ class ReferenceDenseStack:
     def output(self, n):
         return self._last[:n]
 
-    def train_step(self, x, targets, sample_weight, loss, first_trainable=0, write_probs=True):
+    def team_size(self, n, nthreads):
+        """Threads ``train_step`` runs on: the array code leaves threading to its backend."""
+        return 1
+
+    def train_step(self, x, targets, sample_weight, loss, first_trainable=0, write_probs=True,
+                   nthreads=1):
         ops = self.ops
         n = x.shape[0]
         outs = self._forward(x, loss != MSE)

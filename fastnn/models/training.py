@@ -12,6 +12,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
+from ..backend.threads import get_num_threads
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
@@ -98,7 +99,9 @@ class TrainingMixin:
         plan = self._stack_plan(ops, x.shape[0])
         if plan is not None:
             stack, code, first = plan
-            loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits)
+            team = stack.team_size(x.shape[0], get_num_threads())
+            loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
+                                    team)
             self.optimizer.apply(self._store)
             return loss, stack.output(x.shape[0])
         out, caches = self._run_forward(x, True)
