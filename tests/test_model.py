@@ -450,3 +450,23 @@ def test_call_and_predict_on_batch_refuse_nan(backend, plain):
                 call(x)
             with pytest.raises(ValueError, match="1 NaN or infinite"):
                 call(x[1:2])
+
+
+def test_model_form_input_skips_the_python_checks(monkeypatch):
+    """A float32, C-contiguous (n, features) array goes straight to the compiled stack
+    (the serving hot path); anything else still takes check_x, and both agree."""
+    from fastnn.models import data
+    model = fastnn.Sequential([layers.Dense(4, activation="relu", input_shape=(3,)),
+                               layers.Dense(2, activation="softmax")])
+    model.build()
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    want = model.predict_on_batch(x.astype("float64"))  # converted by check_x
+    calls = []
+    real = data.check_x
+    monkeypatch.setattr(data, "check_x", lambda *a, **k: calls.append(1) or real(*a, **k))
+    np.testing.assert_allclose(model.predict_on_batch(x), want, rtol=1e-6)
+    assert calls == []
+    model.predict_on_batch(np.asfortranarray(x))
+    assert calls == [1]
+    with pytest.raises(ValueError, match="4 features per sample but the model expects 3"):
+        model.predict_on_batch(np.ones((2, 4), dtype="float32"))

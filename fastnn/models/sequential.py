@@ -183,6 +183,10 @@ class Sequential(TrainingMixin):
 
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
+        if not training and self.built and self._is_model_form(x):
+            stack = self._inference_stack()
+            if stack is not None:  # the serving hot path: the stack scans for NaN/inf
+                return stack.predict(x, get_num_threads())
         on_host = not _is_device_array(x)  # a device x is scanned by _check_device_x
         x = self._check_x(x, scan_finite=False)  # scanned once, below or by the stack
         ops = get_ops()
@@ -191,6 +195,11 @@ class Sequential(TrainingMixin):
             data.check_finite(x)  # the compiled stack scans x for NaN/inf itself
         y = self._forward(x, training)
         return ops.to_numpy(y) if isinstance(x, numpy.ndarray) else y
+
+    def _is_model_form(self, x):
+        """True for a host array already of the model's dtype, rank, width and layout."""
+        return (type(x) is numpy.ndarray and x.ndim == 2 and x.dtype == self.layers[0].dtype
+                and x.flags.c_contiguous and x.shape[1:] == self._input_shape)
 
     def predict_on_batch(self, x):
         """Predictions for one batch (all of ``x`` at once)."""
