@@ -470,3 +470,27 @@ def test_model_form_input_skips_the_python_checks(monkeypatch):
     assert calls == [1]
     with pytest.raises(ValueError, match="4 features per sample but the model expects 3"):
         model.predict_on_batch(np.ones((2, 4), dtype="float32"))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_fit_batches_are_the_shuffled_rows(backend, monkeypatch):
+    """fit gathers each batch's x, y and sample weights by the epoch's permutation into
+    reused buffers: the same steps as train_on_batch on the fancy-indexed rows."""
+    x, y = blobs(n=50)
+    sw = np.linspace(0.5, 2.0, len(x)).astype("float32")
+    with use_backend(backend):
+        a, b = compiled(), compiled()
+        a.build()
+        b.build()
+        b.set_weights(a.get_weights())
+        fastnn.utils.set_random_seed(7)
+        a.fit(x, y, sample_weight=sw, batch_size=16, epochs=2, shuffle=True, verbose=0)
+        fastnn.utils.set_random_seed(7)
+        rng = fastnn.utils.random.get_rng()
+        for _ in range(2):
+            order = rng.permutation(len(x))
+            for start in range(0, len(x), 16):
+                idx = order[start:start + 16]
+                b.train_on_batch(x[idx], y[idx], sample_weight=sw[idx])
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)

@@ -298,9 +298,9 @@ class TrainingMixin:
                 stop = min(start + batch_size, n)
                 m = stop - start
                 idx = order_dev[start:stop]
-                xb = ops.xp.take(x_dev, idx, axis=0, out=xbuf[:m])
-                yb = ops.xp.take(y_dev, idx, axis=0, out=ybuf[:m])
-                wb = None if wbuf is None else ops.xp.take(sw_dev, idx, axis=0, out=wbuf[:m])
+                xb = _gather_rows(ops.xp, x_dev, idx, xbuf[:m])
+                yb = _gather_rows(ops.xp, y_dev, idx, ybuf[:m])
+                wb = None if wbuf is None else _gather_rows(ops.xp, sw_dev, idx, wbuf[:m])
                 if cb.wants_batch_hooks:
                     cb.on_train_batch_begin(step)
                 loss, pred = self._train_step(xb, yb, wb)
@@ -344,3 +344,15 @@ def _log_value(value):
 def _takes_apply_activation(layer):
     import inspect
     return "apply_activation" in inspect.signature(layer.forward).parameters
+
+
+def _gather_rows(xp, source, idx, out):
+    """``source[idx]`` written into ``out`` (a reused batch buffer).
+
+    NumPy buffers ``take``'s output under the default ``mode="raise"``, which doubled
+    the gather of a 128 x 784 batch (44 us against 16-20 us); the indices are a slice of
+    a permutation of range(n), so ``"clip"`` never clips. CuPy's take has no mode.
+    """
+    if xp is numpy:
+        return numpy.take(source, idx, axis=0, out=out, mode="clip")
+    return xp.take(source, idx, axis=0, out=out)
