@@ -534,7 +534,7 @@ cdef class DenseStack:
         """Forward for a few rows in one parallel region: each thread computes its
         block of every layer's columns, with a barrier between layers."""
         cdef int i, t, team, act
-        cdef Py_ssize_t lo, hi, d, block
+        cdef Py_ssize_t lo, hi, d
         cdef const float* inp
         cdef int L = self.n_stages
         if nthreads <= 1:
@@ -549,15 +549,12 @@ cdef class DenseStack:
             with parallel(num_threads=nthreads):
                 t = fastnn_thread_num()
                 team = fastnn_team_size()
+                lo = 0  # private to each thread (see _step_team)
+                hi = 0
                 inp = x
                 for i in range(L):
                     d = self.dims[i + 1]
-                    # 16-float (64-byte) aligned column blocks so threads share no cache line
-                    block = ((d + team - 1) // team + 15) // 16 * 16
-                    lo = t * block
-                    hi = lo + block
-                    if hi > d:
-                        hi = d
+                    block_range(d, t, team, &lo, &hi)
                     act = self.acts[i]
                     if lo < hi:
                         gemv_block(inp, self.W[i], self.b[i], outs[i], n, self.dims[i], d, lo, hi,
