@@ -1,7 +1,8 @@
 """Where a fastnn training step's time goes, next to the GEMM floor, in one process.
 
-For one training workload of ``_workloads.py`` and each thread count, times (per
-step, medians of interleaved rounds so host noise hits every row alike):
+For one workload of ``_workloads.py`` and each thread count, times (per step or
+call, medians of interleaved rounds so host noise hits every row alike); for a
+training workload:
 
   floor            the step's GEMMs through NumPy's BLAS (the issue's floor)
   floor_scipy      the same GEMMs through scipy's BLAS, the library fastnn calls
@@ -10,7 +11,9 @@ step, medians of interleaved rounds so host noise hits every row alike):
   fit              one shuffled epoch of model.fit, divided by its steps
 
 The differences between rows are the BLAS library's share, fastnn's elementwise
-passes, Adam, and the Python loop (batch gathering, metrics, callbacks).
+passes, Adam, and the Python loop (batch gathering, metrics, callbacks). For an
+inference workload: the forward GEMMs (floor, floor_scipy), the compiled forward
+pass, and ``predict_on_batch``.
 
     python bench/profile_step.py --workload train_medium --threads 1 2
 """
@@ -84,13 +87,45 @@ def profile(workload, threads, rounds, steps):
     return {name: statistics.median(values) for name, values in times.items()}, team
 
 
+def profile_inference(workload, threads, rounds, calls):
+    """Per call: the forward GEMMs through NumPy's and scipy's BLAS, then fastnn's
+    compiled forward pass alone and through ``predict_on_batch``."""
+    import fastnn
+    from fastnn._kernels import _blas
+
+    spec = WORKLOADS[workload]
+    dims, batch = spec["dims"], spec["batch"]
+    fastnn.set_num_threads(threads)
+    x, _ = synthetic(spec, SEED)
+    model = fastnn_mlp(dims, SEED)
+    model.predict_on_batch(x)
+    stack = model._inference_stack()
+    floor = GemmFloor(dims, batch, SEED)
+    floor_scipy = GemmFloor(dims, batch, SEED, gemm=_blas.gemm)
+    rows = {"floor": floor.forward, "floor_scipy": floor_scipy.forward,
+            "compiled forward": lambda: stack.predict(x, threads),
+            "predict_on_batch": lambda: model.predict_on_batch(x)}
+    times = {name: [] for name in rows}
+    for fn in rows.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in rows.items():
+            time.sleep(SETTLE_S)
+            times[name].append(_per_step_ms(fn, calls))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def report(workload, threads, medians, team):
     floor = medians["floor"]
-    print(f"\n{workload}, {threads} thread(s), team of {team} in the compiled step")
-    print(f"  {'row':16s} {'ms/step':>8s} {'of floor':>9s}  share")
+    team_line = "" if team is None else f", team of {team} in the compiled step"
+    unit = "ms/step" if team is not None else "ms/call"
+    print(f"\n{workload}, {threads} thread(s){team_line}")
+    print(f"  {'row':16s} {unit:>8s} {'of floor':>9s}  share")
     previous = None
     labels = {"floor_scipy": "scipy's BLAS vs NumPy's", "compiled step": "bias/act/loss passes",
-              "step + Adam": "Adam", "fit": "Python loop, gather, metrics"}
+              "step + Adam": "Adam", "fit": "Python loop, gather, metrics",
+              "compiled forward": "bias/act, NaN scan, allocation",
+              "predict_on_batch": "Python API"}
     for name, value in medians.items():
         share = ""
         if previous is not None:
@@ -102,13 +137,18 @@ def report(workload, threads, medians, team):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", default="train_medium",
-                        choices=[n for n, s in WORKLOADS.items() if s["kind"] == "train"])
+                        choices=[n for n, s in WORKLOADS.items() if s["kind"] != "digits"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=20, help="steps timed per round")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="steps (training) or calls (inference) timed per round")
     args = parser.parse_args(argv)
     for threads in args.threads:
-        medians, team = profile(args.workload, threads, args.rounds, args.steps)
+        if WORKLOADS[args.workload]["kind"] == "infer":
+            medians, team = profile_inference(args.workload, threads, args.rounds,
+                                              args.steps), None
+        else:
+            medians, team = profile(args.workload, threads, args.rounds, args.steps)
         report(args.workload, threads, medians, team)
 
 

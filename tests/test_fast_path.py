@@ -207,3 +207,24 @@ def test_team_size_splits_only_large_steps():
                                   "sparse_categorical_crossentropy", [784, 2048, 2048, 10], 512)
     assert large.team_size(512, 1) == 1
     assert large.team_size(512, 2) == (2 if _blas.has_thread_control() else 1)
+
+
+def test_team_forward_applies_a_softmax_head_to_whole_rows():
+    """A softmax head under MSE (not a trainer case, but the stack allows it): the team
+    waits for every column block before normalising rows."""
+    from fastnn._kernels import _blas
+    from fastnn.backend.dense_stack import MSE
+    if not _blas.has_thread_control():
+        pytest.skip("scipy's BLAS offers no thread control")
+    _, stack, grads = _compiled_stack(["relu", "tanh", "softmax"], "mse", [45, 70, 50, 40], 37)
+    x, y = make_data("real", n=37, d=45, k=40, seed=6)
+    results = []
+    for threads in (1, 2):
+        loss_value = stack.train_step(x, y, None, MSE, 0, True, threads)
+        results.append((loss_value, stack.output(37).copy(), [g.copy() for g in grads]))
+    (loss1, out1, grads1), (loss2, out2, grads2) = results
+    np.testing.assert_allclose(out1.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(out2, out1, rtol=1e-5, atol=1e-7)
+    assert loss2 == pytest.approx(loss1, rel=1e-5)
+    for g1, g2 in zip(grads1, grads2):
+        np.testing.assert_allclose(g2, g1, rtol=1e-4, atol=1e-6)

@@ -436,7 +436,7 @@ cdef class DenseStack:
         GEMM output (``gemm_share``) and applies the bias/activation (forward) or
         activation derivative and bias gradient (backward) to the same block while it
         is in its cache; barriers separate the stages."""
-        cdef int t, team, i, act
+        cdef int t, team, i
         cdef int L = self.n_stages
         cdef Py_ssize_t d, lo, hi
         cdef const float* inp
@@ -447,20 +447,7 @@ cdef class DenseStack:
             team = fastnn_team_size()
             lo = 0  # assigned in the block, so private to each thread (block_range
             hi = 0  # writes them through pointers, which Cython does not see)
-            inp = x
-            for i in range(L):
-                d = self.dims[i + 1]
-                act = LINEAR if (loss != MSE and i == L - 1) else self.acts[i]
-                gemm_share(t, team, False, False, <int>n, <int>d, self.dims[i], inp,
-                           self.dims[i], self.W[i], <int>d, self.outs[i], <int>d)
-                if split_columns(n, d, team):
-                    block_range(d, t, team, &lo, &hi)
-                    bias_act_cols(self.outs[i], self.b[i], n, d, lo, hi, act)
-                else:
-                    block_range(n, t, team, &lo, &hi)
-                    bias_act_cols(self.outs[i] + lo * d, self.b[i], hi - lo, d, 0, d, act)
-                fastnn_barrier()
-                inp = self.outs[i]
+            self._forward_share(x, n, self.outs, loss != MSE, t, team)
             d = self.dims[L]
             block_range(n, t, team, &lo, &hi)
             if lo < hi:
@@ -493,6 +480,30 @@ cdef class DenseStack:
                                self.deltas[i], <int>d, self.W[i], <int>d, self.deltas[i - 1],
                                self.dims[i])
                 fastnn_barrier()
+
+    cdef void _forward_share(self, const float* x, Py_ssize_t n, float** outs,
+                             bint logits_head, int t, int team) noexcept nogil:
+        """Thread t's part of a team's forward pass (called inside a parallel region):
+        its block of each layer's GEMM, then the bias and activation on that block."""
+        cdef int i, act
+        cdef Py_ssize_t d, lo = 0, hi = 0
+        cdef const float* inp = x
+        for i in range(self.n_stages):
+            d = self.dims[i + 1]
+            act = LINEAR if (logits_head and i == self.n_stages - 1) else self.acts[i]
+            gemm_share(t, team, False, False, <int>n, <int>d, self.dims[i], inp,
+                       self.dims[i], self.W[i], <int>d, outs[i], <int>d)
+            if act != SOFTMAX and split_columns(n, d, team):
+                block_range(d, t, team, &lo, &hi)
+                bias_act_cols(outs[i], self.b[i], n, d, lo, hi, act)
+            else:  # softmax needs whole rows: wait for every column block
+                if act == SOFTMAX:
+                    fastnn_barrier()
+                block_range(n, t, team, &lo, &hi)
+                if lo < hi:
+                    bias_act(outs[i] + lo * d, self.b[i], hi - lo, d, act)
+            fastnn_barrier()
+            inp = outs[i]
 
     cdef void _forward(self, const float* x, Py_ssize_t n, float** outs,
                        bint logits_head) noexcept nogil:
