@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,12 +151,30 @@ def spawn(framework, threads, args, timeout):
         return report
 
 
+def _pool(row, other):
+    """Add another round's measurements of the same row: repeats pooled, median redone."""
+    if "error" in row or "error" in other:
+        row.setdefault("error", other.get("error"))
+        return
+    row["times_s"] = row["times_s"] + other["times_s"]
+    row["time_s"] = statistics.median(row["times_s"])
+    if "accuracies" in other:
+        row["accuracies"] = row.get("accuracies", []) + other["accuracies"]
+        row["accuracy"] = float(numpy.median(row["accuracies"]))
+
+
 def merge(reports, specs, thread_counts):
-    """results[threads][workload][row] with ratios to fastnn and to the floor."""
+    """results[threads][workload][row] with ratios to fastnn and to the floor; the
+    reports of several rounds are pooled row by row."""
     results = {str(t): {name: {} for name in specs} for t in thread_counts}
     for rep in reports:
         for name, rows in rep.get("results", {}).items():
-            results[str(rep["threads"])][name].update(rows)
+            merged = results[str(rep["threads"])][name]
+            for row_name, row in rows.items():
+                if row_name in merged:
+                    _pool(merged[row_name], row)
+                else:
+                    merged[row_name] = dict(row)
     for by_workload in results.values():
         for name, rows in by_workload.items():
             kind = specs[name]["kind"]
@@ -266,6 +285,9 @@ def parse_args(argv=None):
     p.add_argument("--frameworks", type=lambda s: [f for f in s.split(",") if f],
                    default=list(FRAMEWORKS),
                    help=f"comma-separated, out of {','.join(FRAMEWORKS)} (default: all)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every worker this many times, round-robin, and pool their "
+                        "repeats: host noise then falls on every row alike (default 1)")
     p.add_argument("--timeout", type=float, default=3600,
                    help="seconds before one worker process is abandoned (default 3600)")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
@@ -283,7 +305,9 @@ def parse_args(argv=None):
         args.repeats = 1 if args.smoke else 5
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
-    if not args.smoke and args.repeats < 5 and not args.worker:
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if not args.smoke and args.repeats * args.rounds < 5 and not args.worker:
         print("note: fewer than 5 repeats; medians will be noisy", file=sys.stderr)
     return args
 
@@ -298,19 +322,21 @@ def main(argv=None):
 
     started = time.perf_counter()
     reports, skipped, errors = [], {}, {}
-    for threads in args.threads:
-        for framework in args.frameworks:
-            if not any(s["kind"] in KINDS[framework] for s in specs.values()):
-                continue
-            print(f"[compare] {framework}, {threads} thread(s)...", file=sys.stderr, flush=True)
-            rep = spawn(framework, threads, args, args.timeout)
-            print(f"[compare]   done in {rep.get('wall_s', 0):.1f} s", file=sys.stderr,
-                  flush=True)
-            if "skipped" in rep:
-                skipped.setdefault(framework, rep["skipped"])
-            if "error" in rep:
-                errors[f"{framework}@{threads}"] = rep["error"]
-            reports.append(rep)
+    for round_index in range(args.rounds):
+        for threads in args.threads:
+            for framework in args.frameworks:
+                if not any(s["kind"] in KINDS[framework] for s in specs.values()):
+                    continue
+                print(f"[compare] round {round_index + 1}/{args.rounds}: {framework}, "
+                      f"{threads} thread(s)...", file=sys.stderr, flush=True)
+                rep = spawn(framework, threads, args, args.timeout)
+                print(f"[compare]   done in {rep.get('wall_s', 0):.1f} s", file=sys.stderr,
+                      flush=True)
+                if "skipped" in rep:
+                    skipped.setdefault(framework, rep["skipped"])
+                if "error" in rep:
+                    errors[f"{framework}@{threads}"] = rep["error"]
+                reports.append(rep)
 
     results = merge(reports, specs, args.threads)
     for threads, by_workload in results.items():
@@ -321,7 +347,8 @@ def main(argv=None):
     doc = {
         "meta": dict(machine_info(),
                      date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                     smoke=args.smoke, repeats=args.repeats, threads=args.threads,
+                     smoke=args.smoke, repeats=args.repeats, rounds=args.rounds,
+                     threads=args.threads,
                      frameworks=args.frameworks, wall_s=time.perf_counter() - started,
                      versions={f"{r['framework']}@{r['threads']}": r.get("versions", {})
                                for r in reports},

@@ -2,6 +2,7 @@
 pytest-benchmark files once each as plain tests. Speed is never asserted."""
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,32 @@ def test_benchmark_files_run_once():
          "-p", "no:cacheprovider"],
         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_compare_rounds_pool_the_repeats(tmp_path):
+    """--rounds runs every worker again, round-robin, and pools the repeats per row."""
+    out = tmp_path / "rounds.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "compare.py"), "--smoke", "--threads", "1",
+         "--rounds", "2", "--only", "train_small,digits", "--frameworks", "fastnn,floor",
+         "--json", str(out)],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["rounds"] == 2
+    rows = doc["results"]["1"]
+    for name in ("train_small", "digits"):
+        for row in rows[name].values():
+            assert len(row["times_s"]) == 2  # smoke: 1 repeat per round
+            assert row["time_s"] == pytest.approx(statistics.median(row["times_s"]))
+    assert len(rows["digits"]["fastnn"]["accuracies"]) == 2
+
+
+def test_profile_step_runs():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "profile_step.py"), "--workload", "train_small",
+         "--threads", "1", "--rounds", "1", "--steps", "2"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for row in ("floor_scipy", "compiled step", "step + Adam", "fit"):
+        assert row in proc.stdout
