@@ -94,10 +94,11 @@ def test_stack_grows_for_a_larger_batch():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 33])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 32, 33])
 @pytest.mark.parametrize("head", ["softmax", "sigmoid", "tanh", None])
 def test_compiled_predict_matches_reference(rows, threads, head):
-    """Few-row batches take the GEMV path (columns split between threads), larger ones BLAS."""
+    """Batches of up to 32 rows take the GEMV path (four rows per pass over the weights,
+    then the 1-3 left; columns split between threads), larger ones BLAS."""
     model = build(["relu", "sigmoid", head], "mse")
     x, _ = make_data("real", n=rows)
     before = fastnn.get_num_threads()
@@ -112,7 +113,7 @@ def test_compiled_predict_matches_reference(rows, threads, head):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("rows", [1, 3, 6])
 def test_gemv_split_between_threads_matches_reference(rows):
     """Layers wide enough that both threads get column blocks (blocks are 16 floats)."""
     fastnn.utils.set_random_seed(5)
