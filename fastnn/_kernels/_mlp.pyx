@@ -35,15 +35,18 @@ cdef extern from *:
     }
     static int fastnn_thread_num(void) { return omp_get_thread_num(); }
     static int fastnn_team_size(void) { return omp_get_num_threads(); }
+    static const int fastnn_has_openmp = 1;
     #else
     static void fastnn_barrier(void) {}
     static int fastnn_thread_num(void) { return 0; }
     static int fastnn_team_size(void) { return 1; }
+    static const int fastnn_has_openmp = 0;
     #endif
     """
     void fastnn_barrier() noexcept nogil
     int fastnn_thread_num() noexcept nogil
     int fastnn_team_size() noexcept nogil
+    const int fastnn_has_openmp
 
 # Batches up to this size take the GEMV path in predict (weights streamed once per
 # four rows, output columns split between threads). Measured on the 2-core VM for
@@ -361,10 +364,11 @@ cdef class DenseStack:
 
     def team_size(self, Py_ssize_t n, int nthreads):
         """Threads ``train_step`` should get for a batch of ``n``: 1 when the step is
-        too small to split, or when the BLAS cannot be made to run single-threaded."""
+        too small to split, when the kernels were built without OpenMP, or when the
+        BLAS cannot be made to run single-threaded."""
         cdef double macs = 0
         cdef int i
-        if nthreads <= 1 or not has_thread_control():
+        if nthreads <= 1 or not fastnn_has_openmp or not has_thread_control():
             return 1
         for i in range(self.n_stages):
             macs += 3.0 * n * self.dims[i] * self.dims[i + 1]
@@ -412,7 +416,7 @@ cdef class DenseStack:
             wptr = &w[0]
         if nthreads > MAX_TEAM:
             nthreads = MAX_TEAM
-        if nthreads > 1 and not has_thread_control():
+        if nthreads > 1 and not (fastnn_has_openmp and has_thread_control()):
             nthreads = 1
         with nogil:
             if nthreads > 1:
