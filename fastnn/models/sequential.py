@@ -183,7 +183,7 @@ class Sequential(TrainingMixin):
 
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
-        if not training and self.built and self._is_model_form(x):
+        if not training and self.built and self._is_model_form(x) and get_ops().xp is numpy:
             stack = self._inference_stack()
             if stack is not None:  # the serving hot path: the stack scans for NaN/inf
                 return stack.predict(x, get_num_threads())
