@@ -276,12 +276,6 @@ cdef void gemv_block(const float* x, const float* W, const float* b, float* y,
         bias_act_cols(y, NULL, n, dout, lo, hi, act)
 
 
-cdef void softmax_rows(float* z, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        bias_act(z + i * d, NULL, 1, d, SOFTMAX)
-
-
 cdef class DenseStack:
     """Training step and inference for stages ``y = act(x @ W + b)`` (float32)."""
 
@@ -414,84 +408,91 @@ cdef class DenseStack:
             if w.shape[0] != n:
                 raise ValueError("sample_weight and x have different lengths")
             wptr = &w[0]
+        if nthreads < 1:
+            nthreads = 1
         if nthreads > MAX_TEAM:
             nthreads = MAX_TEAM
         if nthreads > 1 and not (fastnn_has_openmp and has_thread_control()):
             nthreads = 1
         with nogil:
+            for i in range(nthreads):
+                partial[i] = 0
             if nthreads > 1:
-                for i in range(nthreads):
-                    partial[i] = 0
                 previous = blas_threads_swap(1)
                 self._step_team(&x[0, 0], n, tptr, wptr, loss, first_trainable, write_probs,
                                 partial, nthreads)
                 if previous > 1:
                     blas_threads_swap(previous)
-                for i in range(nthreads):
-                    total += partial[i]
-            else:
-                self._forward(&x[0, 0], n, self.outs, loss != MSE)
-                total = head_loss(self.outs[L - 1], self.deltas[L - 1], tptr, wptr, n,
-                                  self.dims[L], loss, <float>(1.0 / n), write_probs)
-                self._backward(&x[0, 0], n, loss == MSE, first_trainable)
+            else:  # a team of one: whole GEMMs, BLAS threads them
+                self._step_share(&x[0, 0], n, tptr, wptr, loss, first_trainable, write_probs,
+                                 partial, 0, 1)
+            for i in range(nthreads):
+                total += partial[i]
         return total / n
 
     cdef void _step_team(self, const float* x, Py_ssize_t n, const void* targets,
                          const float* w, int loss, int first, bint write_probs,
                          double* partial, int nthreads) noexcept nogil:
-        """The whole step in one parallel region. Each thread owns a block of every
-        GEMM output (``gemm_share``) and applies the bias/activation (forward) or
-        activation derivative and bias gradient (backward) to the same block while it
-        is in its cache; barriers separate the stages."""
-        cdef int t, team, i
-        cdef int L = self.n_stages
-        cdef Py_ssize_t d, lo, hi
-        cdef const float* inp
-        cdef const void* tblock
-        cdef const float* wblock
+        """The whole step in one parallel region, each thread running ``_step_share``."""
+        cdef int t, team
         with parallel(num_threads=nthreads):
             t = fastnn_thread_num()
             team = fastnn_team_size()
-            lo = 0  # assigned in the block, so private to each thread (block_range
-            hi = 0  # writes them through pointers, which Cython does not see)
-            self._forward_share(x, n, self.outs, loss != MSE, t, team)
-            d = self.dims[L]
-            block_range(n, t, team, &lo, &hi)
+            self._step_share(x, n, targets, w, loss, first, write_probs, partial, t, team)
+
+    cdef void _step_share(self, const float* x, Py_ssize_t n, const void* targets,
+                          const float* w, int loss, int first, bint write_probs,
+                          double* partial, int t, int team) noexcept nogil:
+        """Thread t's part of a step. It owns a block of every GEMM output
+        (``gemm_share``) and applies the bias/activation (forward) or activation
+        derivative and bias gradient (backward) to the same block while it is in its
+        cache; barriers separate the stages. With a team of one (t=0, team=1) this is
+        the single-threaded step: whole GEMMs, and the barriers do nothing."""
+        cdef int i
+        cdef int L = self.n_stages
+        cdef Py_ssize_t d, lo = 0, hi = 0
+        cdef const float* inp
+        cdef const void* tblock
+        cdef const float* wblock
+        self._forward_share(x, n, self.outs, loss != MSE, t, team)
+        d = self.dims[L]
+        block_range(n, t, team, &lo, &hi)
+        if lo < hi:
+            if loss == SOFTMAX_CE_SPARSE:
+                tblock = <const long long*>targets + lo
+            else:
+                tblock = <const float*>targets + lo * d
+            wblock = NULL
+            if w != NULL:
+                wblock = w + lo
+            partial[t] = head_loss(self.outs[L - 1] + lo * d, self.deltas[L - 1] + lo * d,
+                                   tblock, wblock, hi - lo, d, loss, <float>(1.0 / n),
+                                   write_probs)
+        fastnn_barrier()
+        for i in range(L - 1, first - 1, -1):
+            d = self.dims[i + 1]
+            block_range(d, t, team, &lo, &hi)
             if lo < hi:
-                if loss == SOFTMAX_CE_SPARSE:
-                    tblock = <const long long*>targets + lo
-                else:
-                    tblock = <const float*>targets + lo * d
-                wblock = NULL
-                if w != NULL:
-                    wblock = w + lo
-                partial[t] = head_loss(self.outs[L - 1] + lo * d, self.deltas[L - 1] + lo * d,
-                                       tblock, wblock, hi - lo, d, loss, <float>(1.0 / n),
-                                       write_probs)
+                if i < L - 1 or loss == MSE:
+                    act_backward_cols(self.deltas[i], self.outs[i], n, d, lo, hi,
+                                      self.acts[i])
+                if self.db[i] != NULL:
+                    column_sums(self.deltas[i], self.db[i], n, d, lo, hi)
             fastnn_barrier()
-            for i in range(L - 1, first - 1, -1):
-                d = self.dims[i + 1]
-                block_range(d, t, team, &lo, &hi)
-                if lo < hi:
-                    if i < L - 1 or loss == MSE:
-                        act_backward_cols(self.deltas[i], self.outs[i], n, d, lo, hi,
-                                          self.acts[i])
-                    if self.db[i] != NULL:
-                        column_sums(self.deltas[i], self.db[i], n, d, lo, hi)
-                fastnn_barrier()
-                inp = x if i == 0 else self.outs[i - 1]
-                gemm_share(t, team, True, False, self.dims[i], <int>d, <int>n, inp,
-                           self.dims[i], self.deltas[i], <int>d, self.dW[i], <int>d)
-                if i > first:
-                    gemm_share(t, team, False, True, <int>n, self.dims[i], <int>d,
-                               self.deltas[i], <int>d, self.W[i], <int>d, self.deltas[i - 1],
-                               self.dims[i])
-                fastnn_barrier()
+            inp = x if i == 0 else self.outs[i - 1]
+            gemm_share(t, team, True, False, self.dims[i], <int>d, <int>n, inp,
+                       self.dims[i], self.deltas[i], <int>d, self.dW[i], <int>d)
+            if i > first:
+                gemm_share(t, team, False, True, <int>n, self.dims[i], <int>d,
+                           self.deltas[i], <int>d, self.W[i], <int>d, self.deltas[i - 1],
+                           self.dims[i])
+            fastnn_barrier()
 
     cdef void _forward_share(self, const float* x, Py_ssize_t n, float** outs,
                              bint logits_head, int t, int team) noexcept nogil:
-        """Thread t's part of a team's forward pass (called inside a parallel region):
-        its block of each layer's GEMM, then the bias and activation on that block."""
+        """Thread t's part of a team's forward pass (inside a parallel region, or with
+        t=0, team=1 alone): its block of each layer's GEMM, then the bias and
+        activation on that block."""
         cdef int i, act
         cdef Py_ssize_t d, lo = 0, hi = 0
         cdef const float* inp = x
@@ -511,41 +512,6 @@ cdef class DenseStack:
                     bias_act(outs[i] + lo * d, self.b[i], hi - lo, d, act)
             fastnn_barrier()
             inp = outs[i]
-
-    cdef void _forward(self, const float* x, Py_ssize_t n, float** outs,
-                       bint logits_head) noexcept nogil:
-        cdef int i, act
-        cdef const float* inp = x
-        for i in range(self.n_stages):
-            gemm_rm(False, False, <int>n, self.dims[i + 1], self.dims[i], <float>1.0, inp,
-                    self.dims[i], self.W[i], self.dims[i + 1], <float>0.0, outs[i],
-                    self.dims[i + 1])
-            act = self.acts[i]
-            if logits_head and i == self.n_stages - 1:
-                act = LINEAR
-            bias_act(outs[i], self.b[i], n, self.dims[i + 1], act)
-            inp = outs[i]
-
-    cdef void _backward(self, const float* x, Py_ssize_t n, bint head_act,
-                        int first) noexcept nogil:
-        cdef int i
-        cdef int L = self.n_stages
-        cdef const float* inp
-        for i in range(L - 1, first - 1, -1):
-            if i < L - 1 or head_act:
-                act_backward(self.deltas[i], self.outs[i], n * self.dims[i + 1], self.acts[i])
-            inp = x if i == 0 else self.outs[i - 1]
-            # dW = inp^T @ delta
-            gemm_rm(True, False, self.dims[i], self.dims[i + 1], <int>n, <float>1.0, inp,
-                    self.dims[i], self.deltas[i], self.dims[i + 1], <float>0.0, self.dW[i],
-                    self.dims[i + 1])
-            if self.db[i] != NULL:
-                column_sums(self.deltas[i], self.db[i], n, self.dims[i + 1], 0, self.dims[i + 1])
-            if i > first:
-                # delta_{i-1} = delta_i @ W_i^T
-                gemm_rm(False, True, <int>n, self.dims[i], self.dims[i + 1], <float>1.0,
-                        self.deltas[i], self.dims[i + 1], self.W[i], self.dims[i + 1],
-                        <float>0.0, self.deltas[i - 1], self.dims[i])
 
     cdef void _forward_gemv(self, const float* x, Py_ssize_t n, float** outs,
                             int nthreads) noexcept nogil:
@@ -580,7 +546,7 @@ cdef class DenseStack:
                     fastnn_barrier()
                     inp = outs[i]
         if self.acts[L - 1] == SOFTMAX:
-            softmax_rows(outs[L - 1], n, self.dims[L])
+            bias_act(outs[L - 1], NULL, n, self.dims[L], SOFTMAX)
 
     def predict(self, const float[:, ::1] x, int nthreads=1):
         """The forward pass of ``x`` as a new (n, d_out) array; safe from many threads
@@ -620,7 +586,7 @@ cdef class DenseStack:
                 if n <= GEMV_MAX_ROWS:
                     self._forward_gemv(xp, n, bufs, nthreads)
                 else:
-                    self._forward(xp, n, bufs, False)
+                    self._forward_share(xp, n, bufs, False, 0, 1)
         finally:
             PyMem_Free(bufs)
             PyMem_Free(scratch)
