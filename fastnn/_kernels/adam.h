@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "cpu_features.h"
+
 #define FASTNN_ADAM_BODY                                                              \
     for (ptrdiff_t i = lo; i < hi; i++) {                                             \
         const float gi = g[i];                                                        \
@@ -25,22 +27,13 @@
 
 static void fastnn_adam_portable(FASTNN_ADAM_ARGS) { FASTNN_ADAM_BODY }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef FASTNN_X86_DISPATCH
 __attribute__((target("avx2,fma"))) static void fastnn_adam_avx2(FASTNN_ADAM_ARGS) {
     FASTNN_ADAM_BODY
 }
 
-static int fastnn_adam_has_avx2(void) {
-    static int cached = -1; /* a benign race: every thread computes the same answer */
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
-
 static void fastnn_adam_f32(FASTNN_ADAM_ARGS) {
-    if (fastnn_adam_has_avx2())
+    if (fastnn_has_avx2_fma())
         fastnn_adam_avx2(p, g, m, v, lo, hi, decay, alpha, one_minus_b1, one_minus_b2, eps);
     else
         fastnn_adam_portable(p, g, m, v, lo, hi, decay, alpha, one_minus_b1, one_minus_b2, eps);

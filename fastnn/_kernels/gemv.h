@@ -10,6 +10,8 @@
  * VM. Other compilers and CPUs get the portable loop only. */
 #include <stddef.h>
 
+#include "cpu_features.h"
+
 /* Rows r0 .. r0+R-1 of y (R a compile-time constant) in one pass over W: each
  * weight loaded is used R times, so a batch of R rows reads W once, not R times. */
 #define FASTNN_GEMV_ROWS(R)                                                           \
@@ -67,22 +69,13 @@
 
 static void fastnn_gemv_portable(FASTNN_GEMV_ARGS) { FASTNN_GEMV_BODY }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef FASTNN_X86_DISPATCH
 __attribute__((target("avx2,fma"))) static void fastnn_gemv_avx2(FASTNN_GEMV_ARGS) {
     FASTNN_GEMV_BODY
 }
 
-static int fastnn_has_avx2(void) {
-    static int cached = -1; /* a benign race: every thread computes the same answer */
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
-
 static void fastnn_gemv_rows(FASTNN_GEMV_ARGS) {
-    if (fastnn_has_avx2()) fastnn_gemv_avx2(x, W, b, y, n, din, dout, lo, hi);
+    if (fastnn_has_avx2_fma()) fastnn_gemv_avx2(x, W, b, y, n, din, dout, lo, hi);
     else fastnn_gemv_portable(x, W, b, y, n, din, dout, lo, hi);
 }
 #else
