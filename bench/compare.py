@@ -13,6 +13,7 @@ floor) and the JSON. See bench/README.md for what each column means.
 """
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -117,8 +118,9 @@ def worker_env(threads):
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(threads)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    if importlib.util.find_spec("fastnn") is None:  # a bare checkout: use its fastnn/
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONHASHSEED", "0")
     return env
 

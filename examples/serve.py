@@ -1,6 +1,6 @@
 """Serve a saved fastnn model over HTTP with JSON (Starlette + uvicorn).
 
-    pip install "fastnn[serve]"
+    pip install "fastnn-toolkit[serve]"
     python examples/serve.py digits.fastnn --host 127.0.0.1 --port 8000
 
     POST /predict  {"instances": [[...], ...]}  ->  {"probabilities": [[...], ...]}

@@ -1,48 +1,43 @@
 """The benchmark suite (bench/) still runs: compare.py in smoke mode, and the
 pytest-benchmark files once each as plain tests. Speed is never asserted."""
 import json
-import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("sklearn")  # the digits workload loads its data from scikit-learn
 
-REPO = Path(__file__).resolve().parent.parent
-BENCH = REPO / "bench"
 # The peers that need nothing beyond the test extra; torch/ORT are optional.
 FRAMEWORKS = ("fastnn", "numpy", "floor")
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
+@pytest.fixture(scope="module")
+def bench_dir(repo_root):
+    return repo_root / "bench"
 
 
-def _workloads():
-    sys.path.insert(0, str(BENCH))
+def _workloads(bench_dir):
+    sys.path.insert(0, str(bench_dir))
     try:
         import _workloads
         return dict(_workloads.WORKLOADS)
     finally:
-        sys.path.remove(str(BENCH))
+        sys.path.remove(str(bench_dir))
 
 
-def test_compare_smoke(tmp_path):
+def test_compare_smoke(tmp_path, bench_dir, subprocess_env):
     out = tmp_path / "smoke.json"
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "compare.py"), "--smoke", "--threads", "1", "2",
+        [sys.executable, str(bench_dir / "compare.py"), "--smoke", "--threads", "1", "2",
          "--frameworks", ",".join(FRAMEWORKS), "--json", str(out)],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        cwd=bench_dir.parent, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["meta"]["smoke"] is True
     assert not doc["errors"] and not doc["skipped"]
-    workloads = _workloads()
+    workloads = _workloads(bench_dir)
     assert set(doc["workloads"]) == set(workloads)
     for threads in ("1", "2"):
         results = doc["results"][threads]
@@ -65,23 +60,23 @@ def test_compare_smoke(tmp_path):
         assert name in proc.stdout
 
 
-def test_benchmark_files_run_once():
+def test_benchmark_files_run_once(tmp_path, bench_dir, subprocess_env):
     pytest.importorskip("pytest_benchmark")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(BENCH), "--benchmark-disable", "-q",
+        [sys.executable, "-m", "pytest", str(bench_dir), "--benchmark-disable", "-q",
          "-p", "no:cacheprovider"],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-def test_compare_rounds_pool_the_repeats(tmp_path):
+def test_compare_rounds_pool_the_repeats(tmp_path, bench_dir, subprocess_env):
     """--rounds runs every worker again, round-robin, and pools the repeats per row."""
     out = tmp_path / "rounds.json"
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "compare.py"), "--smoke", "--threads", "1",
+        [sys.executable, str(bench_dir / "compare.py"), "--smoke", "--threads", "1",
          "--rounds", "2", "--only", "train_small,digits", "--frameworks", "fastnn,floor",
          "--json", str(out)],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        cwd=bench_dir.parent, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["meta"]["rounds"] == 2
@@ -93,11 +88,11 @@ def test_compare_rounds_pool_the_repeats(tmp_path):
     assert len(rows["digits"]["fastnn"]["accuracies"]) == 2
 
 
-def test_profile_step_runs():
+def test_profile_step_runs(bench_dir, subprocess_env):
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "profile_step.py"), "--workload", "train_small",
+        [sys.executable, str(bench_dir / "profile_step.py"), "--workload", "train_small",
          "--threads", "1", "--rounds", "1", "--steps", "2"],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        cwd=bench_dir.parent, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for row in ("floor_scipy", "compiled step", "step + Adam", "fit"):
         assert row in proc.stdout

@@ -13,15 +13,24 @@ KERNEL_DIR = os.path.dirname(fastnn._kernels.__file__)
 OPENMP_KERNELS = ["_elementwise", "_losses", "_norm", "_optim", "_openmp"]
 
 
+OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")  # GCC, LLVM/clang, Intel
+
+
+def _links_openmp(lib):
+    out = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
+    return any(name in out for name in OPENMP_RUNTIMES)
+
+
 def _links_libgomp():
-    """True/False from ldd on the built kernels; None when that cannot be told here."""
+    """True/False from ldd on the built kernels (any OpenMP runtime, bundled ones too);
+    None when that cannot be told here."""
     libs = glob.glob(os.path.join(KERNEL_DIR, "_openmp*.so"))
     if not libs or shutil.which("ldd") is None:
         return None
     proc = subprocess.run(["ldd", libs[0]], capture_output=True, text=True)
     if proc.returncode != 0:
         return None
-    return "libgomp" in proc.stdout
+    return any(name in proc.stdout for name in OPENMP_RUNTIMES)
 
 
 def test_openmp_enabled_matches_the_build():
@@ -39,8 +48,7 @@ def test_all_kernels_link_libgomp_when_openmp_is_on():
         pytest.skip("kernels built without OpenMP, or no ldd")
     for name in OPENMP_KERNELS:
         lib = glob.glob(os.path.join(KERNEL_DIR, name + ".*so"))[0]
-        out = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
-        assert "libgomp" in out, f"{os.path.basename(lib)} is not linked against libgomp"
+        assert _links_openmp(lib), f"{os.path.basename(lib)} is not linked against an OpenMP runtime"
 
 
 def test_cpu_is_the_default_backend():

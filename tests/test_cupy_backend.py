@@ -56,7 +56,7 @@ def test_missing_cupy_says_so_and_how_to_install(fresh_cupy_backend):
     fresh_cupy_backend.setitem(sys.modules, "cupy", None)  # `import cupy` raises ImportError
     with pytest.raises(ImportError, match="not installed") as err:
         cupy_ops.CupyOps()
-    assert 'pip install "fastnn[gpu]"' in str(err.value)
+    assert 'pip install "fastnn-toolkit[gpu]"' in str(err.value)
     assert "GPU is visible" not in str(err.value)
     before = backend.get_backend()
     with pytest.raises(ImportError, match="fastnn\\[gpu\\]"):

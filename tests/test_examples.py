@@ -8,9 +8,15 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = None  # set from the repo_root fixture: the examples are not part of the package
 # Examples tested elsewhere (they start a server rather than train).
 TESTED_ELSEWHERE = {"serve"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _examples_dir(repo_root):
+    global EXAMPLES
+    EXAMPLES = repo_root / "examples"
 
 
 def load(name):
@@ -31,6 +37,7 @@ def assert_png(path):
 def test_every_example_has_a_smoke_test():
     tested = {name[len("test_"):] for name in globals() if name.startswith("test_")}
     names = {p.stem for p in EXAMPLES.glob("*.py")} - TESTED_ELSEWHERE
+    assert names, f"no examples found in {EXAMPLES}"
     assert names <= tested, f"examples without a smoke test: {sorted(names - tested)}"
 
 

@@ -1,6 +1,5 @@
 """The Sequential API end to end: building, training, inference, weights, bad input."""
 import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ import fastnn
 from fastnn import layers, optimizers
 from fastnn.backend import use_backend
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def blobs(n=240, d=8, k=3, seed=0):
@@ -150,7 +148,8 @@ def test_from_logits_matches_softmax_head():
     x, y = blobs(n=64)
     a = small_model(activation="softmax")
     b = small_model(activation=None)
-    a.build(); b.build()
+    a.build()
+    b.build()
     b.set_weights(a.get_weights())
     a.compile(optimizer=optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
     b.compile(optimizer=optimizers.SGD(0.1),
@@ -201,8 +200,8 @@ def test_frozen_first_layer_still_lets_the_rest_learn():
     assert len(model.trainable_weights) == 2
 
 
-def test_digits_example_reaches_097():
-    spec = importlib.util.spec_from_file_location("digits_example", ROOT / "examples/digits.py")
+def test_digits_example_reaches_097(repo_root):
+    spec = importlib.util.spec_from_file_location("digits_example", repo_root / "examples/digits.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main() >= 0.97

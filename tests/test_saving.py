@@ -19,7 +19,6 @@ from fastnn.backend import use_backend
 from fastnn.models import InvalidModelFileError, load_model
 from fastnn.utils import set_random_seed
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_model(optimizer="nadam", seed=0, dropout_seed=None):
@@ -186,7 +185,7 @@ numpy.savez({out!r}, *model.get_weights())
 @pytest.mark.parametrize("optimizer,dropout_seed", [("nadam", None), ("sgd_momentum", None),
                                                     ("sgd_momentum", 3)])
 def test_resume_in_a_new_process_matches_uninterrupted_training(tmp_path, optimizer,
-                                                                dropout_seed):
+                                                                dropout_seed, subprocess_env):
     def opt():
         if optimizer == "nadam":
             return optimizers.Nadam(learning_rate=optimizers.schedules.CosineDecay(0.01, 40))
@@ -202,8 +201,7 @@ def test_resume_in_a_new_process_matches_uninterrupted_training(tmp_path, optimi
     first_half.save(path)
     set_random_seed(12345)  # the parent's stream must not matter to the child
     code = RESUME_CHILD.format(tests=os.path.dirname(__file__), path=str(path), out=str(out))
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env, timeout=60)
     resumed = numpy.load(out)
     expected = straight.get_weights()
     assert len(resumed.files) == len(expected)

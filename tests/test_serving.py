@@ -1,6 +1,5 @@
 """examples/serve.py under load: no 5xx, answers equal direct predictions, 4xx for bad input."""
 import json
-import os
 import selectors
 import subprocess
 import sys
@@ -10,21 +9,20 @@ import time
 import numpy
 import pytest
 
-pytest.importorskip("starlette", reason="the serving example needs fastnn[serve]")
-pytest.importorskip("uvicorn", reason="the serving example needs fastnn[serve]")
-httpx = pytest.importorskip("httpx", reason="the serving test needs httpx (fastnn[serve])")
+pytest.importorskip("starlette", reason="the serving example needs fastnn-toolkit[serve]")
+pytest.importorskip("uvicorn", reason="the serving example needs fastnn-toolkit[serve]")
+httpx = pytest.importorskip("httpx", reason="the serving test needs httpx (fastnn-toolkit[serve])")
 
 import fastnn  # noqa: E402
 from fastnn import layers  # noqa: E402
 from fastnn.models import load_model  # noqa: E402
 from fastnn.utils import set_random_seed  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_CLIENTS, REQUESTS_PER_CLIENT, N_FEATURES = 8, 250, 16
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, repo_root, subprocess_env):
     """(base URL, model path): the example server in its own process on a free port."""
     set_random_seed(0)
     model = fastnn.Sequential([layers.Dense(64, activation="relu", input_shape=(N_FEATURES,)),
@@ -36,9 +34,9 @@ def server(tmp_path_factory):
     path = tmp_path_factory.mktemp("serve") / "model.fastnn"
     model.save(path)
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "examples", "serve.py"), str(path), "--port", "0",
+        [sys.executable, str(repo_root / "examples" / "serve.py"), str(path), "--port", "0",
          "--max-batch", "64", "--no-access-log"],
-        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+        stdout=subprocess.PIPE, text=True, env=subprocess_env)
     try:
         url = _wait_for_banner(proc, timeout=60)
         yield url, path

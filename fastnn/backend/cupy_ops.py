@@ -26,7 +26,7 @@ import numpy
 
 from .ops import _MASK64, Ops
 
-INSTALL_HINT = 'pip install "fastnn[gpu]"'
+INSTALL_HINT = 'pip install "fastnn-toolkit[gpu]"'
 
 
 def _import_cupy():

@@ -37,7 +37,7 @@ def check_x(x, input_shape, dtype="float32", what="x", scan_finite=True):
         return x
     arr = _as_numeric_array(x, what)
     if arr.ndim < 2:
-        hint = f" (one sample? use x.reshape(1, -1))" if arr.ndim == 1 else ""
+        hint = " (one sample? use x.reshape(1, -1))" if arr.ndim == 1 else ""
         raise ValueError(f"{what} must have shape (n_samples, {_dims(input_shape)}), "
                          f"got shape {arr.shape}{hint}")
     if input_shape is not None and tuple(arr.shape[1:]) != tuple(input_shape):

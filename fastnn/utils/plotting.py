@@ -10,7 +10,7 @@ def require_matplotlib():
     try:
         import matplotlib
     except ImportError as err:
-        raise ImportError('Plotting needs matplotlib: pip install "fastnn[plot]" '
+        raise ImportError('Plotting needs matplotlib: pip install "fastnn-toolkit[plot]" '
                           "(or pip install matplotlib)") from err
     return matplotlib
 
