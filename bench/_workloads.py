@@ -1,4 +1,4 @@
-"""The workloads of issue 4, their synthetic data, and the timing helper.
+"""The benchmark workloads, their synthetic data, and the timing helper.
 
 Every framework's worker builds its data from here with the same seed, so
 all of them train on identical arrays. Nothing in this module imports a

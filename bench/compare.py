@@ -1,4 +1,4 @@
-"""fastnn against its peers on the workloads of issue 4, side by side in one run.
+"""fastnn against its peers on the benchmark workloads, side by side in one run.
 
     python bench/compare.py                       # everything, 1 and 2 threads
     python bench/compare.py --smoke               # tiny sizes, 1 repeat: checks the harness

@@ -4,7 +4,7 @@ For one workload of ``_workloads.py`` and each thread count, times (per step or
 call, medians of interleaved rounds so host noise hits every row alike); for a
 training workload:
 
-  floor            the step's GEMMs through NumPy's BLAS (the issue's floor)
+  floor            the step's GEMMs through NumPy's BLAS (the floor)
   floor_scipy      the same GEMMs through scipy's BLAS, the library fastnn calls
   compiled step    DenseStack.train_step: GEMMs + bias/activation/loss passes
   step + Adam      the same followed by the optimizer update, as in fit

@@ -1,4 +1,4 @@
-"""The "cupy" backend (issue 6).
+"""The "cupy" backend.
 
 Three parts:
 

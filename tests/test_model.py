@@ -354,7 +354,7 @@ def test_mc_dropout_predict_averages_dropout_passes():
         model.predict(x, mc_samples=0)
 
 
-# ---------------------------------------------------------------------- review findings
+# ---------------------------------------------------------------------- edge cases of the API
 def test_empty_batches_are_refused_and_model_unchanged():
     x, y = blobs()
     model = fastnn.Sequential([layers.Dense(5, input_shape=(8,)), layers.BatchNormalization(),
