@@ -14,7 +14,7 @@ import math
 import numpy
 
 from .utils.random import get_rng
-from .utils.registry import Registry, snake_case
+from .utils.registry import Registry, serialize, snake_case  # noqa: F401  (serialize is public API)
 
 _registry = Registry("initializer")
 # std of a standard normal truncated to [-2, 2]

@@ -10,7 +10,7 @@ is exact where Keras' clipping at 1e-7 would cap it.
 import numpy
 
 from .backend import get_ops
-from .utils.registry import Registry, snake_case
+from .utils.registry import Registry, serialize, snake_case  # noqa: F401  (serialize is public API)
 
 _registry = Registry("loss", "losses")
 
