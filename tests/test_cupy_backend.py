@@ -59,7 +59,7 @@ def test_missing_cupy_says_so_and_how_to_install(fresh_cupy_backend):
     assert 'pip install "fastnn-toolkit[gpu]"' in str(err.value)
     assert "GPU is visible" not in str(err.value)
     before = backend.get_backend()
-    with pytest.raises(ImportError, match="fastnn\\[gpu\\]"):
+    with pytest.raises(ImportError, match="fastnn-toolkit\\[gpu\\]"):
         fastnn.set_backend("cupy")
     with pytest.raises(ImportError):
         with backend.use_backend("cupy"):
@@ -357,7 +357,7 @@ def test_to_backend_refuses_unknown_names_and_leaves_the_model(fresh_cupy_backen
     with pytest.raises(ValueError, match="Unknown backend"):
         model.to_backend("tpu")
     fresh_cupy_backend.setitem(sys.modules, "cupy", None)
-    with pytest.raises(ImportError, match="fastnn\\[gpu\\]"):
+    with pytest.raises(ImportError, match="fastnn-toolkit\\[gpu\\]"):
         model.to_backend("cupy")
     assert model._store.params is params
     assert fastnn.Sequential([layers.Dense(2)]).to_backend("numpy").built is False

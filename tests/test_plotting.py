@@ -40,7 +40,7 @@ def test_empty_history_is_refused():
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"fastnn\[plot\]"):
+    with pytest.raises(ImportError, match=r"fastnn-toolkit\[plot\]"):
         plot_history(LOGS)
 
 
