@@ -463,3 +463,285 @@ def test_a_model_whose_optimizer_has_not_stepped_saves_and_loads(tmp_path):
     again = load_model(tmp_path / "m.fastnn")
     numpy.testing.assert_array_equal(again.predict(x), model.predict(x))
     again.fit(x, y, epochs=1, verbose=0)
+
+
+# ----------------------------------------------------------------- bounded loading
+def _saved(tmp_path, model, name="m.fastnn", **kwargs):
+    path = tmp_path / name
+    model.save(path, **kwargs)
+    return path
+
+
+def test_a_huge_declared_input_shape_is_refused_before_allocating(tmp_path):
+    """A weightless model (one Activation) bounds nothing by its weights: the declared
+    input shape itself is bounded, before the probe pass would allocate it."""
+    model = fastnn.Sequential([layers.Activation("relu", input_shape=(4,))])
+    model.build()
+    path = _saved(tmp_path, model)
+    config = _config(path)
+    config["model"]["input_shape"] = [2 ** 28]
+    config["model"]["layers"][0]["config"]["input_shape"] = [2 ** 28]
+    start = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match="elements per sample"):
+        load_model(_rezip(path, tmp_path / "huge.fastnn", config))
+    assert time.perf_counter() - start < 1
+
+
+def test_a_huge_layer_output_is_refused_before_the_probe(tmp_path):
+    model = fastnn.Sequential([layers.Flatten(input_shape=(4, 4))])
+    model.build()
+    path = _saved(tmp_path, model)
+    config = _config(path)
+    config["model"]["input_shape"] = [2 ** 12, 2 ** 12]
+    config["model"]["layers"][0]["config"].pop("input_shape", None)
+    with pytest.raises(InvalidModelFileError, match="elements per sample"):
+        load_model(_rezip(path, tmp_path / "huge.fastnn", config))
+
+
+def _zip_of_empty_entries(n):
+    """A valid zip of ``n`` empty stored entries, built directly (zipfile is slow at this)."""
+    import struct
+    import zlib
+    local, directory = [], []
+    offset = 0
+    for i in range(n):
+        name = b"e%07d" % i
+        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(b""), 0,
+                             0, len(name), 0) + name
+        directory.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0,
+                                     0, len(name), 0, 0, 0, 0, 0, offset) + name)
+        local.append(header)
+        offset += len(header)
+    body, central = b"".join(local), b"".join(directory)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, min(n, 0xFFFF), min(n, 0xFFFF),
+                      len(central), len(body), 0)
+    return body + central + end
+
+
+def test_the_entry_count_is_checked_before_zipfile_parses_the_directory(tmp_path,
+                                                                        trained_file,
+                                                                        monkeypatch):
+    from fastnn.models import saving
+    path, _ = trained_file
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("zipfile parsed the central directory")
+
+    monkeypatch.setattr(saving, "MAX_ENTRIES", 5)
+    monkeypatch.setattr(zipfile, "ZipFile", no_parsing)
+    with pytest.raises(InvalidModelFileError, match="entries") as info:
+        load_model(path)
+    assert "zipfile parsed" not in str(info.value)
+
+
+def test_a_zip_of_many_empty_entries_is_refused_quickly(tmp_path):
+    path = tmp_path / "many.fastnn"
+    path.write_bytes(_zip_of_empty_entries(60_000))
+    start = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match="entries"):
+        load_model(path)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_npy_header_and_data_must_fill_the_entry_exactly(tmp_path, trained_file):
+    """A header-length field one byte short would shift every value by a byte."""
+    path, _ = trained_file
+    with zipfile.ZipFile(path) as zf:
+        raw = bytearray(zf.read("weights/0.npy"))
+    header_len = int.from_bytes(raw[8:10], "little")
+    raw[8:10] = (header_len - 1).to_bytes(2, "little")
+    with pytest.raises(InvalidModelFileError, match="weights/0.npy"):
+        load_model(_rezip(path, tmp_path / "shifted.fastnn",
+                          replace={"weights/0.npy": bytes(raw)}))
+    padded = _npy(numpy.zeros((6, 16), "float32")) + b"\0" * 4
+    with pytest.raises(InvalidModelFileError, match="exactly"):
+        load_model(_rezip(path, tmp_path / "padded.fastnn",
+                          replace={"weights/0.npy": padded}))
+
+
+def _in_thread(fn, timeout=10):
+    """Run ``fn`` in a daemon thread; (finished, exception raised)."""
+    import threading
+    outcome = []
+
+    def run():
+        try:
+            fn()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 -- handed back to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return (not thread.is_alive()), (outcome[0] if outcome else None)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path, trained_file):
+    fifo = tmp_path / "model.fastnn"
+    os.mkfifo(fifo)
+    model = make_model()
+    model.build()
+    try:
+        for call in (lambda: load_model(fifo), lambda: model.load_weights(fifo)):
+            finished, exc = _in_thread(call, timeout=5)
+            assert finished, "loading a FIFO blocked"
+            assert isinstance(exc, InvalidModelFileError) and "FIFO" in str(exc), exc
+    finally:
+        try:  # unblock a reader stuck in open() (only on a broken loader)
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_devices_and_links_to_them_are_refused(tmp_path, device):
+    if not os.path.exists(device):
+        pytest.skip(f"no {device}")
+    link = tmp_path / "model.fastnn"
+    link.symlink_to(device)
+    for path in (device, link):
+        finished, exc = _in_thread(lambda p=path: load_model(p), timeout=5)
+        assert finished and isinstance(exc, InvalidModelFileError), exc
+        assert "character device, not a regular file" in str(exc)
+
+
+def test_a_directory_is_refused_as_not_a_regular_file(tmp_path):
+    with pytest.raises(InvalidModelFileError, match="directory"):
+        load_model(tmp_path)
+
+
+def test_absurd_weights_are_refused(tmp_path, trained_file):
+    path, model = trained_file
+    weights = model.get_weights()
+    huge = _npy(numpy.full(weights[0].shape, 3e38, "float32"))
+    with pytest.raises(InvalidModelFileError, match="beyond"):
+        load_model(_rezip(path, tmp_path / "huge.fastnn", replace={"weights/0.npy": huge}))
+    variance_index = next(i for i, w in enumerate(model.weights)
+                          if w.name.endswith("/moving_variance"))
+    negative = _npy(-numpy.ones(weights[variance_index].shape, "float32"))
+    with pytest.raises(InvalidModelFileError, match="negative variance"):
+        load_model(_rezip(path, tmp_path / "neg.fastnn",
+                          replace={f"weights/{variance_index}.npy": negative}))
+
+
+def test_negative_second_moments_are_refused(tmp_path, trained_file):
+    path, model = trained_file
+    negative = _npy(-numpy.ones(model.optimizer.state["v"].shape, "float32"))
+    with pytest.raises(InvalidModelFileError, match="'v' holds negative"):
+        load_model(_rezip(path, tmp_path / "neg.fastnn", replace={"optimizer/v.npy": negative}))
+
+
+def test_a_model_whose_output_overflows_is_refused(tmp_path):
+    """Each weight is in range, but four layers of them overflow float32 on a zero input."""
+    model = fastnn.Sequential([layers.Dense(16, input_shape=(16,))]
+                              + [layers.Dense(16) for _ in range(3)])
+    model.build()
+    model.set_weights([numpy.full(w.shape, 1e10, "float32") for w in model.weights])
+    with pytest.raises(InvalidModelFileError, match="not finite"):
+        load_model(_saved(tmp_path, model))
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: layers.ELU(alpha=float("nan")), "alpha"),
+    (lambda: layers.BatchNormalization(epsilon=float("inf")), "epsilon"),
+    (lambda: layers.LayerNormalization(epsilon=float("nan")), "epsilon"),
+    (lambda: layers.Dense(2, dtype="int8"), "dtype"),
+    (lambda: layers.Dense(2, dtype="not a dtype"), "dtype"),
+])
+def test_constructors_refuse_absurd_hyperparameters(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_nan_hyperparameters_in_a_file_are_refused(tmp_path):
+    model = fastnn.Sequential([layers.Dense(3, input_shape=(2,)), layers.ELU()])
+    model.build()
+    path = _saved(tmp_path, model)
+    config = _config(path)
+    config["model"]["layers"][1]["config"]["alpha"] = float("nan")
+    with pytest.raises(InvalidModelFileError, match="alpha"):
+        load_model(_rezip(path, tmp_path / "nan.fastnn", config))
+
+
+def test_deeply_nested_config_is_refused_before_parsing(tmp_path, trained_file, monkeypatch):
+    path, _ = trained_file
+    raw = _config(path)
+    text = json.dumps(raw)[:-1] + ', "junk": ' + "[" * 200 + "]" * 200 + "}"
+    parsed = []
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda s, *a, **k: parsed.append(len(s)) or
+                        real_loads(s, *a, **k))
+    with pytest.raises(InvalidModelFileError, match="nested 20"):
+        load_model(_rezip(path, tmp_path / "deep.fastnn", replace={"config.json": text.encode()}))
+    assert not parsed, "config.json was parsed before its depth was checked"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path, trained_file):
+    path, _ = trained_file
+    config = _config(path)
+    config["model"]["name"] = "[[[[" * 100 + '\\"{{{{' * 50
+    loaded = load_model(_rezip(path, tmp_path / "name.fastnn", config))
+    assert loaded.name == config["model"]["name"]
+
+
+def test_unknown_and_oversized_config_content_is_refused(tmp_path, trained_file):
+    path, _ = trained_file
+    config = _config(path)
+    config["junk"] = [0] * 10
+    with pytest.raises(InvalidModelFileError, match="unknown entries"):
+        load_model(_rezip(path, tmp_path / "junk.fastnn", config))
+    config = _config(path)
+    config["model"]["name"] = "x" * (3 << 20)  # a known key, but more than the size bound
+    start = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match="larger than"):
+        load_model(_rezip(path, tmp_path / "big.fastnn", config))
+    assert time.perf_counter() - start < 1
+
+
+def _stream_state():
+    from fastnn.utils.random import get_rng
+    return json.dumps(get_rng().bit_generator.state, sort_keys=True, default=str)
+
+
+def test_loading_does_not_touch_the_random_stream(tmp_path, trained_file):
+    path, model = trained_file
+    light = _saved(tmp_path, model, "light.fastnn", include_optimizer=False)
+    x, y = make_data()
+    set_random_seed(0)
+    before = _stream_state()
+    loaded = load_model(light)
+    assert _stream_state() == before
+    bad = _npy(numpy.full(model.get_weights()[-1].shape, numpy.inf, "float32"))
+    n = len(model.get_weights()) - 1
+    with pytest.raises(InvalidModelFileError):
+        load_model(_rezip(light, tmp_path / "bad.fastnn", replace={f"weights/{n}.npy": bad}))
+    assert _stream_state() == before
+    # so seed + load + fit repeats exactly
+    loaded.fit(x, y, epochs=1, verbose=0)
+    set_random_seed(0)
+    again = load_model(light)
+    again.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(loaded.get_weights(), again.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_data_around_the_zip_is_refused(tmp_path, trained_file):
+    """Only a file that is exactly one zip loads: no second zip appended, no wrapper."""
+    import tarfile
+    path, _ = trained_file
+    other = _saved(tmp_path, fastnn.Sequential([layers.Dense(1, input_shape=(1,))]), "o.fastnn")
+    blob = path.read_bytes()
+    cases = {"appended zip": blob + other.read_bytes(), "trailing bytes": blob + b"\0" * 512,
+             "leading bytes": b"\0" * 512 + blob}
+    wrapped = tmp_path / "wrapped.tar"
+    with tarfile.open(wrapped, "w") as tar:
+        tar.add(path, arcname="model.fastnn")
+    cases["tar wrapper"] = wrapped.read_bytes()
+    for name, data in cases.items():
+        target = tmp_path / f"{name.replace(' ', '_')}.fastnn"
+        target.write_bytes(data)
+        with pytest.raises(InvalidModelFileError, match="zip") as info:
+            load_model(target)
+        assert "data" in str(info.value) or "start" in str(info.value), (name, info.value)

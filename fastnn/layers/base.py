@@ -16,6 +16,7 @@ import numpy
 
 from .. import initializers, regularizers
 from ..backend import get_ops
+from ..utils.checks import check_float_dtype
 from ..utils.registry import Registry, snake_case
 
 layer_registry = Registry("layer")
@@ -69,7 +70,7 @@ class Layer:
         if input_shape is None and input_dim is not None:
             input_shape = (int(input_dim),)
         self.declared_input_shape = None if input_shape is None else _as_shape(input_shape)
-        self.dtype = numpy.dtype(dtype).name
+        self.dtype = check_float_dtype(f"{type(self).__name__} dtype", dtype)
         self.built = False
         self.input_shape = None
         self.output_shape = None
