@@ -745,3 +745,49 @@ def test_data_around_the_zip_is_refused(tmp_path, trained_file):
         with pytest.raises(InvalidModelFileError, match="zip") as info:
             load_model(target)
         assert "data" in str(info.value) or "start" in str(info.value), (name, info.value)
+
+
+# ----------------------------------------------------------------- file metadata on save
+def test_save_writes_through_a_symlink_to_its_target(tmp_path):
+    model = make_model()
+    model.build()
+    target = tmp_path / "real" / "model.fastnn"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.fastnn"
+    link.symlink_to(target)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    numpy.testing.assert_array_equal(load_model(target).get_weights()[0],
+                                     model.get_weights()[0])
+    assert sorted(os.listdir(target.parent)) == ["model.fastnn"]
+    dangling = tmp_path / "next.fastnn"
+    dangling.symlink_to(tmp_path / "real" / "new.fastnn")
+    model.save_weights(dangling)
+    assert dangling.is_symlink() and (tmp_path / "real" / "new.fastnn").is_file()
+
+
+def test_save_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    model = make_model()
+    model.build()
+    path = tmp_path / "private.fastnn"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o600)
+    model.save(path)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    os.chmod(path, 0o640)
+    model.save_weights(path)
+    assert (path.stat().st_mode & 0o777) == 0o640
+
+
+def test_save_refuses_to_replace_a_read_only_file(tmp_path):
+    model = make_model()
+    model.build()
+    path = tmp_path / "frozen.fastnn"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o444)
+    with pytest.raises(PermissionError, match="read-only") as info:
+        model.save(path)
+    assert info.value.filename == str(path)
+    assert path.read_bytes() == b"old" and (path.stat().st_mode & 0o777) == 0o444
+    assert os.listdir(tmp_path) == ["frozen.fastnn"]
