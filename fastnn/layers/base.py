@@ -151,12 +151,17 @@ class Layer:
             a = numpy.asarray(a)
             if tuple(a.shape) != w.shape:
                 raise ValueError(f"Weight {w.name!r} has shape {w.shape}, got {tuple(a.shape)}")
-            if not numpy.issubdtype(a.dtype, numpy.number) or not numpy.isfinite(a).all():
+            if not numpy.issubdtype(a.dtype, numpy.number):
                 raise ValueError(f"Weight {w.name!r}: values must be finite numbers")
+            with numpy.errstate(over="ignore", invalid="ignore"):
+                a = a.astype(w.value.dtype)  # checked after the cast: 1e39 is inf in float32
+            if not numpy.isfinite(a).all():
+                raise ValueError(f"Weight {w.name!r}: values must be finite numbers "
+                                 f"(in {a.dtype})")
             checked.append(a)
         ops = get_ops()
         for w, a in zip(self._weights, checked):
-            w.value[...] = ops.asarray(a, dtype=w.value.dtype)
+            w.value[...] = ops.asarray(a)
 
     def count_params(self):
         return int(sum(numpy.prod(w.shape) for w in self._weights))
