@@ -1,6 +1,6 @@
 """Serve a saved fastnn model over HTTP with JSON (Starlette + uvicorn).
 
-    pip install "fastnn[serve]"
+    pip install "fastnn-toolkit[serve]"
     python examples/serve.py digits.fastnn --host 127.0.0.1 --port 8000
 
     POST /predict  {"instances": [[...], ...]}  ->  {"probabilities": [[...], ...]}
@@ -9,9 +9,13 @@
 The model is loaded once, folded into an inference plan
 (``model.compile_for_inference()``: batch norm folded into the Dense weights,
 dropout gone) and called from Starlette's worker threads; fastnn's kernels
-release the GIL, so requests really run in parallel. Every bad request
-(malformed JSON, wrong shape, NaN or infinity, too large a batch or body) gets
-a 4xx answer with a message saying what is wrong; the server keeps serving.
+release the GIL, so requests really run in parallel. The event loop only
+reads request bodies: parsing the JSON, converting it to an array, the
+forward pass and the answer's JSON all run in the worker pool, and a byte
+budget (``--max-inflight-bytes``) bounds how many bodies are in memory at once.
+Every bad request (malformed JSON, strings or booleans where numbers belong,
+wrong shape, NaN or infinity, too large a batch or body) gets a 4xx answer
+with a message saying what is wrong; the server keeps serving.
 
 Each worker process uses ``--threads`` threads for its kernels and BLAS
 (default 1): with many requests in flight, one thread per request beats
@@ -19,13 +23,15 @@ letting OpenMP, BLAS and the server's threads fight over the same cores
 (see docs/deploying.md).
 """
 import argparse
+import asyncio
+import contextlib
 import json
 import socket
 
 import numpy
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import fastnn
@@ -40,11 +46,18 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
-def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20):
-    """A Starlette app answering /predict and /health for the model at ``model_path``."""
+def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20, max_inflight_bytes=None):
+    """A Starlette app answering /predict and /health for the model at ``model_path``.
+
+    ``max_inflight_bytes`` (default four bodies of ``max_body_bytes``) bounds the
+    request bytes being read, parsed and predicted at once: a request whose body
+    does not fit waits for others to finish, so memory stays bounded however many
+    large bodies arrive together.
+    """
     model = load_model(model_path, compile=False)
     plan = model.compile_for_inference()
     input_shape = list(model.input_shape[1:])
+    budget = ByteBudget(max_inflight_bytes or 4 * max_body_bytes)
 
     async def health(request):
         return JSONResponse({"status": "ok", "input_shape": input_shape,
@@ -53,32 +66,83 @@ def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20):
 
     async def predict(request):
         try:
-            x = _instances(await _json_body(request, max_body_bytes), max_batch)
-            x = data.check_x(x, plan.input_shape, plan.dtype, what="instances")
+            declared = _declared_length(request, max_body_bytes)
+            async with budget.hold(max_body_bytes if declared is None else declared):
+                body = await _read_body(request, max_body_bytes)
+                # JSON parsing, conversion and the forward pass run in the worker pool:
+                # a 16 MB body takes a second of CPU that the event loop must not spend.
+                status, content = await run_in_threadpool(_answer, body, plan, max_batch)
         except BadRequest as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except ValueError as exc:  # wrong shape, NaN/inf: check_x names the problem
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        probabilities = await run_in_threadpool(plan, x)
-        return JSONResponse({"probabilities": probabilities.tolist()})
+            status, content = exc.status, _error(exc.message)
+        return Response(content, status_code=status, media_type="application/json")
 
     return Starlette(routes=[Route("/health", health, methods=["GET"]),
                              Route("/predict", predict, methods=["POST"])])
 
 
-async def _json_body(request, max_body_bytes):
+class ByteBudget:
+    """At most ``limit`` bytes held at once; ``hold(n)`` waits until ``n`` more fit.
+
+    A request larger than the whole budget holds all of it (it runs alone).
+    """
+
+    def __init__(self, limit):
+        self.limit, self.used = int(limit), 0
+        self._changed = None  # created on first use, inside the server's event loop
+
+    @contextlib.asynccontextmanager
+    async def hold(self, n):
+        n = min(int(n), self.limit)
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used + n <= self.limit)
+            self.used += n
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= n
+                self._changed.notify_all()
+
+
+def _declared_length(request, max_body_bytes):
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
+    if declared is None:
+        return None
+    if not declared.isdigit() or int(declared) > max_body_bytes:
         raise BadRequest(413, f"request body larger than {max_body_bytes} bytes")
-    body = b""
+    return int(declared)
+
+
+async def _read_body(request, max_body_bytes):
+    chunks, size = [], 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_body_bytes:
+        size += len(chunk)
+        if size > max_body_bytes:
             raise BadRequest(413, f"request body larger than {max_body_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(body, plan, max_batch):
+    """(status, JSON bytes) for one request body: runs in a worker thread."""
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest(400, f"malformed JSON: {exc}") from None
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(400, f"malformed JSON: {exc}") from None
+        x = _instances(payload, max_batch)
+        x = data.check_x(x, plan.input_shape, plan.dtype, what="instances")
+    except BadRequest as exc:
+        return exc.status, _error(exc.message)
+    except ValueError as exc:  # wrong shape, NaN/inf: check_x names the problem
+        return 400, _error(str(exc))
+    return 200, json.dumps({"probabilities": plan(x).tolist()}).encode()
+
+
+def _error(message):
+    return json.dumps({"error": message}).encode()
 
 
 def _instances(payload, max_batch):
@@ -91,12 +155,33 @@ def _instances(payload, max_batch):
     if len(instances) > max_batch:
         raise BadRequest(413, f"{len(instances)} instances exceed the limit of {max_batch} "
                               f"per request")
+    if not _only_numbers(instances):
+        raise BadRequest(400, '"instances" must be lists of numbers (not strings, booleans '
+                              'or null)')
     try:
         x = numpy.array(instances, dtype="float32")
     except (TypeError, ValueError, OverflowError):
         raise BadRequest(400, '"instances" must be lists of numbers, all of the same '
                               'length') from None
     return x
+
+
+_NUMBERS = {int, float}
+
+
+def _only_numbers(node):
+    """False if any leaf of the nested lists ``node`` is not a JSON number.
+
+    NumPy would turn "1.5" and true into numbers; they are refused here. The
+    type test runs per list in C (``set(map(type, ...))``), so a 16 MB body
+    takes milliseconds. Ragged nesting is left to the array conversion.
+    """
+    kinds = set(map(type, node))
+    if kinds <= _NUMBERS:
+        return True
+    if not kinds <= _NUMBERS | {list}:
+        return False
+    return all(_only_numbers(child) for child in node if type(child) is list)
 
 
 def main(argv=None):
@@ -107,12 +192,17 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="kernel + BLAS threads for this process (default 1)")
     parser.add_argument("--max-batch", type=int, default=1024)
+    parser.add_argument("--max-body-bytes", type=int, default=16 << 20)
+    parser.add_argument("--max-inflight-bytes", type=int, default=None,
+                        help="request bytes read, parsed or predicted at once "
+                             "(default 4 x --max-body-bytes)")
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args(argv)
 
     import uvicorn
     fastnn.set_num_threads(args.threads)
-    app = create_app(args.model, max_batch=args.max_batch)
+    app = create_app(args.model, max_batch=args.max_batch, max_body_bytes=args.max_body_bytes,
+                     max_inflight_bytes=args.max_inflight_bytes)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this: without it, Nagle holds the response body
