@@ -370,11 +370,15 @@ def test_a_missing_file_is_an_os_error(tmp_path):
 
 
 def _load_or_refuse(path, data):
+    """Load ``data`` from ``path``: a model, or the documented error with the random
+    stream untouched."""
     path.write_bytes(data)
+    before = _stream_state()
     try:
         model = load_model(path)
     except InvalidModelFileError as exc:
         assert str(path) in str(exc)
+        assert _stream_state() == before, "a refused load changed the random stream"
         return None
     assert isinstance(model, fastnn.Sequential)
     return model
@@ -394,10 +398,9 @@ FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@FUZZ
-@given(data=st.data())
-def test_fuzz_bytes_give_a_model_or_the_documented_error(tmp_path, small_file, data):
-    blob = bytearray(small_file)
+def _mutated(data, blob):
+    """``blob`` with bytes flipped, truncated, spliced or inserted, as ``data`` draws."""
+    blob = bytearray(blob)
     kind = data.draw(st.sampled_from(["flip", "truncate", "splice", "insert"]))
     if kind == "flip":
         for _ in range(data.draw(st.integers(1, 8))):
@@ -412,7 +415,13 @@ def test_fuzz_bytes_give_a_model_or_the_documented_error(tmp_path, small_file, d
     else:
         pos = data.draw(st.integers(0, len(blob)))
         blob[pos:pos] = data.draw(st.binary(min_size=1, max_size=64))
-    _load_or_refuse(tmp_path / "fuzzed.fastnn", bytes(blob))
+    return bytes(blob)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_bytes_give_a_model_or_the_documented_error(tmp_path, small_file, data):
+    _load_or_refuse(tmp_path / "fuzzed.fastnn", _mutated(data, small_file))
 
 
 json_values = st.recursive(
@@ -791,3 +800,144 @@ def test_save_refuses_to_replace_a_read_only_file(tmp_path):
     assert info.value.filename == str(path)
     assert path.read_bytes() == b"old" and (path.stat().st_mode & 0o777) == 0o444
     assert os.listdir(tmp_path) == ["frozen.fastnn"]
+
+
+# ----------------------------------------------------------------- bounded loads, measured
+# Loads run in a child process whose address space is capped (RLIMIT_AS) a fixed amount
+# above what it uses once warmed up; each load is timed and its peak allocation traced.
+LOAD_CHILD = r"""
+import json, resource, sys, time, tracemalloc
+from fastnn.models import InvalidModelFileError, load_model
+from fastnn.utils.random import get_rng
+
+paths, warm, headroom = json.load(open(sys.argv[1]))
+load_model(warm)  # thread pools and lazy imports exist before the cap
+
+
+def vm_size():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+
+cap = vm_size() + headroom
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+results = []
+for path in paths:
+    state = json.dumps(get_rng().bit_generator.state, sort_keys=True, default=str)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        load_model(path)
+        outcome = "loaded"
+    except InvalidModelFileError as exc:
+        outcome = "refused"
+        cause = exc
+        while cause is not None:
+            if isinstance(cause, MemoryError):
+                outcome = "out of memory"
+            cause = cause.__cause__
+        if json.dumps(get_rng().bit_generator.state, sort_keys=True, default=str) != state:
+            outcome = "refused, random stream changed"
+    except BaseException as exc:
+        outcome = f"crash: {type(exc).__name__}: {exc}"
+    elapsed = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    results.append([path, outcome, elapsed, peak])
+print(json.dumps({"results": results,
+                  "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+LOAD_HEADROOM = 512 << 20      # address space a child may add to its warmed-up size
+MAX_LOAD_SECONDS = 5.0         # per load, on a shared and noisy machine
+MAX_LOAD_PEAK = 128 << 20      # traced allocations per load
+
+
+def run_loads(paths, warm, headroom=LOAD_HEADROOM, timeout=300):
+    """[(path, outcome, seconds, peak bytes)] and the child's max RSS for loads of ``paths``
+    in one capped child process (the figures bench/fuzz_loading.py reports)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
+        json.dump([[str(p) for p in paths], str(warm), headroom], spec)
+    try:
+        package_root = os.path.dirname(os.path.dirname(fastnn.__file__))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        done = subprocess.run([sys.executable, "-c", LOAD_CHILD, spec.name], timeout=timeout,
+                              capture_output=True, text=True, env=env)
+    finally:
+        os.unlink(spec.name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    return report["results"], report["max_rss"]
+
+
+def _assert_bounded(results):
+    for path, outcome, seconds, peak in results:
+        assert outcome in ("loaded", "refused"), (path, outcome)
+        assert seconds < MAX_LOAD_SECONDS, (path, seconds)
+        assert peak < MAX_LOAD_PEAK, (path, peak)
+
+
+needs_rlimit = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="needs RLIMIT_AS and /proc (Linux)")
+
+
+def hostile_files(directory, source):
+    """Crafted files, one per way a load could run away; written under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    activation = fastnn.Sequential([layers.Activation("relu", input_shape=(4,))])
+    activation.build()
+    light = _saved(directory, activation, "activation.fastnn")
+    config = _config(light)
+    for i, shape in enumerate(([2 ** 28], [2 ** 22 + 1], [2 ** 40, 2 ** 40])):
+        config["model"]["input_shape"] = shape
+        files.append(_rezip(light, directory / f"input_{i}.fastnn", config))
+    many = directory / "many.fastnn"
+    many.write_bytes(_zip_of_empty_entries(200_000))
+    files.append(many)
+    text = json.dumps(_config(source))[:-1] + ', "junk": ' + "[" * 5000 + "]" * 5000 + "}"
+    files.append(_rezip(source, directory / "deep.fastnn", replace={"config.json": text.encode()}))
+    junk = json.dumps(_config(source))[:-1] + ', "junk": [' + ",".join(["[]"] * 600_000) + "]}"
+    files.append(_rezip(source, directory / "wide.fastnn", replace={"config.json": junk.encode()}))
+    with zipfile.ZipFile(source) as zf:
+        raw = bytearray(zf.read("weights/0.npy"))
+    raw[8:10] = (int.from_bytes(raw[8:10], "little") - 1).to_bytes(2, "little")
+    files.append(_rezip(source, directory / "shifted.fastnn",
+                        replace={"weights/0.npy": bytes(raw)}))
+    config = _config(source)
+    config["model"]["layers"][0]["config"]["units"] = 10 ** 9
+    files.append(_rezip(source, directory / "units.fastnn", config))
+    appended = directory / "appended.fastnn"
+    appended.write_bytes(source.read_bytes() + light.read_bytes())
+    files.append(appended)
+    return files
+
+
+@needs_rlimit
+def test_hostile_files_load_in_bounded_time_and_memory(tmp_path, trained_file):
+    path, _ = trained_file
+    files = hostile_files(tmp_path / "hostile", path)
+    results, _ = run_loads(files, path)
+    _assert_bounded(results)
+    assert {outcome for _, outcome, _, _ in results} == {"refused"}
+
+
+@needs_rlimit
+@settings(max_examples=3, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.data_too_large])
+@given(data=st.data())
+def test_fuzzed_files_load_in_bounded_time_and_memory(tmp_path, small_file, data):
+    """40 mutated files per example, loaded in one capped child process."""
+    directory = tmp_path / f"batch{time.monotonic_ns()}"
+    directory.mkdir()
+    warm = directory / "warm.fastnn"
+    warm.write_bytes(small_file)
+    files = []
+    for i in range(40):
+        files.append(directory / f"{i}.fastnn")
+        files[-1].write_bytes(_mutated(data, small_file))
+    results, _ = run_loads(files, warm)
+    _assert_bounded(results)
