@@ -701,6 +701,9 @@ def test_unknown_and_oversized_config_content_is_refused(tmp_path, trained_file)
     config["junk"] = [0] * 10
     with pytest.raises(InvalidModelFileError, match="unknown entries"):
         load_model(_rezip(path, tmp_path / "junk.fastnn", config))
+    wide = json.dumps(_config(path))[:-1] + ', "junk": [' + ",".join(["[]"] * 50_000) + "]}"
+    with pytest.raises(InvalidModelFileError, match="arrays and objects"):
+        load_model(_rezip(path, tmp_path / "wide.fastnn", replace={"config.json": wide.encode()}))
     config = _config(path)
     config["model"]["name"] = "x" * (3 << 20)  # a known key, but more than the size bound
     start = time.perf_counter()

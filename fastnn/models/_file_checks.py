@@ -7,7 +7,7 @@ regular files, reads the zip's end-of-central-directory record itself (entry
 count and directory size, before ``zipfile`` sees them), requires the zip to
 fill the file exactly (no data before it, none after it: a file with a
 second zip appended or a zip wrapped in a tar is refused), and bounds the
-nesting depth of ``config.json`` before it is parsed.
+nesting depth and container count of ``config.json`` before it is parsed.
 """
 import os
 import re
@@ -121,8 +121,9 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _OPENERS, _CLOSERS = b"[{", b"]}"
 
 
-def check_json_depth(raw, max_depth):
-    """Refuse JSON text nested deeper than ``max_depth`` (before ``json.loads`` builds it).
+def check_json_structure(raw, max_depth, max_containers):
+    """Refuse JSON text nested deeper than ``max_depth`` or holding more than
+    ``max_containers`` arrays and objects, before ``json.loads`` builds any of it.
 
     Strings are removed first (brackets inside them do not count); the rest is
     counted with NumPy, so a few MiB take milliseconds.
@@ -132,7 +133,10 @@ def check_json_depth(raw, max_depth):
     if not structure:
         return
     codes = numpy.frombuffer(structure, dtype=numpy.uint8)
-    steps = numpy.isin(codes, numpy.frombuffer(_OPENERS, numpy.uint8)).astype(numpy.int64)
+    steps = numpy.isin(codes, numpy.frombuffer(_OPENERS, numpy.uint8)).astype(numpy.int32)
+    containers = int(steps.sum())
+    _require(containers <= max_containers, f"config.json holds {containers} arrays and "
+             f"objects (limit {max_containers})")
     steps -= numpy.isin(codes, numpy.frombuffer(_CLOSERS, numpy.uint8))
     depth = int(numpy.cumsum(steps).max())
     _require(depth <= max_depth, f"config.json is nested {depth} levels deep "

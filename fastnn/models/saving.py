@@ -37,7 +37,7 @@ from ..backend import get_ops
 from ..layers.base import layer_registry
 from ..utils.atomic import atomic_write
 from ..utils.random import get_rng
-from ._file_checks import (InvalidModelFileError, check_json_depth, check_zip_layout,
+from ._file_checks import (InvalidModelFileError, check_json_structure, check_zip_layout,
                            open_regular_file)
 
 FORMAT = "fastnn"
@@ -45,8 +45,9 @@ FORMAT_VERSION = 1
 CONFIG_ENTRY = "config.json"
 
 # Guards against hostile files (all checked before reading the data).
-MAX_CONFIG_BYTES = 2 << 20
+MAX_CONFIG_BYTES = 2 << 20      # ~3,800 layers (a layer's entry takes ~530 bytes)
 MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_CONTAINERS = 40_000  # JSON arrays and objects (~8 per layer)
 MAX_ENTRIES = 10_000
 MAX_DIRECTORY_BYTES = MAX_ENTRIES * 128
 MAX_TOTAL_BYTES = 16 << 30
@@ -283,7 +284,7 @@ class _Reader:
         _require(self.zip.getinfo(CONFIG_ENTRY).file_size <= MAX_CONFIG_BYTES,
                  f"{CONFIG_ENTRY} is larger than {MAX_CONFIG_BYTES} bytes")
         raw = self.zip.read(CONFIG_ENTRY)
-        check_json_depth(raw, MAX_CONFIG_DEPTH)
+        check_json_structure(raw, MAX_CONFIG_DEPTH, MAX_CONFIG_CONTAINERS)
         config = json.loads(raw.decode("utf-8"))
         _require(isinstance(config, dict) and config.get("format") == FORMAT,
                  "config.json does not describe a fastnn file")
