@@ -24,8 +24,8 @@ import numpy
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import fastnn  # noqa: E402
-import test_saving as harness  # noqa: E402  (the test suite's load harness and files)
+import fastnn
+import test_saving as harness  # the test suite's load harness and files
 
 
 def mutate_bytes(rng, blob):

@@ -10,9 +10,11 @@ The model is loaded once, folded into an inference plan
 (``model.compile_for_inference()``: batch norm folded into the Dense weights,
 dropout gone) and called from Starlette's worker threads; fastnn's kernels
 release the GIL, so requests really run in parallel. The event loop only
-reads request bodies: parsing the JSON, converting it to an array, the
-forward pass and the answer's JSON all run in the worker pool, and a byte
-budget (``--max-inflight-bytes``) bounds how many bodies are in memory at once.
+reads request bodies: decoding the JSON into an array runs in a small pool of
+processes (``--decode-workers``; ``json.loads`` holds the GIL, so a thread
+would still stall the loop), the forward pass and the answer's JSON in
+Starlette's thread pool, and a byte budget (``--max-inflight-bytes``) bounds
+how many bodies are in memory at once.
 Every bad request (malformed JSON, strings or booleans where numbers belong,
 wrong shape, NaN or infinity, too large a batch or body) gets a 4xx answer
 with a message saying what is wrong; the server keeps serving.
@@ -24,8 +26,11 @@ letting OpenMP, BLAS and the server's threads fight over the same cores
 """
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
+import multiprocessing
+import os
 import socket
 
 import numpy
@@ -46,14 +51,21 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
-def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20, max_inflight_bytes=None):
+def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20, max_inflight_bytes=None,
+               decode_workers=None):
     """A Starlette app answering /predict and /health for the model at ``model_path``.
 
-    ``max_inflight_bytes`` (default four bodies of ``max_body_bytes``) bounds the
-    request bytes being read, parsed and predicted at once: a request whose body
-    does not fit waits for others to finish, so memory stays bounded however many
-    large bodies arrive together.
+    Args:
+        max_inflight_bytes: request bytes being read, decoded and predicted at once
+            (default four bodies of ``max_body_bytes``): a request whose body does not
+            fit waits for others to finish, so memory stays bounded however many
+            large bodies arrive together.
+        decode_workers: processes that decode request bodies (JSON to array; default
+            ``min(4, cores)``). ``json.loads`` holds the GIL for its whole run (0.7 s
+            for 16 MB), so in a thread it would still stall the event loop; 0 decodes
+            in the thread pool instead (for tests and small bodies).
     """
+    decoder = _decode_pool(decode_workers)  # forked first, while the process is small
     model = load_model(model_path, compile=False)
     plan = model.compile_for_inference()
     input_shape = list(model.input_shape[1:])
@@ -64,20 +76,54 @@ def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20, max_inflight
                              "output_shape": list(model.output_shape[1:]),
                              "max_batch": max_batch})
 
+    async def decode(body):
+        args = (body, plan.input_shape, plan.dtype, max_batch)
+        if decoder is None:
+            return await run_in_threadpool(_decode, *args)
+        return await asyncio.get_running_loop().run_in_executor(decoder, _decode, *args)
+
     async def predict(request):
         try:
             declared = _declared_length(request, max_body_bytes)
             async with budget.hold(max_body_bytes if declared is None else declared):
                 body = await _read_body(request, max_body_bytes)
-                # JSON parsing, conversion and the forward pass run in the worker pool:
-                # a 16 MB body takes a second of CPU that the event loop must not spend.
-                status, content = await run_in_threadpool(_answer, body, plan, max_batch)
+                # Only the body is read on the event loop: decoding runs in the decode
+                # processes, the forward pass and the answer's JSON in the thread pool.
+                outcome = await decode(body)
+                del body
+                if outcome[0] == "error":
+                    raise BadRequest(*outcome[1:])
+                content = await run_in_threadpool(_probabilities, plan, outcome[1])
+                status = 200
         except BadRequest as exc:
             status, content = exc.status, _error(exc.message)
         return Response(content, status_code=status, media_type="application/json")
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if decoder is not None:
+            decoder.shutdown(cancel_futures=True)
+
     return Starlette(routes=[Route("/health", health, methods=["GET"]),
-                             Route("/predict", predict, methods=["POST"])])
+                             Route("/predict", predict, methods=["POST"])], lifespan=lifespan)
+
+
+def _decode_pool(workers):
+    """A started process pool for ``_decode`` (None for ``workers=0``).
+
+    Workers are forked (where the platform can) before the model is loaded and
+    before the server starts any thread, and all at once, so no fork happens
+    while other threads hold locks.
+    """
+    workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
+    if workers <= 0:
+        return None
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+    pool.submit(int).result()  # with "fork" this starts every worker now
+    return pool
 
 
 class ByteBudget:
@@ -125,20 +171,29 @@ async def _read_body(request, max_body_bytes):
     return b"".join(chunks)
 
 
-def _answer(body, plan, max_batch):
-    """(status, JSON bytes) for one request body: runs in a worker thread."""
+def _decode(body, input_shape, dtype, max_batch):
+    """``("ok", array)`` or ``("error", status, message)`` for one request body.
+
+    Runs in a decode process (or a worker thread): plain tuples cross the process
+    boundary where an exception with extra fields would not.
+    """
     try:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:
             raise BadRequest(400, f"malformed JSON: {exc}") from None
         x = _instances(payload, max_batch)
-        x = data.check_x(x, plan.input_shape, plan.dtype, what="instances")
+        del payload
+        return "ok", data.check_x(x, input_shape, dtype, what="instances")
     except BadRequest as exc:
-        return exc.status, _error(exc.message)
+        return "error", exc.status, exc.message
     except ValueError as exc:  # wrong shape, NaN/inf: check_x names the problem
-        return 400, _error(str(exc))
-    return 200, json.dumps({"probabilities": plan(x).tolist()}).encode()
+        return "error", 400, str(exc)
+
+
+def _probabilities(plan, x):
+    """The answer's JSON bytes for a checked batch: runs in a worker thread."""
+    return json.dumps({"probabilities": plan(x).tolist()}).encode()
 
 
 def _error(message):
@@ -196,13 +251,17 @@ def main(argv=None):
     parser.add_argument("--max-inflight-bytes", type=int, default=None,
                         help="request bytes read, parsed or predicted at once "
                              "(default 4 x --max-body-bytes)")
+    parser.add_argument("--decode-workers", type=int, default=None,
+                        help="processes decoding JSON bodies (default min(4, cores); "
+                             "0: decode in the thread pool)")
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args(argv)
 
     import uvicorn
     fastnn.set_num_threads(args.threads)
     app = create_app(args.model, max_batch=args.max_batch, max_body_bytes=args.max_body_bytes,
-                     max_inflight_bytes=args.max_inflight_bytes)
+                     max_inflight_bytes=args.max_inflight_bytes,
+                     decode_workers=args.decode_workers)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this: without it, Nagle holds the response body

@@ -198,7 +198,8 @@ def _post_all(app, bodies):
 
 def test_bodies_are_parsed_in_the_worker_pool_not_on_the_event_loop(serve_module, model_file,
                                                                       monkeypatch):
-    app = serve_module.create_app(model_file)
+    """With decode_workers=0 decoding runs in the thread pool (by default in processes)."""
+    app = serve_module.create_app(model_file, decode_workers=0)
     threads = {}
     real_loads, real_instances = json.loads, serve_module._instances
 
@@ -229,21 +230,60 @@ def test_bodies_are_parsed_in_the_worker_pool_not_on_the_event_loop(serve_module
 
 def test_body_bytes_in_flight_are_bounded(serve_module, model_file, monkeypatch):
     body = json.dumps({"instances": [[0.25] * N_FEATURES] * 8}).encode()
-    app = serve_module.create_app(model_file, max_inflight_bytes=2 * len(body))
+    app = serve_module.create_app(model_file, max_inflight_bytes=2 * len(body),
+                                  decode_workers=0)
     running, peak = [0], [0]
     lock = threading.Lock()
-    real_answer = serve_module._answer
+    real_decode = serve_module._decode
 
-    def answer(*args):
+    def decode(*args):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
         time.sleep(0.2)
         with lock:
             running[0] -= 1
-        return real_answer(*args)
+        return real_decode(*args)
 
-    monkeypatch.setattr(serve_module, "_answer", answer)
+    monkeypatch.setattr(serve_module, "_decode", decode)
     replies = _post_all(app, [body] * 6)
     assert [r.status_code for r in replies] == [200] * 6
     assert peak[0] == 2, peak[0]
+
+
+def test_health_answers_while_large_bodies_are_decoded(server):
+    """Four ~16 MB bodies at once: /health must not wait for their JSON decoding."""
+    url, _ = server
+    padding = [0.123456789] * 1_000_000  # valid JSON the service must parse, then ignore
+    body = json.dumps({"pad": padding, "instances": [[0.5] * N_FEATURES]}).encode()
+    assert len(body) < 16 << 20
+    start = time.perf_counter()
+    json.loads(body)
+    parse_seconds = time.perf_counter() - start
+    replies, health = [], []
+    done = threading.Event()
+
+    def post():
+        replies.append(httpx.post(url + "/predict", content=body, timeout=120,
+                                  headers={"content-type": "application/json"}).status_code)
+
+    def poll():
+        with httpx.Client(timeout=60) as session:
+            while not done.is_set():
+                begin = time.perf_counter()
+                session.get(url + "/health")
+                health.append(time.perf_counter() - begin)
+                time.sleep(0.02)
+
+    posters = [threading.Thread(target=post) for _ in range(4)]
+    poller = threading.Thread(target=poll)
+    poller.start()
+    for t in posters:
+        t.start()
+    for t in posters:
+        t.join(timeout=120)
+    done.set()
+    poller.join(timeout=60)
+    assert replies == [200] * 4
+    assert len(health) >= 3
+    assert max(health) < max(0.25, 0.5 * parse_seconds), (max(health), parse_seconds)

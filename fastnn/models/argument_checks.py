@@ -44,7 +44,7 @@ def check_metrics_fit(metrics, loss, output_shape):
             probe.reset_state()
             probe.update_state(y_true, y_pred, None)
             probe.result()
-        except Exception as exc:  # noqa: BLE001 -- reported with its cause, by name
+        except Exception as exc:  # reported with its cause, by name
             raise ValueError(f"Metric {metric.name!r} cannot be computed for loss "
                              f"{type(loss).__name__} on model outputs of shape "
                              f"{tuple(output_shape)} (targets of shape {y_true.shape[1:]} "
