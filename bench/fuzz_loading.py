@@ -24,8 +24,9 @@ import numpy
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import fastnn
 import test_saving as harness  # the test suite's load harness and files
+
+import fastnn
 
 
 def mutate_bytes(rng, blob):

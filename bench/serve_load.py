@@ -100,7 +100,7 @@ def main(argv=None):
                 go = threading.Barrier(args.clients + 1)
                 done = threading.Event()
 
-                def client():
+                def client(go=go):
                     with httpx.Client(timeout=600) as session:
                         go.wait()
                         start = time.perf_counter()
@@ -109,7 +109,7 @@ def main(argv=None):
                         latencies.append(time.perf_counter() - start)
                         statuses.append(reply.status_code)
 
-                def prober():
+                def prober(done=done):
                     with httpx.Client(timeout=600) as session:
                         while not done.is_set():
                             start = time.perf_counter()
