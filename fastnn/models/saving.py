@@ -15,11 +15,17 @@ A ``.fastnn`` file is a zip (entries stored, not compressed) holding:
 Files are written atomically (``fastnn.utils.atomic``). Loading treats the
 file as hostile: no pickle (``allow_pickle=False``), layer/optimizer/loss/metric
 classes come only from fastnn's own registries (never a module path from the
-file), and every size is checked before anything is read or allocated (entry
-count; entries must be stored uncompressed, so each declared size is backed
-by bytes the file really holds; each ``.npy`` header's shape and dtype
-against the manifest; each layer's weight shapes before they are created).
-Whatever is wrong with a file is reported as one exception,
+file), and every size is checked before anything is read or allocated: only
+regular files are opened; the zip's end records (entry count, directory
+size, no data around the zip) are read before ``zipfile`` parses anything
+(``_file_checks``); entries must be stored uncompressed, so each declared
+size is backed by bytes the file really holds; ``config.json`` is bounded in
+size, depth and containers before ``json`` parses it; each ``.npy`` header's
+shape and dtype must match the manifest and header plus data fill the entry
+exactly; per-sample shapes are bounded and each layer's weight shapes checked
+before they are created (as zeros: loading draws nothing from the random
+stream); weight values must be finite and in range, and a probe forward pass
+finite. Whatever is wrong with a file is reported as one exception,
 ``InvalidModelFileError`` (a ValueError); no partial model comes back.
 """
 import io
