@@ -944,3 +944,33 @@ def test_fuzzed_files_load_in_bounded_time_and_memory(tmp_path, small_file, data
         files[-1].write_bytes(_mutated(data, small_file))
     results, _ = run_loads(files, warm)
     _assert_bounded(results)
+
+
+def test_zip64_end_records_are_read(tmp_path, trained_file, monkeypatch):
+    """Files over 2 GiB get zip64 end records; the layout check reads those too."""
+    _, model = trained_file
+    path = tmp_path / "zip64.fastnn"
+    with monkeypatch.context() as patch:
+        patch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+        model.save(path)
+    assert b"PK\x06\x06" in path.read_bytes()[-200:]
+    numpy.testing.assert_array_equal(load_model(path).get_weights()[0], model.get_weights()[0])
+    blob = path.read_bytes()
+    (tmp_path / "tail.fastnn").write_bytes(blob + b"\0")
+    with pytest.raises(InvalidModelFileError, match="data after the zip"):
+        load_model(tmp_path / "tail.fastnn")
+
+
+def test_load_weights_refuses_absurd_values_and_leaves_the_model_as_it_was(tmp_path,
+                                                                           trained_file):
+    path, model = trained_file
+    model.save_weights(tmp_path / "w.fastnn")
+    huge = _npy(numpy.full(model.get_weights()[0].shape, 3e38, "float32"))
+    bad = _rezip(tmp_path / "w.fastnn", tmp_path / "bad.fastnn", replace={"weights/0.npy": huge})
+    other = make_model(seed=7)
+    other.build()
+    before = other.get_weights()
+    with pytest.raises(InvalidModelFileError, match="beyond"):
+        other.load_weights(bad)
+    for a, b in zip(other.get_weights(), before):
+        numpy.testing.assert_array_equal(a, b)

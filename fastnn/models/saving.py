@@ -188,9 +188,10 @@ def load_weights(model, path):
     """
     model._ensure_built()
     expected = [w.shape for w in model.weights]
+    names = [w.name for w in model.weights]
     f, size = open_regular_file(path)
     with f:
-        arrays = _untrusted(path, _read_weights, f, size, expected)
+        arrays = _untrusted(path, _read_weights, f, size, expected, names)
     model.set_weights(arrays)
 
 
@@ -230,8 +231,8 @@ def _load_model(f, size, compile):
     model = _model_from_config(_dict(config, "model"), manifest,
                                _field(config, "built", bool))
     if model.built:
+        _check_weight_values([w.name for w in model.weights], arrays)
         model.set_weights(arrays)
-        _check_weight_values(model)
     compile_config = config.get("compile")
     rng_state = mask_calls = None
     if compile and compile_config is not None:
@@ -253,15 +254,17 @@ def _load_model(f, size, compile):
     return model
 
 
-def _read_weights(f, size, expected):
+def _read_weights(f, size, expected, names):
     reader = _Reader(f, size)
     manifest = _weights_manifest(reader.config)
     shapes = [shape for shape, _ in manifest]
     if shapes != [tuple(s) for s in expected]:
         raise _WeightsMismatch(f"the file holds {len(shapes)} weight arrays of shapes {shapes}, "
                                f"the model has {len(expected)} of shapes {expected}")
-    return [reader.array(f"weights/{i}.npy", shape, dtype)
-            for i, (shape, dtype) in enumerate(manifest)]
+    arrays = [reader.array(f"weights/{i}.npy", shape, dtype)
+              for i, (shape, dtype) in enumerate(manifest)]
+    _check_weight_values(names, arrays)
+    return arrays
 
 
 class _Reader:
@@ -430,16 +433,18 @@ def _build_checked(model, input_shape, declared):
     model.build(input_shape)
 
 
-def _check_weight_values(model):
-    """Refuse weights that are finite but absurd: beyond ``MAX_ABS_WEIGHT``, or a
-    negative moving variance (batch normalization takes its square root)."""
-    for weight in model.weights:
-        value = weight.numpy()
-        _require(not value.size or float(numpy.abs(value).max()) <= MAX_ABS_WEIGHT,
-                 f"weight {weight.name!r} holds values beyond +-{MAX_ABS_WEIGHT:g}")
-        if weight.name.endswith("/moving_variance"):
-            _require(not value.size or float(value.min()) >= 0,
-                     f"weight {weight.name!r} holds a negative variance")
+def _check_weight_values(names, arrays):
+    """Refuse weights that are not finite, or finite but absurd: beyond
+    ``MAX_ABS_WEIGHT``, or a negative moving variance (batch normalization takes its
+    square root). Runs before any weight is written."""
+    for name, value in zip(names, arrays):
+        if not value.size:
+            continue
+        _require(numpy.isfinite(value).all(), f"weight {name!r} is not finite")
+        _require(float(numpy.abs(value).max()) <= MAX_ABS_WEIGHT,
+                 f"weight {name!r} holds values beyond +-{MAX_ABS_WEIGHT:g}")
+        if name.endswith("/moving_variance"):
+            _require(float(value.min()) >= 0, f"weight {name!r} holds a negative variance")
 
 
 def _compile(model, config):
