@@ -43,6 +43,11 @@ import fastnn
 from fastnn.models import data, load_model
 
 
+# Bodies up to this size are decoded in the thread pool: their json.loads holds the GIL
+# for a millisecond or two, less than a trip to a decode process costs.
+DECODE_IN_THREAD_BYTES = 64 << 10
+
+
 class BadRequest(Exception):
     """A client error: answered with ``status`` and ``message``, never a 5xx."""
 
@@ -60,10 +65,11 @@ def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20, max_inflight
             (default four bodies of ``max_body_bytes``): a request whose body does not
             fit waits for others to finish, so memory stays bounded however many
             large bodies arrive together.
-        decode_workers: processes that decode request bodies (JSON to array; default
-            ``min(4, cores)``). ``json.loads`` holds the GIL for its whole run (0.7 s
-            for 16 MB), so in a thread it would still stall the event loop; 0 decodes
-            in the thread pool instead (for tests and small bodies).
+        decode_workers: processes that decode request bodies over
+            ``DECODE_IN_THREAD_BYTES`` (JSON to array; default ``min(4, cores)``).
+            ``json.loads`` holds the GIL for its whole run (0.7 s for 16 MB), so in a
+            thread it would still stall the event loop; 0 decodes every body in the
+            thread pool.
     """
     decoder = _decode_pool(decode_workers)  # forked first, while the process is small
     model = load_model(model_path, compile=False)
@@ -78,7 +84,7 @@ def create_app(model_path, max_batch=1024, max_body_bytes=16 << 20, max_inflight
 
     async def decode(body):
         args = (body, plan.input_shape, plan.dtype, max_batch)
-        if decoder is None:
+        if decoder is None or len(body) <= DECODE_IN_THREAD_BYTES:
             return await run_in_threadpool(_decode, *args)
         return await asyncio.get_running_loop().run_in_executor(decoder, _decode, *args)
 
