@@ -368,11 +368,15 @@ def test_a_missing_file_is_an_os_error(tmp_path):
 
 
 def _load_or_refuse(path, data):
+    """Load ``data`` from ``path``: a model, or the documented error with the random
+    stream untouched."""
     path.write_bytes(data)
+    before = _stream_state()
     try:
         model = load_model(path)
     except InvalidModelFileError as exc:
         assert str(path) in str(exc)
+        assert _stream_state() == before, "a refused load changed the random stream"
         return None
     assert isinstance(model, fastnn.Sequential)
     return model
@@ -392,10 +396,9 @@ FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@FUZZ
-@given(data=st.data())
-def test_fuzz_bytes_give_a_model_or_the_documented_error(tmp_path, small_file, data):
-    blob = bytearray(small_file)
+def _mutated(data, blob):
+    """``blob`` with bytes flipped, truncated, spliced or inserted, as ``data`` draws."""
+    blob = bytearray(blob)
     kind = data.draw(st.sampled_from(["flip", "truncate", "splice", "insert"]))
     if kind == "flip":
         for _ in range(data.draw(st.integers(1, 8))):
@@ -410,7 +413,13 @@ def test_fuzz_bytes_give_a_model_or_the_documented_error(tmp_path, small_file, d
     else:
         pos = data.draw(st.integers(0, len(blob)))
         blob[pos:pos] = data.draw(st.binary(min_size=1, max_size=64))
-    _load_or_refuse(tmp_path / "fuzzed.fastnn", bytes(blob))
+    return bytes(blob)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_bytes_give_a_model_or_the_documented_error(tmp_path, small_file, data):
+    _load_or_refuse(tmp_path / "fuzzed.fastnn", _mutated(data, small_file))
 
 
 json_values = st.recursive(
@@ -461,3 +470,505 @@ def test_a_model_whose_optimizer_has_not_stepped_saves_and_loads(tmp_path):
     again = load_model(tmp_path / "m.fastnn")
     numpy.testing.assert_array_equal(again.predict(x), model.predict(x))
     again.fit(x, y, epochs=1, verbose=0)
+
+
+# ----------------------------------------------------------------- bounded loading
+def _saved(tmp_path, model, name="m.fastnn", **kwargs):
+    path = tmp_path / name
+    model.save(path, **kwargs)
+    return path
+
+
+def test_a_huge_declared_input_shape_is_refused_before_allocating(tmp_path):
+    """A weightless model (one Activation) bounds nothing by its weights: the declared
+    input shape itself is bounded, before the probe pass would allocate it."""
+    model = fastnn.Sequential([layers.Activation("relu", input_shape=(4,))])
+    model.build()
+    path = _saved(tmp_path, model)
+    config = _config(path)
+    config["model"]["input_shape"] = [2 ** 28]
+    config["model"]["layers"][0]["config"]["input_shape"] = [2 ** 28]
+    start = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match="elements per sample"):
+        load_model(_rezip(path, tmp_path / "huge.fastnn", config))
+    assert time.perf_counter() - start < 1
+
+
+def test_a_huge_layer_output_is_refused_before_the_probe(tmp_path):
+    model = fastnn.Sequential([layers.Flatten(input_shape=(4, 4))])
+    model.build()
+    path = _saved(tmp_path, model)
+    config = _config(path)
+    config["model"]["input_shape"] = [2 ** 12, 2 ** 12]
+    config["model"]["layers"][0]["config"].pop("input_shape", None)
+    with pytest.raises(InvalidModelFileError, match="elements per sample"):
+        load_model(_rezip(path, tmp_path / "huge.fastnn", config))
+
+
+def _zip_of_empty_entries(n):
+    """A valid zip of ``n`` empty stored entries, built directly (zipfile is slow at this)."""
+    import struct
+    import zlib
+    local, directory = [], []
+    offset = 0
+    for i in range(n):
+        name = b"e%07d" % i
+        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(b""), 0,
+                             0, len(name), 0) + name
+        directory.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0,
+                                     0, len(name), 0, 0, 0, 0, 0, offset) + name)
+        local.append(header)
+        offset += len(header)
+    body, central = b"".join(local), b"".join(directory)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, min(n, 0xFFFF), min(n, 0xFFFF),
+                      len(central), len(body), 0)
+    return body + central + end
+
+
+def test_the_entry_count_is_checked_before_zipfile_parses_the_directory(tmp_path,
+                                                                        trained_file,
+                                                                        monkeypatch):
+    from fastnn.models import saving
+    path, _ = trained_file
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("zipfile parsed the central directory")
+
+    monkeypatch.setattr(saving, "MAX_ENTRIES", 5)
+    monkeypatch.setattr(zipfile, "ZipFile", no_parsing)
+    with pytest.raises(InvalidModelFileError, match="entries") as info:
+        load_model(path)
+    assert "zipfile parsed" not in str(info.value)
+
+
+def test_a_zip_of_many_empty_entries_is_refused_quickly(tmp_path):
+    path = tmp_path / "many.fastnn"
+    path.write_bytes(_zip_of_empty_entries(60_000))
+    start = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match="entries"):
+        load_model(path)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_npy_header_and_data_must_fill_the_entry_exactly(tmp_path, trained_file):
+    """A header-length field one byte short would shift every value by a byte."""
+    path, _ = trained_file
+    with zipfile.ZipFile(path) as zf:
+        raw = bytearray(zf.read("weights/0.npy"))
+    header_len = int.from_bytes(raw[8:10], "little")
+    raw[8:10] = (header_len - 1).to_bytes(2, "little")
+    with pytest.raises(InvalidModelFileError, match="weights/0.npy"):
+        load_model(_rezip(path, tmp_path / "shifted.fastnn",
+                          replace={"weights/0.npy": bytes(raw)}))
+    padded = _npy(numpy.zeros((6, 16), "float32")) + b"\0" * 4
+    with pytest.raises(InvalidModelFileError, match="exactly"):
+        load_model(_rezip(path, tmp_path / "padded.fastnn",
+                          replace={"weights/0.npy": padded}))
+
+
+def _in_thread(fn, timeout=10):
+    """Run ``fn`` in a daemon thread; (finished, exception raised)."""
+    import threading
+    outcome = []
+
+    def run():
+        try:
+            fn()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 -- handed back to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return (not thread.is_alive()), (outcome[0] if outcome else None)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path, trained_file):
+    fifo = tmp_path / "model.fastnn"
+    os.mkfifo(fifo)
+    model = make_model()
+    model.build()
+    try:
+        for call in (lambda: load_model(fifo), lambda: model.load_weights(fifo)):
+            finished, exc = _in_thread(call, timeout=5)
+            assert finished, "loading a FIFO blocked"
+            assert isinstance(exc, InvalidModelFileError) and "FIFO" in str(exc), exc
+    finally:
+        try:  # unblock a reader stuck in open() (only on a broken loader)
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_devices_and_links_to_them_are_refused(tmp_path, device):
+    if not os.path.exists(device):
+        pytest.skip(f"no {device}")
+    link = tmp_path / "model.fastnn"
+    link.symlink_to(device)
+    for path in (device, link):
+        finished, exc = _in_thread(lambda p=path: load_model(p), timeout=5)
+        assert finished and isinstance(exc, InvalidModelFileError), exc
+        assert "character device, not a regular file" in str(exc)
+
+
+def test_a_directory_is_refused_as_not_a_regular_file(tmp_path):
+    with pytest.raises(InvalidModelFileError, match="directory"):
+        load_model(tmp_path)
+
+
+def test_absurd_weights_are_refused(tmp_path, trained_file):
+    path, model = trained_file
+    weights = model.get_weights()
+    huge = _npy(numpy.full(weights[0].shape, 3e38, "float32"))
+    with pytest.raises(InvalidModelFileError, match="beyond"):
+        load_model(_rezip(path, tmp_path / "huge.fastnn", replace={"weights/0.npy": huge}))
+    variance_index = next(i for i, w in enumerate(model.weights)
+                          if w.name.endswith("/moving_variance"))
+    negative = _npy(-numpy.ones(weights[variance_index].shape, "float32"))
+    with pytest.raises(InvalidModelFileError, match="negative variance"):
+        load_model(_rezip(path, tmp_path / "neg.fastnn",
+                          replace={f"weights/{variance_index}.npy": negative}))
+
+
+def test_negative_second_moments_are_refused(tmp_path, trained_file):
+    path, model = trained_file
+    negative = _npy(-numpy.ones(model.optimizer.state["v"].shape, "float32"))
+    with pytest.raises(InvalidModelFileError, match="'v' holds negative"):
+        load_model(_rezip(path, tmp_path / "neg.fastnn", replace={"optimizer/v.npy": negative}))
+
+
+def test_a_model_whose_output_overflows_is_refused(tmp_path):
+    """Each weight is in range, but four layers of them overflow float32 on a zero input."""
+    model = fastnn.Sequential([layers.Dense(16, input_shape=(16,))]
+                              + [layers.Dense(16) for _ in range(3)])
+    model.build()
+    model.set_weights([numpy.full(w.shape, 1e10, "float32") for w in model.weights])
+    with pytest.raises(InvalidModelFileError, match="not finite"):
+        load_model(_saved(tmp_path, model))
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: layers.ELU(alpha=float("nan")), "alpha"),
+    (lambda: layers.BatchNormalization(epsilon=float("inf")), "epsilon"),
+    (lambda: layers.LayerNormalization(epsilon=float("nan")), "epsilon"),
+    (lambda: layers.Dense(2, dtype="int8"), "dtype"),
+    (lambda: layers.Dense(2, dtype="not a dtype"), "dtype"),
+])
+def test_constructors_refuse_absurd_hyperparameters(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_nan_hyperparameters_in_a_file_are_refused(tmp_path):
+    model = fastnn.Sequential([layers.Dense(3, input_shape=(2,)), layers.ELU()])
+    model.build()
+    path = _saved(tmp_path, model)
+    config = _config(path)
+    config["model"]["layers"][1]["config"]["alpha"] = float("nan")
+    with pytest.raises(InvalidModelFileError, match="alpha"):
+        load_model(_rezip(path, tmp_path / "nan.fastnn", config))
+
+
+def test_deeply_nested_config_is_refused_before_parsing(tmp_path, trained_file, monkeypatch):
+    path, _ = trained_file
+    raw = _config(path)
+    text = json.dumps(raw)[:-1] + ', "junk": ' + "[" * 200 + "]" * 200 + "}"
+    parsed = []
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda s, *a, **k: parsed.append(len(s)) or
+                        real_loads(s, *a, **k))
+    with pytest.raises(InvalidModelFileError, match="nested 20"):
+        load_model(_rezip(path, tmp_path / "deep.fastnn", replace={"config.json": text.encode()}))
+    assert not parsed, "config.json was parsed before its depth was checked"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path, trained_file):
+    path, _ = trained_file
+    config = _config(path)
+    config["model"]["name"] = "[[[[" * 100 + '\\"{{{{' * 50
+    loaded = load_model(_rezip(path, tmp_path / "name.fastnn", config))
+    assert loaded.name == config["model"]["name"]
+
+
+def test_unknown_and_oversized_config_content_is_refused(tmp_path, trained_file):
+    path, _ = trained_file
+    config = _config(path)
+    config["junk"] = [0] * 10
+    with pytest.raises(InvalidModelFileError, match="unknown entries"):
+        load_model(_rezip(path, tmp_path / "junk.fastnn", config))
+    wide = json.dumps(_config(path))[:-1] + ', "junk": [' + ",".join(["[]"] * 50_000) + "]}"
+    with pytest.raises(InvalidModelFileError, match="arrays and objects"):
+        load_model(_rezip(path, tmp_path / "wide.fastnn", replace={"config.json": wide.encode()}))
+    config = _config(path)
+    config["model"]["name"] = "x" * (3 << 20)  # a known key, but more than the size bound
+    start = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match="larger than"):
+        load_model(_rezip(path, tmp_path / "big.fastnn", config))
+    assert time.perf_counter() - start < 1
+
+
+def _stream_state():
+    from fastnn.utils.random import get_rng
+    return json.dumps(get_rng().bit_generator.state, sort_keys=True, default=str)
+
+
+def test_loading_does_not_touch_the_random_stream(tmp_path, trained_file):
+    _, model = trained_file
+    light = _saved(tmp_path, model, "light.fastnn", include_optimizer=False)
+    x, y = make_data()
+    set_random_seed(0)
+    before = _stream_state()
+    loaded = load_model(light)
+    assert _stream_state() == before
+    bad = _npy(numpy.full(model.get_weights()[-1].shape, numpy.inf, "float32"))
+    n = len(model.get_weights()) - 1
+    with pytest.raises(InvalidModelFileError):
+        load_model(_rezip(light, tmp_path / "bad.fastnn", replace={f"weights/{n}.npy": bad}))
+    assert _stream_state() == before
+    # so seed + load + fit repeats exactly
+    loaded.fit(x, y, epochs=1, verbose=0)
+    set_random_seed(0)
+    again = load_model(light)
+    again.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(loaded.get_weights(), again.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_data_around_the_zip_is_refused(tmp_path, trained_file):
+    """Only a file that is exactly one zip loads: no second zip appended, no wrapper."""
+    import tarfile
+    path, _ = trained_file
+    other = _saved(tmp_path, fastnn.Sequential([layers.Dense(1, input_shape=(1,))]), "o.fastnn")
+    blob = path.read_bytes()
+    cases = {"appended zip": blob + other.read_bytes(), "trailing bytes": blob + b"\0" * 512,
+             "leading bytes": b"\0" * 512 + blob}
+    wrapped = tmp_path / "wrapped.tar"
+    with tarfile.open(wrapped, "w") as tar:
+        tar.add(path, arcname="model.fastnn")
+    cases["tar wrapper"] = wrapped.read_bytes()
+    for name, data in cases.items():
+        target = tmp_path / f"{name.replace(' ', '_')}.fastnn"
+        target.write_bytes(data)
+        with pytest.raises(InvalidModelFileError, match="zip") as info:
+            load_model(target)
+        assert "data" in str(info.value) or "start" in str(info.value), (name, info.value)
+
+
+# ----------------------------------------------------------------- file metadata on save
+def test_save_writes_through_a_symlink_to_its_target(tmp_path):
+    model = make_model()
+    model.build()
+    target = tmp_path / "real" / "model.fastnn"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.fastnn"
+    link.symlink_to(target)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    numpy.testing.assert_array_equal(load_model(target).get_weights()[0],
+                                     model.get_weights()[0])
+    assert sorted(os.listdir(target.parent)) == ["model.fastnn"]
+    dangling = tmp_path / "next.fastnn"
+    dangling.symlink_to(tmp_path / "real" / "new.fastnn")
+    model.save_weights(dangling)
+    assert dangling.is_symlink() and (tmp_path / "real" / "new.fastnn").is_file()
+
+
+def test_save_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    model = make_model()
+    model.build()
+    path = tmp_path / "private.fastnn"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o600)
+    model.save(path)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    os.chmod(path, 0o640)
+    model.save_weights(path)
+    assert (path.stat().st_mode & 0o777) == 0o640
+
+
+def test_save_refuses_to_replace_a_read_only_file(tmp_path):
+    model = make_model()
+    model.build()
+    path = tmp_path / "frozen.fastnn"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o444)
+    with pytest.raises(PermissionError, match="read-only") as info:
+        model.save(path)
+    assert info.value.filename == str(path)
+    assert path.read_bytes() == b"old" and (path.stat().st_mode & 0o777) == 0o444
+    assert os.listdir(tmp_path) == ["frozen.fastnn"]
+
+
+# ----------------------------------------------------------------- bounded loads, measured
+# Loads run in a child process whose address space is capped (RLIMIT_AS) a fixed amount
+# above what it uses once warmed up; each load is timed and its peak allocation traced.
+LOAD_CHILD = r"""
+import json, resource, sys, time, tracemalloc
+from fastnn.models import InvalidModelFileError, load_model
+from fastnn.utils.random import get_rng
+
+paths, warm, headroom = json.load(open(sys.argv[1]))
+load_model(warm)  # thread pools and lazy imports exist before the cap
+
+
+def vm_size():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+
+cap = vm_size() + headroom
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+results = []
+for path in paths:
+    state = json.dumps(get_rng().bit_generator.state, sort_keys=True, default=str)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        load_model(path)
+        outcome = "loaded"
+    except InvalidModelFileError as exc:
+        outcome = "refused"
+        cause = exc
+        while cause is not None:
+            if isinstance(cause, MemoryError):
+                outcome = "out of memory"
+            cause = cause.__cause__
+        if json.dumps(get_rng().bit_generator.state, sort_keys=True, default=str) != state:
+            outcome = "refused, random stream changed"
+    except BaseException as exc:
+        outcome = f"crash: {type(exc).__name__}: {exc}"
+    elapsed = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    results.append([path, outcome, elapsed, peak])
+print(json.dumps({"results": results,
+                  "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+LOAD_HEADROOM = 512 << 20      # address space a child may add to its warmed-up size
+MAX_LOAD_SECONDS = 5.0         # per load, on a shared and noisy machine
+MAX_LOAD_PEAK = 128 << 20      # traced allocations per load
+
+
+def run_loads(paths, warm, headroom=LOAD_HEADROOM, timeout=300):
+    """[(path, outcome, seconds, peak bytes)] and the child's max RSS for loads of ``paths``
+    in one capped child process (the figures bench/fuzz_loading.py reports)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
+        json.dump([[str(p) for p in paths], str(warm), headroom], spec)
+    try:
+        package_root = os.path.dirname(os.path.dirname(fastnn.__file__))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        done = subprocess.run([sys.executable, "-c", LOAD_CHILD, spec.name], timeout=timeout,
+                              capture_output=True, text=True, env=env, check=False)
+    finally:
+        os.unlink(spec.name)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    return report["results"], report["max_rss"]
+
+
+def _assert_bounded(results):
+    for path, outcome, seconds, peak in results:
+        assert outcome in ("loaded", "refused"), (path, outcome)
+        assert seconds < MAX_LOAD_SECONDS, (path, seconds)
+        assert peak < MAX_LOAD_PEAK, (path, peak)
+
+
+needs_rlimit = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="needs RLIMIT_AS and /proc (Linux)")
+
+
+def hostile_files(directory, source):
+    """Crafted files, one per way a load could run away; written under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    activation = fastnn.Sequential([layers.Activation("relu", input_shape=(4,))])
+    activation.build()
+    light = _saved(directory, activation, "activation.fastnn")
+    config = _config(light)
+    for i, shape in enumerate(([2 ** 28], [2 ** 22 + 1], [2 ** 40, 2 ** 40])):
+        config["model"]["input_shape"] = shape
+        files.append(_rezip(light, directory / f"input_{i}.fastnn", config))
+    many = directory / "many.fastnn"
+    many.write_bytes(_zip_of_empty_entries(200_000))
+    files.append(many)
+    text = json.dumps(_config(source))[:-1] + ', "junk": ' + "[" * 5000 + "]" * 5000 + "}"
+    files.append(_rezip(source, directory / "deep.fastnn", replace={"config.json": text.encode()}))
+    junk = json.dumps(_config(source))[:-1] + ', "junk": [' + ",".join(["[]"] * 600_000) + "]}"
+    files.append(_rezip(source, directory / "wide.fastnn", replace={"config.json": junk.encode()}))
+    with zipfile.ZipFile(source) as zf:
+        raw = bytearray(zf.read("weights/0.npy"))
+    raw[8:10] = (int.from_bytes(raw[8:10], "little") - 1).to_bytes(2, "little")
+    files.append(_rezip(source, directory / "shifted.fastnn",
+                        replace={"weights/0.npy": bytes(raw)}))
+    config = _config(source)
+    config["model"]["layers"][0]["config"]["units"] = 10 ** 9
+    files.append(_rezip(source, directory / "units.fastnn", config))
+    appended = directory / "appended.fastnn"
+    appended.write_bytes(source.read_bytes() + light.read_bytes())
+    files.append(appended)
+    return files
+
+
+@needs_rlimit
+def test_hostile_files_load_in_bounded_time_and_memory(tmp_path, trained_file):
+    path, _ = trained_file
+    files = hostile_files(tmp_path / "hostile", path)
+    results, _ = run_loads(files, path)
+    _assert_bounded(results)
+    assert {outcome for _, outcome, _, _ in results} == {"refused"}
+
+
+@needs_rlimit
+@settings(max_examples=3, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.data_too_large])
+@given(data=st.data())
+def test_fuzzed_files_load_in_bounded_time_and_memory(tmp_path, small_file, data):
+    """40 mutated files per example, loaded in one capped child process."""
+    directory = tmp_path / f"batch{time.monotonic_ns()}"
+    directory.mkdir()
+    warm = directory / "warm.fastnn"
+    warm.write_bytes(small_file)
+    files = []
+    for i in range(40):
+        files.append(directory / f"{i}.fastnn")
+        files[-1].write_bytes(_mutated(data, small_file))
+    results, _ = run_loads(files, warm)
+    _assert_bounded(results)
+
+
+def test_zip64_end_records_are_read(tmp_path, trained_file, monkeypatch):
+    """Files over 2 GiB get zip64 end records; the layout check reads those too."""
+    _, model = trained_file
+    path = tmp_path / "zip64.fastnn"
+    with monkeypatch.context() as patch:
+        patch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+        model.save(path)
+    assert b"PK\x06\x06" in path.read_bytes()[-200:]
+    numpy.testing.assert_array_equal(load_model(path).get_weights()[0], model.get_weights()[0])
+    blob = path.read_bytes()
+    (tmp_path / "tail.fastnn").write_bytes(blob + b"\0")
+    with pytest.raises(InvalidModelFileError, match="data after the zip"):
+        load_model(tmp_path / "tail.fastnn")
+
+
+def test_load_weights_refuses_absurd_values_and_leaves_the_model_as_it_was(tmp_path,
+                                                                           trained_file):
+    path, model = trained_file
+    model.save_weights(tmp_path / "w.fastnn")
+    huge = _npy(numpy.full(model.get_weights()[0].shape, 3e38, "float32"))
+    bad = _rezip(tmp_path / "w.fastnn", tmp_path / "bad.fastnn", replace={"weights/0.npy": huge})
+    other = make_model(seed=7)
+    other.build()
+    before = other.get_weights()
+    with pytest.raises(InvalidModelFileError, match="beyond"):
+        other.load_weights(bad)
+    for a, b in zip(other.get_weights(), before):
+        numpy.testing.assert_array_equal(a, b)

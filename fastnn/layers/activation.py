@@ -7,7 +7,7 @@ from .. import activations, initializers, regularizers
 from ..activations import ActivationFunction
 from ..backend import get_ops
 from .base import Layer, register
-from ..utils.checks import is_number, check_non_negative
+from ..utils.checks import check_finite_number, check_non_negative
 from .core import Activation
 
 
@@ -73,9 +73,7 @@ class ELU(_ActivationLayer):
     """``x`` for x > 0, ``alpha * (exp(x) - 1)`` otherwise."""
 
     def __init__(self, alpha=1.0, **kwargs):
-        if not is_number(alpha):
-            raise ValueError(f"ELU alpha must be a number, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_finite_number("ELU alpha", alpha)
         super().__init__(ActivationFunction("elu", in_place=False, alpha=self.alpha), **kwargs)
 
     def _hyperparameters(self):

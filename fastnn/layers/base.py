@@ -16,6 +16,7 @@ import numpy
 
 from .. import initializers, regularizers
 from ..backend import get_ops
+from ..utils.checks import check_float_dtype
 from ..utils.registry import Registry, snake_case
 
 layer_registry = Registry("layer")
@@ -69,7 +70,7 @@ class Layer:
         if input_shape is None and input_dim is not None:
             input_shape = (int(input_dim),)
         self.declared_input_shape = None if input_shape is None else _as_shape(input_shape)
-        self.dtype = numpy.dtype(dtype).name
+        self.dtype = check_float_dtype(f"{type(self).__name__} dtype", dtype)
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -150,12 +151,17 @@ class Layer:
             a = numpy.asarray(a)
             if tuple(a.shape) != w.shape:
                 raise ValueError(f"Weight {w.name!r} has shape {w.shape}, got {tuple(a.shape)}")
-            if not numpy.issubdtype(a.dtype, numpy.number) or not numpy.isfinite(a).all():
+            if not numpy.issubdtype(a.dtype, numpy.number):
                 raise ValueError(f"Weight {w.name!r}: values must be finite numbers")
+            with numpy.errstate(over="ignore", invalid="ignore"):
+                a = a.astype(w.value.dtype)  # checked after the cast: 1e39 is inf in float32
+            if not numpy.isfinite(a).all():
+                raise ValueError(f"Weight {w.name!r}: values must be finite numbers "
+                                 f"(in {a.dtype})")
             checked.append(a)
         ops = get_ops()
         for w, a in zip(self._weights, checked):
-            w.value[...] = ops.asarray(a, dtype=w.value.dtype)
+            w.value[...] = ops.asarray(a)
 
     def count_params(self):
         return int(sum(numpy.prod(w.shape) for w in self._weights))

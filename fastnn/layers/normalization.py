@@ -3,13 +3,11 @@ import numpy
 
 from ..backend import get_ops
 from .base import Layer, register
-from ..utils.checks import is_number
+from ..utils.checks import check_positive, is_number
 
 
 def _check_epsilon(epsilon):
-    if not is_number(epsilon) or not epsilon > 0:
-        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
-    return float(epsilon)
+    return check_positive("epsilon", epsilon)
 
 
 class _Normalization(Layer):

@@ -17,6 +17,13 @@ def _as_numeric_array(value, what):
     return arr
 
 
+def cast(arr, dtype):
+    """``arr`` as a C-contiguous ``dtype`` array; values beyond its range become inf
+    (silently: the NaN/inf check that follows every cast reports them)."""
+    with numpy.errstate(over="ignore", invalid="ignore"):
+        return numpy.ascontiguousarray(arr, dtype=dtype)
+
+
 def check_finite(arr, what="x"):
     """Raise ValueError naming how many NaN/inf entries a float array holds."""
     if numpy.issubdtype(arr.dtype, numpy.floating) and not numpy.isfinite(arr).all():
@@ -46,9 +53,10 @@ def check_x(x, input_shape, dtype="float32", what="x", scan_finite=True):
                              f"expects {input_shape[0]}")
         raise ValueError(f"{what} has sample shape {tuple(arr.shape[1:])} but the model "
                          f"expects {tuple(input_shape)}")
+    arr = cast(arr, dtype)  # checked after the cast: float64 beyond float32 becomes inf
     if scan_finite:
         check_finite(arr, what)
-    return numpy.ascontiguousarray(arr, dtype=dtype)
+    return arr
 
 
 def _dims(shape):
@@ -91,7 +99,9 @@ def check_targets(y, loss, output_shape, dtype="float32", what="y"):
                 "fastnn.utils.to_categorical)" if one_hot and arr.shape[1:] == (1,) else "")
         raise ValueError(f"{what} has shape {arr.shape[1:]} per sample but the model outputs "
                          f"{tuple(output_shape)}{hint}")
-    return numpy.ascontiguousarray(arr, dtype=dtype)
+    arr = cast(arr, dtype)
+    check_finite(arr, what)  # again after the cast: float64 beyond float32 is inf now
+    return arr
 
 
 def check_sample_weight(sample_weight, n, what="sample_weight"):
@@ -100,10 +110,11 @@ def check_sample_weight(sample_weight, n, what="sample_weight"):
     arr = _as_numeric_array(sample_weight, what).reshape(-1)
     if arr.shape[0] != n:
         raise ValueError(f"{what} has {arr.shape[0]} entries for {n} samples")
+    arr = cast(arr, "float32")
     check_finite(arr, what)
     if (arr < 0).any():
         raise ValueError(f"{what} must be >= 0")
-    return numpy.ascontiguousarray(arr, dtype="float32")
+    return arr
 
 
 def class_weight_to_sample_weight(class_weight, y_sparse_or_onehot, n_classes):
@@ -114,7 +125,7 @@ def class_weight_to_sample_weight(class_weight, y_sparse_or_onehot, n_classes):
     for cls, weight in class_weight.items():
         if not 0 <= int(cls) < table.shape[0]:
             raise ValueError(f"class_weight names class {cls}, outside [0, {table.shape[0]})")
-        if not numpy.isfinite(weight) or weight < 0:
+        if not numpy.isfinite(cast(weight, "float32")) or weight < 0:
             raise ValueError(f"class_weight[{cls}] must be a finite number >= 0")
         table[int(cls)] = weight
     y = y_sparse_or_onehot

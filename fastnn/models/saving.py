@@ -15,11 +15,17 @@ A ``.fastnn`` file is a zip (entries stored, not compressed) holding:
 Files are written atomically (``fastnn.utils.atomic``). Loading treats the
 file as hostile: no pickle (``allow_pickle=False``), layer/optimizer/loss/metric
 classes come only from fastnn's own registries (never a module path from the
-file), and every size is checked before anything is read or allocated (entry
-count; entries must be stored uncompressed, so each declared size is backed
-by bytes the file really holds; each ``.npy`` header's shape and dtype
-against the manifest; each layer's weight shapes before they are created).
-Whatever is wrong with a file is reported as one exception,
+file), and every size is checked before anything is read or allocated: only
+regular files are opened; the zip's end records (entry count, directory
+size, no data around the zip) are read before ``zipfile`` parses anything
+(``_file_checks``); entries must be stored uncompressed, so each declared
+size is backed by bytes the file really holds; ``config.json`` is bounded in
+size, depth and containers before ``json`` parses it; each ``.npy`` header's
+shape and dtype must match the manifest and header plus data fill the entry
+exactly; per-sample shapes are bounded and each layer's weight shapes checked
+before they are created (as zeros: loading draws nothing from the random
+stream); weight values must be finite and in range, and a probe forward pass
+finite. Whatever is wrong with a file is reported as one exception,
 ``InvalidModelFileError`` (a ValueError); no partial model comes back.
 """
 import io
@@ -37,22 +43,28 @@ from ..backend import get_ops
 from ..layers.base import layer_registry
 from ..utils.atomic import atomic_write
 from ..utils.random import get_rng
+from ._file_checks import (InvalidModelFileError, check_json_structure, check_zip_layout,
+                           open_regular_file)
 
 FORMAT = "fastnn"
 FORMAT_VERSION = 1
 CONFIG_ENTRY = "config.json"
 
 # Guards against hostile files (all checked before reading the data).
-MAX_CONFIG_BYTES = 16 << 20
+MAX_CONFIG_BYTES = 2 << 20      # ~3,800 layers (a layer's entry takes ~530 bytes)
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_CONTAINERS = 40_000  # JSON arrays and objects (~8 per layer)
 MAX_ENTRIES = 10_000
+MAX_DIRECTORY_BYTES = MAX_ENTRIES * 128
 MAX_TOTAL_BYTES = 16 << 30
 MAX_NPY_HEADER_BYTES = 4096
+MAX_SAMPLE_ELEMENTS = 1 << 22   # per sample, for the input and every layer's output
+MAX_ABS_WEIGHT = 1e10           # larger weights overflow float32 within a layer or two
 _DTYPES = ("float32", "float64")
 _OPTIMIZER_SCALARS = ("iterations", "u_product")
-
-
-class InvalidModelFileError(ValueError):
-    """A file that is not a readable fastnn model: truncated, corrupted, foreign or hostile."""
+_NON_NEGATIVE_SLOTS = ("v", "vhat", "accumulator", "acc_grad", "acc_delta", "ms")
+_CONFIG_KEYS = {"format", "format_version", "fastnn_version", "kind", "model", "built",
+                "compile", "weights", "optimizer_state", "rng_state", "mask_calls"}
 
 
 # ===================================================================== saving
@@ -162,8 +174,9 @@ def load_model(path, compile=True):
         InvalidModelFileError: the file is not a valid fastnn model file.
         OSError: the file cannot be opened.
     """
-    with open(path, "rb") as f:
-        return _untrusted(path, _load_model, f, compile)
+    f, size = open_regular_file(path)
+    with f:
+        return _untrusted(path, _load_model, f, size, compile)
 
 
 def load_weights(model, path):
@@ -175,8 +188,10 @@ def load_weights(model, path):
     """
     model._ensure_built()
     expected = [w.shape for w in model.weights]
-    with open(path, "rb") as f:
-        arrays = _untrusted(path, _read_weights, f, expected)
+    names = [w.name for w in model.weights]
+    f, size = open_regular_file(path)
+    with f:
+        arrays = _untrusted(path, _read_weights, f, size, expected, names)
     model.set_weights(arrays)
 
 
@@ -204,8 +219,8 @@ class _WeightsMismatch(Exception):
     """A valid weights file whose arrays do not fit the model (a ValueError for the user)."""
 
 
-def _load_model(f, compile):
-    reader = _Reader(f)
+def _load_model(f, size, compile):
+    reader = _Reader(f, size)
     config = reader.config
     _require(config.get("kind") != "weights", "it holds only weights; call load_weights() "
              "on a model of the same architecture")
@@ -216,6 +231,7 @@ def _load_model(f, compile):
     model = _model_from_config(_dict(config, "model"), manifest,
                                _field(config, "built", bool))
     if model.built:
+        _check_weight_values([w.name for w in model.weights], arrays)
         model.set_weights(arrays)
     compile_config = config.get("compile")
     rng_state = mask_calls = None
@@ -226,9 +242,10 @@ def _load_model(f, compile):
             _restore_optimizer(model, _expect_dict(state, "optimizer_state"), reader)
             rng_state = _checked_rng_state(config.get("rng_state"))
             mask_calls = _checked_mask_calls(config.get("mask_calls"), model)
-    if model.built:
+    if model.built:  # a config that builds but cannot run is refused here
         probe = numpy.zeros((1,) + tuple(model._input_shape), dtype=model.layers[0].dtype)
-        model.predict_on_batch(probe)  # a config that builds but cannot run is refused here
+        _require(numpy.isfinite(model.predict_on_batch(probe)).all(),
+                 "the model's output for an all-zero input is not finite")
     if rng_state is not None:
         get_rng().bit_generator.state = rng_state  # last: nothing changes on failure
     for layer, calls in zip(model.layers, mask_calls or []):
@@ -237,24 +254,29 @@ def _load_model(f, compile):
     return model
 
 
-def _read_weights(f, expected):
-    reader = _Reader(f)
+def _read_weights(f, size, expected, names):
+    reader = _Reader(f, size)
     manifest = _weights_manifest(reader.config)
     shapes = [shape for shape, _ in manifest]
     if shapes != [tuple(s) for s in expected]:
         raise _WeightsMismatch(f"the file holds {len(shapes)} weight arrays of shapes {shapes}, "
                                f"the model has {len(expected)} of shapes {expected}")
-    return [reader.array(f"weights/{i}.npy", shape, dtype)
-            for i, (shape, dtype) in enumerate(manifest)]
+    arrays = [reader.array(f"weights/{i}.npy", shape, dtype)
+              for i, (shape, dtype) in enumerate(manifest)]
+    _check_weight_values(names, arrays)
+    return arrays
 
 
 class _Reader:
     """A zip opened defensively: its parsed config.json and size-checked array reads."""
 
-    def __init__(self, fileobj):
+    def __init__(self, fileobj, size):
+        entries = check_zip_layout(fileobj, size, MAX_ENTRIES, MAX_DIRECTORY_BYTES)
+        fileobj.seek(0)
         self.zip = zipfile.ZipFile(fileobj)
         infos = self.zip.infolist()
-        _require(len(infos) <= MAX_ENTRIES, f"{len(infos)} entries (limit {MAX_ENTRIES})")
+        _require(len(infos) == entries, f"the zip directory holds {len(infos)} entries, "
+                 f"its end record says {entries}")
         names = [info.filename for info in infos]
         _require(len(set(names)) == len(names), "duplicate entry names")
         for info in infos:
@@ -264,13 +286,15 @@ class _Reader:
                      f"entry {info.filename!r} is compressed (fastnn stores entries as is)")
             _require(not info.flag_bits & 0x1, f"entry {info.filename!r} is encrypted")
         total = sum(info.file_size for info in infos)
-        _require(total <= min(MAX_TOTAL_BYTES, os.fstat(fileobj.fileno()).st_size),
+        _require(total <= min(MAX_TOTAL_BYTES, size),
                  f"declares {total} bytes of entries, more than the file holds "
                  f"(or than the limit of {MAX_TOTAL_BYTES})")
         _require(CONFIG_ENTRY in names, f"no {CONFIG_ENTRY} (not a fastnn file?)")
         _require(self.zip.getinfo(CONFIG_ENTRY).file_size <= MAX_CONFIG_BYTES,
                  f"{CONFIG_ENTRY} is larger than {MAX_CONFIG_BYTES} bytes")
-        config = json.loads(self.zip.read(CONFIG_ENTRY).decode("utf-8"))
+        raw = self.zip.read(CONFIG_ENTRY)
+        check_json_structure(raw, MAX_CONFIG_DEPTH, MAX_CONFIG_CONTAINERS)
+        config = json.loads(raw.decode("utf-8"))
         _require(isinstance(config, dict) and config.get("format") == FORMAT,
                  "config.json does not describe a fastnn file")
         version = config.get("format_version")
@@ -279,10 +303,16 @@ class _Reader:
         _require(version <= FORMAT_VERSION,
                  f"format version {version} was written by a newer fastnn "
                  f"({config.get('fastnn_version')!r}); this one reads up to {FORMAT_VERSION}")
+        unknown = sorted(set(config) - _CONFIG_KEYS)
+        _require(not unknown, f"config.json has unknown entries {unknown[:5]}")
         self.config = config
 
     def array(self, entry, shape, dtype):
-        """The array at ``entry``, after checking its size and .npy header against the manifest."""
+        """The array at ``entry``, after checking its size and .npy header against the manifest.
+
+        Header plus data must fill the entry exactly: a header-length field off
+        by a byte would otherwise shift every value.
+        """
         _require(entry in self.zip.NameToInfo, f"entry {entry!r} is missing")
         nbytes = math.prod(shape) * dtype.itemsize
         size = self.zip.getinfo(entry).file_size
@@ -297,8 +327,14 @@ class _Reader:
         _require(tuple(header_shape) == shape and header_dtype == dtype and not fortran,
                  f"entry {entry!r} holds {header_dtype} {header_shape}, "
                  f"the manifest says {dtype} {shape}")
-        stream.seek(0)
-        return numpy.load(stream, allow_pickle=False)
+        offset = stream.tell()
+        _require(len(raw) - offset == nbytes,
+                 f"entry {entry!r} has {len(raw) - offset} bytes of data after its "
+                 f"{offset}-byte header, its shape needs exactly {nbytes}")
+        if not nbytes:
+            return numpy.zeros(shape, dtype)
+        return numpy.frombuffer(raw, dtype=dtype, count=math.prod(shape),
+                                offset=offset).reshape(shape).copy()
 
 
 def _weights_manifest(config):
@@ -339,10 +375,17 @@ def _model_from_config(config, manifest, built):
     if not built:
         _require(not manifest, "an unbuilt model cannot have weights")
         return model
-    input_shape = _shape(config.get("input_shape"))
-    _require(input_shape and 0 not in input_shape, f"invalid input shape {input_shape}")
+    input_shape = _sample_shape(config.get("input_shape"), "input shape")
     _build_checked(model, input_shape, [shape for shape, _ in manifest])
     return model
+
+
+def _sample_shape(value, what):
+    """A per-sample shape (input or layer output), bounded before anything is allocated."""
+    shape = _shape(list(value) if isinstance(value, tuple) else value)
+    _require(shape and 0 not in shape and math.prod(shape) <= MAX_SAMPLE_ELEMENTS,
+             f"invalid {what} {shape} (at most {MAX_SAMPLE_ELEMENTS} elements per sample)")
+    return shape
 
 
 def _layer_from_config(entry):
@@ -353,6 +396,8 @@ def _layer_from_config(entry):
     layer_config = _dict(entry, "config")
     _require(layer_config.get("dtype", "float32") in _DTYPES,
              f"unsupported layer dtype {layer_config.get('dtype')!r}")
+    if layer_config.get("input_shape") is not None:
+        _sample_shape(layer_config["input_shape"], "layer input shape")
     return layer_registry.get(class_name).from_config(dict(layer_config))
 
 
@@ -360,29 +405,46 @@ def _build_checked(model, input_shape, declared):
     """Build each layer, refusing any weight the file does not declare before it is allocated.
 
     A hostile config (say Dense(units=10**9)) is caught here, before memory is
-    committed to it, rather than after.
+    committed to it, rather than after; so is a layer output too large per
+    sample. Weights start as zeros (the file's values are copied in next):
+    loading draws nothing from fastnn's random stream.
     """
     pending = list(reversed(declared))
     shape = input_shape
     for layer in model.layers:
         original = layer.add_weight
 
-        def add_weight(name, weight_shape, *args, _original=original, _layer=layer, **kwargs):
+        def add_weight(name, weight_shape, initializer=None, *args, _original=original,
+                       _layer=layer, **kwargs):
             weight_shape = tuple(int(d) for d in weight_shape)
             _require(pending and pending[-1] == weight_shape,
                      f"layer {_layer.name!r} needs weight {name!r} of shape {weight_shape}, "
                      f"which the file does not hold next")
             pending.pop()
-            return _original(name, weight_shape, *args, **kwargs)
+            return _original(name, weight_shape, "zeros", *args, **kwargs)
 
         layer.add_weight = add_weight
         try:
             layer.build(shape)
         finally:
             del layer.add_weight
-        shape = layer.output_shape
+        shape = _sample_shape(layer.output_shape, f"output shape of layer {layer.name!r}")
     _require(not pending, f"the file holds {len(pending)} more weight arrays than the model")
     model.build(input_shape)
+
+
+def _check_weight_values(names, arrays):
+    """Refuse weights that are not finite, or finite but absurd: beyond
+    ``MAX_ABS_WEIGHT``, or a negative moving variance (batch normalization takes its
+    square root). Runs before any weight is written."""
+    for name, value in zip(names, arrays):
+        if not value.size:
+            continue
+        _require(numpy.isfinite(value).all(), f"weight {name!r} is not finite")
+        _require(float(numpy.abs(value).max()) <= MAX_ABS_WEIGHT,
+                 f"weight {name!r} holds values beyond +-{MAX_ABS_WEIGHT:g}")
+        if name.endswith("/moving_variance"):
+            _require(float(value.min()) >= 0, f"weight {name!r} holds a negative variance")
 
 
 def _compile(model, config):
@@ -408,6 +470,8 @@ def _restore_optimizer(model, state, reader):
         array = reader.array(f"optimizer/{name}.npy", tuple(target.shape),
                              numpy.dtype(target.dtype))
         _require(numpy.isfinite(array).all(), f"optimizer slot {name!r} is not finite")
+        _require(name not in _NON_NEGATIVE_SLOTS or not array.size or array.min() >= 0,
+                 f"optimizer slot {name!r} holds negative values (it accumulates squares)")
         target[...] = ops.asarray(array)
     scalars = _dict(state, "scalars")
     iterations = scalars.get("iterations")

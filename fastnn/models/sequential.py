@@ -171,11 +171,11 @@ class Sequential(TrainingMixin):
                 or x.dtype.kind not in "biuf":  # the host check raises the same message
             data.check_x(numpy.broadcast_to(numpy.zeros((), x.dtype), x.shape),
                          self._input_shape, self.layers[0].dtype, what)
-        if x.dtype.kind == "f":
-            bad = int(x.size - ops.xp.count_nonzero(ops.xp.isfinite(x)))
-            if bad:
-                raise ValueError(f"{what} contains {bad} NaN or infinite value(s)")
-        return ops.asarray(x, dtype=self.layers[0].dtype)
+        x = ops.asarray(x, dtype=self.layers[0].dtype)  # checked after the cast, as on the host
+        bad = int(x.size - ops.xp.count_nonzero(ops.xp.isfinite(x)))
+        if bad:
+            raise ValueError(f"{what} contains {bad} NaN or infinite value(s)")
+        return x
 
     def __call__(self, x, training=False):
         """One forward pass over all of ``x``; returns a NumPy array (a CuPy array for a
@@ -274,8 +274,10 @@ class Sequential(TrainingMixin):
                 raise ValueError(f"Weight shapes differ: expected {shape}, got "
                                  f"{tuple(numpy.shape(a))}")
             arr = numpy.asarray(a)
-            if not numpy.issubdtype(arr.dtype, numpy.number) or not numpy.isfinite(arr).all():
-                raise ValueError("set_weights needs finite numeric arrays")
+            if not numpy.issubdtype(arr.dtype, numpy.number) or not numpy.isfinite(
+                    data.cast(arr, self.layers[0].dtype)).all():
+                raise ValueError(f"set_weights needs finite numeric arrays (finite in "
+                                 f"{self.layers[0].dtype})")
         pos = 0
         for layer in self.layers:
             k = len(layer.weights)

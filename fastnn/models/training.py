@@ -16,7 +16,7 @@ from ..backend.threads import get_num_threads
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
-from . import data, fast_path
+from . import argument_checks, data, fast_path
 
 
 class ModelNotCompiledError(ValueError, RuntimeError):
@@ -33,6 +33,7 @@ class TrainingMixin:
         self.history = None
         self._fused_head = False
         self._stack_cache = (None, None)
+        self._metrics_checked = None
 
     # ---------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
@@ -41,14 +42,18 @@ class TrainingMixin:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         optimizer = optimizers_mod.get(optimizer)
         loss = losses_mod.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_mod.Metric)):
-            metrics = [metrics]
+        metrics = argument_checks.metric_list(metrics)
         resolved = [metrics_mod.get(m, loss=loss) for m in metrics]
+        previous = (self.optimizer, self.loss, getattr(self, "_metric_specs", []),
+                    self.compiled_metrics, self._fused_head)
         self.optimizer, self.loss, self._metric_specs = optimizer, loss, list(metrics)
         self.compiled_metrics = resolved
-        self._refresh_metric_choice()
+        try:
+            self._refresh_metric_choice()  # a built model checks its metrics here
+        except ValueError:
+            (self.optimizer, self.loss, self._metric_specs, self.compiled_metrics,
+             self._fused_head) = previous
+            raise
 
     def _refresh_metric_choice(self):
         """Re-resolve "accuracy" once the output shape is known (binary for one column)."""
@@ -58,6 +63,10 @@ class TrainingMixin:
         self.compiled_metrics = [
             metrics_mod.get(spec, loss=self.loss, output_shape=out_shape)
             if isinstance(spec, str) else spec for spec in self._metric_specs]
+        checked = (self.loss, tuple(map(id, self._metric_specs)), tuple(out_shape))
+        if self._metrics_checked != checked:  # once per compile and output shape
+            argument_checks.check_metrics_fit(self.compiled_metrics, self.loss, out_shape)
+            self._metrics_checked = checked
         last = self.layers[-1]
         act = getattr(last, "activation", None)
         self._fused_head = (act is not None and not self.loss.from_logits
@@ -239,6 +248,8 @@ class TrainingMixin:
             sample_weight=None, initial_epoch=0):
         """Train for ``epochs`` epochs; returns a History (``history.history["loss"]``...)."""
         self._require_compiled("fit")
+        callbacks = argument_checks.check_callbacks(callbacks)
+        verbose = argument_checks.check_verbose(verbose)
         batch_size = check_batch_size(batch_size)
         epochs = check_non_negative_int("epochs", epochs)
         initial_epoch = check_non_negative_int("initial_epoch", initial_epoch)
@@ -263,9 +274,8 @@ class TrainingMixin:
         sw = self._with_class_weight(y, sw, class_weight)
         if x.shape[0] == 0:
             raise ValueError("fit needs at least one training sample")
-        verbose = 1 if verbose == "auto" else int(verbose)
         history = History()
-        cbs = list(callbacks or [])
+        cbs = list(callbacks)
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         cbs.append(history)

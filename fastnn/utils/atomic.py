@@ -6,9 +6,17 @@ rename stays on one file system), is flushed and fsync'ed, then
 survives a power cut. If the writer dies before the rename, the target is
 untouched; a process killed outright (SIGKILL) may leave its hidden
 ``.<name>.*.tmp`` file behind, never a broken target.
+
+Like an editor's save, a write goes through a symbolic link to the file it
+points at (the link stays a link) and the replaced file keeps its permission
+bits (and, where the process may set them, its owner and group). A target
+without any write permission is refused with PermissionError rather than
+silently replaced: the rename would otherwise bypass the read-only bit.
 """
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 
 # Read the umask once (os.umask can only be read by setting it), so the final
@@ -25,8 +33,9 @@ def atomic_write(path):
         >>> with atomic_write("model.fastnn") as f:   # doctest: +SKIP
         ...     f.write(payload)
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(os.fspath(path))  # through symlinks, to the file itself
+    existing = _writable_target(path)
+    directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                dir=directory)
     try:
@@ -34,13 +43,36 @@ def atomic_write(path):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        if existing is None:
+            os.chmod(tmp, 0o666 & ~_UMASK)
+        else:
+            os.chmod(tmp, stat.S_IMODE(existing.st_mode))
+            with contextlib.suppress(OSError):  # only a privileged process may change owners
+                os.chown(tmp, existing.st_uid, existing.st_gid)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+
+
+def _writable_target(path):
+    """The stat of the file ``path`` replaces (None when there is none yet).
+
+    Raises PermissionError for a file nobody may write (no ``w`` bit at all, which
+    stops root too) or that this process may not write.
+    """
+    try:
+        existing = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(existing.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    if not existing.st_mode & 0o222 or not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, "Refusing to replace a read-only file (make it "
+                                            "writable first, or save under another name)", path)
+    return existing
 
 
 def _fsync_directory(directory):

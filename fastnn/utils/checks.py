@@ -57,3 +57,24 @@ def check_unit_interval(what, value):
     if not is_number(value) or not 0 <= value < 1:
         raise ValueError(f"{what} must be in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_finite_number(what, value):
+    """A finite real number (not NaN, not infinite): slopes such as ELU's alpha."""
+    if not is_number(value) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def check_float_dtype(what, dtype):
+    """The name of a supported float dtype ("float32" or "float64")."""
+    try:
+        name = numpy.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in FLOAT_DTYPES:
+        raise ValueError(f"{what} must be one of {', '.join(FLOAT_DTYPES)}, got {dtype!r}")
+    return name
