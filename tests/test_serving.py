@@ -285,4 +285,6 @@ def test_health_answers_while_large_bodies_are_decoded(server):
     poller.join(timeout=60)
     assert replies == [200] * 4
     assert len(health) >= 3
-    assert max(health) < max(0.25, 0.5 * parse_seconds), (max(health), parse_seconds)
+    # Decoding four bodies on the event loop would hold /health for several parse times;
+    # the bound leaves room for scheduling noise on a loaded 2-core machine.
+    assert max(health) < max(0.5, parse_seconds), (max(health), parse_seconds)
