@@ -14,7 +14,7 @@ from ..regularizers import L2
 
 def build_mlp(X, y, hidden_layer_sizes=(100,), activation="relu",
               output_activation="softmax", loss="categorical_crossentropy",
-              optimizer="adam", learning_rate=1e-3, l2=0.0, metrics=None,
+              optimizer="rmsprop", learning_rate=1e-3, l2=0.0, metrics=None,
               dtype="float32"):
     """A compiled Sequential MLP for ``X`` (n, features) and ``y`` (n,) or (n, outputs).
 

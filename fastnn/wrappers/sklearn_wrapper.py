@@ -27,6 +27,7 @@ from .model_bytes import model_from_bytes, model_to_bytes
 
 _FLOATS = [numpy.float32, numpy.float64]
 _PREDICT_BATCH = 4096  # rows per forward pass in predict/transform
+_ROUTED = ("model_kwargs", "fit_kwargs")  # dict parameters whose entries searches can set
 _MODEL_FILES = "_fastnn_model_files"  # pickled state: {attribute: .fastnn bytes}
 
 
@@ -156,6 +157,39 @@ class SKLBase(BaseEstimator):
         """The model's predictions for ``X``, shaped like the ``y`` it was fitted on."""
         out = numpy.asarray(self._raw_predict(X), dtype=numpy.float64)
         return out.reshape((len(out),) + self._target_shape_[1:])
+
+    # ------------------------------------------------------------ parameters
+    def get_params(self, deep=True):
+        """The constructor's parameters; with ``deep``, also each ``model_kwargs__<name>``
+        and ``fit_kwargs__<name>`` entry (the names a search can tune)."""
+        params = super().get_params(deep=deep)
+        if deep:
+            for prefix in _ROUTED:
+                if isinstance(params.get(prefix), dict):
+                    for key, value in params[prefix].items():
+                        params[f"{prefix}__{key}"] = value
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``model_kwargs__learning_rate=0.01`` sets one entry of
+        ``model_kwargs`` (on a copy of the dict), so searches can tune model arguments.
+
+        Returns:
+            self
+        """
+        routed = {}
+        for key in list(params):
+            prefix, sep, name = key.partition("__")
+            if sep and prefix in _ROUTED:
+                routed.setdefault(prefix, {})[name] = params.pop(key)
+        super().set_params(**params)
+        for prefix, values in routed.items():
+            current = getattr(self, prefix)
+            if current is not None and not isinstance(current, dict):
+                raise TypeError(f"cannot set {prefix}__...: {prefix} is a "
+                                f"{type(current).__name__}, not a dict")
+            setattr(self, prefix, {**(current or {}), **values})
+        return self
 
     # ------------------------------------------------------------ tags, clone, pickle
     def __sklearn_tags__(self):
