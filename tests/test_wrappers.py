@@ -1,5 +1,6 @@
 """fastnn.wrappers: scikit-learn estimators around fastnn models."""
 import inspect
+import json
 import os
 import pickle
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import numpy
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("sklearn", minversion="1.6")  # check_estimator(expected_failed_checks=)
 
 from scipy.stats import loguniform  # noqa: E402
 from sklearn.base import clone  # noqa: E402
@@ -133,14 +134,35 @@ def test_multiclass_object_labels():
     assert set(clf.predict(X)) <= {"3", "a", "b"}
 
 
-def test_feature_names_in():
-    pandas = pytest.importorskip("pandas")
+class _Frame:
+    """A stand-in DataFrame: an array with column names (pandas is not a dependency)."""
+
+    def __init__(self, data, columns):
+        self.data, self.columns = numpy.asarray(data), numpy.asarray(columns, dtype=object)
+        self.shape = self.data.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self):
+        return len(self.data)
+
+
+def test_feature_names_in(monkeypatch):
+    # scikit-learn reads column names from the data frames narwhals knows; let it read ours.
+    import sklearn.utils.validation as validation
+    original = validation._get_feature_names
+    monkeypatch.setattr(validation, "_get_feature_names",
+                        lambda X: X.columns if isinstance(X, _Frame) else original(X))
     X, y = make_classification(n_samples=40, n_features=3, n_informative=2, n_redundant=0,
                                random_state=0)
-    clf = classifier(epochs=2).fit(pandas.DataFrame(X, columns=["a", "b", "c"]), y)
+    clf = classifier(epochs=2).fit(_Frame(X, ["a", "b", "c"]), y)
     assert list(clf.feature_names_in_) == ["a", "b", "c"]
+    clf.predict(_Frame(X, ["a", "b", "c"]))
     with pytest.raises(ValueError, match="feature names"):
-        clf.predict(pandas.DataFrame(X, columns=["a", "c", "b"]))
+        clf.predict(_Frame(X, ["a", "c", "b"]))
+    clf.fit(X, y)  # refitting on a plain array forgets the names
+    assert not hasattr(clf, "feature_names_in_")
 
 
 def test_regression_target_rejected_by_classifier():
@@ -378,3 +400,18 @@ def test_fastnn_imports_without_sklearn():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_bench_sklearn_compare_smoke(repo_root, tmp_path):
+    out = tmp_path / "compare.json"
+    package_parent = os.path.dirname(os.path.dirname(fastnn.__file__))
+    env = {**os.environ, "PYTHONPATH": package_parent}
+    result = subprocess.run([sys.executable, str(repo_root / "bench" / "sklearn_compare.py"),
+                             "--smoke", "--json", str(out)], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sklearn_mlp" in result.stdout and "faster" in result.stdout
+    doc = json.loads(out.read_text())
+    assert set(doc["results"]) == {"digits", "breast_cancer"}
+    for rows in doc["results"].values():
+        assert len(rows["fastnn"]["fit_time"]) == len(rows["sklearn_mlp"]["fit_time"]) == 2

@@ -28,7 +28,7 @@ def __getattr__(name):
         try:
             from . import sklearn_wrapper
         except ImportError as exc:
-            raise ImportError(f"fastnn.wrappers.{name} needs scikit-learn: "
+            raise ImportError(f"fastnn.wrappers.{name} needs scikit-learn>=1.6: "
                               f'pip install "fastnn-toolkit[sklearn]"') from exc
         return getattr(sklearn_wrapper, name)
     raise AttributeError(f"module 'fastnn.wrappers' has no attribute {name!r}")
