@@ -323,14 +323,15 @@ def test_search_over_a_dask_cluster(cancer):
     distributed = pytest.importorskip("distributed")
     joblib = pytest.importorskip("joblib")
     X, y = cancer
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+    # Two single-thread workers: with one core in all, joblib would run the fits locally.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         search = GridSearchCV(classifier(epochs=2), {"model_kwargs__learning_rate": [0.01, 0.1]},
                               cv=2, n_jobs=2)
-        with joblib.parallel_backend("dask"):
+        with joblib.parallel_backend("dask"), distributed.get_task_stream(client) as tasks:
             search.fit(X, y)
-        assert client.run(lambda: 1)  # the work went through the cluster's client
+        assert len(tasks.data) >= 4  # 2 candidates x 2 folds ran as tasks on the cluster
     local = GridSearchCV(classifier(epochs=2), {"model_kwargs__learning_rate": [0.01, 0.1]},
                          cv=2).fit(X, y)
     numpy.testing.assert_array_equal(search.cv_results_["mean_test_score"],

@@ -99,15 +99,12 @@ class SKLBase(BaseEstimator):
 
     def _encode_target(self, y, reset):
         """(the target the model trains on, attributes to set once the fit succeeds)."""
-        y = numpy.asarray(y, dtype=self._target_dtype())
+        y = numpy.asarray(y, dtype=numpy.float32)
         if not reset and y.shape[1:] != self._target_shape_[1:]:
             raise ValueError(f"y has shape {y.shape[1:]} per sample, the model was fitted "
                              f"on {self._target_shape_[1:]}")
         target = y.reshape(len(y), -1) if y.ndim == 1 else y
         return numpy.ascontiguousarray(target), {"_target_shape_": y.shape}
-
-    def _target_dtype(self):
-        return numpy.float32
 
     def _check_weights(self, sample_weight, X, target):
         if sample_weight is None:
@@ -240,9 +237,6 @@ class SKLearnClassifier(ClassifierMixin, SKLBase):
         >>> clf.predict_proba(X[:2] / 16).shape
         (2, 10)
     """
-
-    def _validate_xy(self, X, y, reset):
-        return validate_data(self, X, y, reset=reset, dtype=_FLOATS)
 
     def _encode_target(self, y, reset):
         check_classification_targets(y)
