@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, Transfo
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..models import Sequential
 from ..utils.random import local_random_stream
@@ -109,11 +109,20 @@ class SKLBase(BaseEstimator):
     def _check_weights(self, sample_weight, X, target):
         if sample_weight is None:
             return None
-        weights = _check_sample_weight(sample_weight, X, dtype=numpy.float64,
-                                       ensure_non_negative=True)
+        n = len(X)
+        try:
+            weights = numpy.asarray(sample_weight, dtype=numpy.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"sample_weight must be numbers: {exc}") from None
+        if weights.ndim == 0:
+            weights = numpy.full(n, float(weights))
+        if weights.shape != (n,):
+            raise ValueError(f"sample_weight has shape {weights.shape}, expected ({n},)")
+        if not numpy.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError("sample_weight must be finite and non-negative")
         total = weights.sum()
         if total <= 0:
-            raise ValueError("sample weights are all zero: at least one must be positive")
+            raise ValueError("sample weights are all zero: at least one must be non-zero")
         return (weights * (len(weights) / total)).astype(numpy.float32)
 
     def _build_model(self, X, y):
