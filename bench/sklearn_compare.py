@@ -25,6 +25,7 @@ import sys
 import warnings
 
 import numpy
+import sklearn
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold, cross_validate
@@ -119,7 +120,8 @@ def main(argv=None):
         meta = {"hidden": hidden, "epochs": args.epochs, "batch_size": args.batch_size,
                 "threads": args.threads, "seeds": args.seeds, "folds": args.folds,
                 "smoke": args.smoke, "python": sys.version.split()[0],
-                "numpy": numpy.__version__, "fastnn": fastnn.__version__}
+                "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
+                "fastnn": fastnn.__version__}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
     return results

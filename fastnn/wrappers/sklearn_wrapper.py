@@ -40,10 +40,11 @@ class SKLBase(BaseEstimator):
             compiled model, which each fit copies (weights included) and trains.
         warm_start: when True, a second ``fit`` continues training the fitted
             model instead of building a new one.
-        model_kwargs: keyword arguments for ``model`` when it is a callable.
+        model_kwargs: keyword arguments for ``model`` when it is a callable;
+            ``set_params(model_kwargs__<name>=v)`` sets one of them (searches).
         fit_kwargs: keyword arguments for ``model.fit`` (``epochs``,
             ``batch_size``, ...); those given to ``fit`` itself take precedence.
-            ``verbose`` defaults to 0 here.
+            ``verbose`` defaults to 0 here; ``fit_kwargs__<name>`` sets one.
         random_state: None (draw from fastnn's shared stream, as Keras does),
             an int or a ``numpy.random.RandomState``: the seed of the stream
             used to build and train the model, so fits repeat exactly.
