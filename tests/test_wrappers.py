@@ -226,7 +226,9 @@ def test_transformer_without_y_reproduces_x():
 def test_model_instance_is_copied_not_trained():
     X, y = make_classification(n_samples=40, random_state=0)
     model = build_mlp(X, numpy.eye(2)[y], hidden_layer_sizes=(8,))
+    model.predict(X[:1])  # built: its weights exist
     before = model.get_weights()
+    assert len(before) == 4
     clf = SKLearnClassifier(model, fit_kwargs={"epochs": 2}, random_state=0).fit(X, y)
     assert clf.model_ is not model
     for a, b in zip(before, model.get_weights()):
@@ -234,6 +236,8 @@ def test_model_instance_is_copied_not_trained():
     copy = clone(clf)
     assert copy.model is not model and not hasattr(copy, "model_")
     numpy.testing.assert_array_equal(copy.fit(X, y).predict_proba(X), clf.predict_proba(X))
+    trained = clf.model_.get_weights()
+    assert not numpy.array_equal(trained[0], before[0])  # the copy trained from these weights
 
 
 def test_model_must_be_compiled():

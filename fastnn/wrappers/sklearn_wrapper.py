@@ -37,7 +37,8 @@ class SKLBase(BaseEstimator):
     Args:
         model: a callable ``model(X=X, y=y, **model_kwargs)`` returning a
             compiled fastnn model (see ``fastnn.wrappers.build_mlp``), or a
-            compiled model, which each fit copies (weights included) and trains.
+            compiled model, which each fit copies (weights included, when it
+            is built) and trains.
         warm_start: when True, a second ``fit`` continues training the fitted
             model instead of building a new one.
         model_kwargs: keyword arguments for ``model`` when it is a callable;
