@@ -189,7 +189,8 @@ def run_example(name):
 FIGURES = {"activations": plot_activations, "initializers": plot_initializers,
            "optimizers": plot_optimizer_trajectories, "schedules": plot_schedules,
            "overfitting": lambda: run_example("overfitting"),
-           "xor": lambda: run_example("xor")}
+           "xor": lambda: run_example("xor"),
+           "hyperparameter_search": lambda: run_example("hyperparameter_search")}
 
 if __name__ == "__main__":
     IMG.mkdir(parents=True, exist_ok=True)

@@ -99,3 +99,13 @@ def test_transfer():
     assert result["frozen_unchanged"]
     for key in ("head_only", "fine_tuned", "from_scratch"):
         assert result[key] > 0.6, key  # odd-or-even: chance is 0.5
+
+
+def test_hyperparameter_search(tmp_path, capsys):
+    result = load("hyperparameter_search").main(n_iter=2, epochs=2, cv=2, out_dir=tmp_path)
+    assert result["n_candidates"] == 2
+    assert set(result["best_params"]) == {"learning_rate", "l2"}
+    assert 1e-4 <= result["best_params"]["learning_rate"] <= 1e-1
+    assert result["best_score"] > 0.3 and result["test_score"] > 0.3  # chance: 0.1
+    assert "best parameters:" in capsys.readouterr().out
+    assert_png(result["plot"])

@@ -1,5 +1,7 @@
 """fastnn's one random stream: initializers, shuffling and dropout seeds draw from it."""
+import contextlib
 import random as _py_random
+import threading
 
 import numpy
 
@@ -26,3 +28,25 @@ def get_rng(seed=None):
 def new_seed():
     """A 63-bit seed drawn from the shared stream (for counter-based dropout masks)."""
     return int(_state["rng"].integers(0, 2 ** 63 - 1))
+
+
+_local_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def local_random_stream(seed):
+    """Run a block on its own stream seeded with ``seed``, then put the shared stream back.
+
+    Everything fastnn draws inside the block (initial weights, shuffling,
+    dropout seeds) comes from ``numpy.random.default_rng(seed)``, so the block
+    repeats exactly, and the shared stream (and NumPy's and Python's global
+    generators) are left as they were. Blocks in different threads take turns
+    (one lock), because the stream they swap is process-wide.
+    """
+    with _local_lock:
+        saved = _state["rng"]
+        _state["rng"] = numpy.random.default_rng(seed)
+        try:
+            yield _state["rng"]
+        finally:
+            _state["rng"] = saved
