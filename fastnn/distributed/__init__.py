@@ -28,15 +28,34 @@ rank 0; collectives never wait longer than ``timeout`` seconds.
 """
 import sys
 
-from ._comm import (CollectiveTimeoutError, Communicator, ConfigMismatchError,
-                    DistributedError, RankFailedError)
+from ._comm import (
+    CollectiveTimeoutError,
+    Communicator,
+    ConfigMismatchError,
+    DistributedError,
+    RankFailedError,
+)
 
 _DEFAULT_TIMEOUT_S = 300.0
 _state = {"comm": None}
 
-__all__ = ["init", "rank", "size", "local_rank", "local_size", "is_root", "barrier",
-           "allreduce", "broadcast", "DistributedOptimizer", "load_model", "DistributedError",
-           "ConfigMismatchError", "RankFailedError", "CollectiveTimeoutError"]
+__all__ = [
+    "CollectiveTimeoutError",
+    "ConfigMismatchError",
+    "DistributedError",
+    "DistributedOptimizer",
+    "RankFailedError",
+    "allreduce",
+    "barrier",
+    "broadcast",
+    "init",
+    "is_root",
+    "load_model",
+    "local_rank",
+    "local_size",
+    "rank",
+    "size",
+]
 
 
 def _mpi():
@@ -128,7 +147,7 @@ def broadcast(obj, root=0):
     return _comm().bcast_object(obj, root)
 
 
-def DistributedOptimizer(optimizer):  # noqa: N802 - Horovod's name for a wrapping factory
+def DistributedOptimizer(optimizer):
     """``optimizer`` (an Optimizer or a name) made data-parallel: compile a model with it.
 
     The result is an instance of the optimizer's own class (same name, config and
@@ -161,9 +180,7 @@ def _install_excepthook(comm):
             previous(kind, exc, tb)
             sys.stderr.flush()
             comm.MPI.COMM_WORLD.Abort(1)
-        elif isinstance(exc, ConfigMismatchError):
-            previous(kind, exc, tb)  # every rank raised it; rank 0 ends the job
-        else:
+        elif not isinstance(exc, ConfigMismatchError):  # that one every rank raised
             comm.fail(exc)  # rank 0 prints this rank's traceback and ends the job
 
     sys.excepthook = hook

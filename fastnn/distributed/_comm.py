@@ -8,6 +8,7 @@ the report and aborts the whole job (``MPI_Abort``). A rank that stops
 answering without a report (killed, stuck) makes the others' waits run out:
 they raise ``CollectiveTimeoutError`` and rank 0 aborts the job the same way.
 """
+import contextlib
 import pickle
 import sys
 import time
@@ -155,13 +156,12 @@ class Communicator:
         if self.rank == 0 or self.size == 1:
             self._abort(report)
         if own:
-            try:
+            # The report is a courtesy: if sending fails, the abort below still happens.
+            with contextlib.suppress(Exception):
                 request = self.comm.isend(report, dest=0, tag=_FAILURE_TAG)
                 deadline = time.monotonic() + min(self.grace, 1.0)
                 while not request.Test() and time.monotonic() < deadline:
                     time.sleep(1e-3)
-            except Exception:  # the report is a courtesy: the abort below still happens
-                pass
         time.sleep(self.grace)  # rank 0 normally ends the job during this wait
         self._abort(report)
 

@@ -37,7 +37,7 @@ def wrap(optimizer, parallel):
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"DistributedOptimizer needs a fastnn optimizer, got {optimizer!r}")
     if isinstance(optimizer, _Averaging):
-        raise ValueError("This optimizer is already a DistributedOptimizer")
+        raise TypeError("This optimizer is already a DistributedOptimizer")
     wrapped = object.__new__(distributed_class(type(optimizer)))
     wrapped.__dict__.update(optimizer.__dict__)
     wrapped.parallel = parallel

@@ -46,7 +46,7 @@ class MPIRun(LocalRun):
             self._check_same_setup(model, facts)
         except ConfigMismatchError:
             raise  # raised on every rank alike: no abort needed
-        except BaseException as exc:  # noqa: B036
+        except BaseException as exc:  # noqa: BLE001
             self.comm.fail(exc)
         if facts["batch_size"] < self.size:
             raise ValueError(f"batch_size={facts['batch_size']} is the global batch; it must "
@@ -56,7 +56,7 @@ class MPIRun(LocalRun):
             self._broadcast_state(model)
             touched = self._attach_layers(model)
             yield
-        except BaseException as exc:  # noqa: B036 - any failure ends the job, never a hang
+        except BaseException as exc:  # noqa: BLE001 - any failure ends the job, never a hang
             self.comm.fail(exc)
         finally:
             self._detach_layers(touched)
@@ -70,16 +70,17 @@ class MPIRun(LocalRun):
         digests = self.comm.allgather_(digest.copy(), "start-of-fit check")
         if (digests == digests[0]).all():
             return
-        everyone = self.comm.allgather_object(mine, "start-of-fit check")
+        everyone = [_leaves(f) for f in self.comm.allgather_object(mine, "start-of-fit check")]
         problems = []
         for key in sorted(set().union(*everyone)):
-            values = [json.dumps(f.get(key), sort_keys=True, default=str) for f in everyone]
+            values = [f.get(key, "(absent)") for f in everyone]
             for r, value in enumerate(values):
                 if value != values[0]:
-                    problems.append(f"{key}: rank 0 has {_short(values[0])}, rank {r} has "
-                                    f"{_short(value)}")
-        raise ConfigMismatchError("the ranks do not start fit with the same setup; "
-                                  + "; ".join(problems))
+                    problems.append(f"{key}: rank 0 has {values[0]!r}, rank {r} has {value!r}")
+        raise ConfigMismatchError("the ranks do not start fit with the same setup: "
+                                  + "; ".join(problems[:8])
+                                  + (f"; and {len(problems) - 8} more" if len(problems) > 8
+                                     else ""))
 
     def _broadcast_state(self, model):
         """Rank 0's weights (trainable and not) and optimizer state on every rank."""
@@ -192,18 +193,41 @@ class MPIRun(LocalRun):
 
 # -------------------------------------------------------------------- helpers
 def _fingerprint(model, facts):
-    """What every rank must agree on before training: model, weights, optimizer, call."""
+    """What every rank must agree on before training: model, weights, optimizer, call.
+
+    Names are left out: automatic layer names count the layers a process has made.
+    """
     optimizer = model.optimizer
-    return {"model": model.get_config(),
-            "weights": [(w.name, tuple(w.shape), str(w.value.dtype)) for w in model.weights],
-            "optimizer": registry.serialize(optimizer),
-            "loss": registry.serialize(model.loss),
-            "metrics": [m.name for m in model.compiled_metrics],
-            "backend": get_backend(), **{f"fit.{k}": v for k, v in facts.items()}}
+    return _without_names({
+        "model": model.get_config(),
+        "weights": [(tuple(w.shape), str(w.value.dtype)) for w in model.weights],
+        "optimizer": registry.serialize(optimizer),
+        "loss": registry.serialize(model.loss),
+        "metrics": [type(m).__name__ for m in model.compiled_metrics],
+        "backend": get_backend(), "fit": facts})
 
 
-def _short(text, limit=160):
-    return text if len(text) <= limit else text[:limit] + "..."
+def _without_names(value):
+    if isinstance(value, dict):
+        return {k: _without_names(v) for k, v in value.items() if k != "name"}
+    if isinstance(value, (list, tuple)):
+        return [_without_names(v) for v in value]
+    return value
+
+
+def _leaves(value, path=""):
+    """``{"model.layers[0].config.units": 12, ...}``: a nested value's leaves by path."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out.update(_leaves(v, f"{path}.{k}" if path else str(k)))
+        return out
+    if isinstance(value, (list, tuple)):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_leaves(v, f"{path}[{i}]"))
+        return out if value else {path: "[]"}
+    return {path: value if isinstance(value, (int, float, str, bool, type(None))) else str(value)}
 
 
 def _stream_digest(rng):
