@@ -135,6 +135,13 @@ WORKER = textwrap.dedent('''
                     time.sleep(600)
         make_model(dist.DistributedOptimizer("sgd")).fit(x, y, batch_size=32, epochs=50,
                                                           verbose=0, callbacks=[Stall()])
+    elif mode == "die":
+        class Die(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if rank == 1 and batch == 1:
+                    os._exit(7)
+        make_model(dist.DistributedOptimizer("sgd")).fit(x, y, batch_size=32, epochs=50,
+                                                          verbose=0, callbacks=[Die()])
     elif mode == "mismatch":
         make_model(dist.DistributedOptimizer("sgd"), width=12 + rank).fit(
             x, y, batch_size=32, epochs=1, verbose=0)
@@ -249,6 +256,12 @@ def test_a_rank_that_stops_answering_times_out_instead_of_hanging(launch):
     rc, output, _, seconds = launch("hang", watchdog_s=3)
     assert rc != 0
     assert "did not complete within 3 s" in output
+    assert seconds < 60
+
+
+def test_a_rank_that_dies_ends_the_job(launch):
+    rc, output, _, seconds = launch("die", watchdog_s=5)
+    assert rc != 0, output
     assert seconds < 60
 
 
