@@ -178,20 +178,17 @@ class TrainingMixin:
         for metric in self.compiled_metrics:
             metric.update_state(y, pred, sw)
 
-    def _metric_logs(self, loss, prefix=""):
+    def _metric_logs(self, loss, prefix="", metrics=None):
         """``{"loss": loss, metric name: result, ...}`` (names prefixed for validation)."""
         logs = {prefix + "loss": float(loss)}
-        for metric in self.compiled_metrics:
+        for metric in self.compiled_metrics if metrics is None else metrics:
             logs[prefix + metric.name] = _log_value(metric.result())
         return logs
 
     def _logs(self, tracker, prefix="", parallel=LOCAL):
         """Logs of the running loss and metrics, over every process's samples."""
         tracker, metrics = parallel.merged(tracker, self.compiled_metrics)
-        logs = {prefix + "loss": float(tracker.result())}
-        for metric in metrics:
-            logs[prefix + metric.name] = _log_value(metric.result())
-        return logs
+        return self._metric_logs(tracker.result(), prefix, metrics)
 
     def _parallel(self):
         """The data-parallel hooks of the optimizer (``fastnn.distributed``), else LOCAL."""
