@@ -135,6 +135,18 @@ WORKER = textwrap.dedent('''
                     time.sleep(600)
         make_model(dist.DistributedOptimizer("sgd")).fit(x, y, batch_size=32, epochs=50,
                                                           verbose=0, callbacks=[Stall()])
+    elif mode == "single":
+        plain = make_model(optimizer("adam")).fit(x, y, batch_size=32, epochs=2, verbose=0)
+        wrapped = make_model(dist.DistributedOptimizer(optimizer("adam")))
+        hist = wrapped.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        result["same_history"] = hist.history == plain.history
+        class Boom(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                raise KeyError("boom")
+        try:
+            wrapped.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[Boom()])
+        except KeyError:
+            result["raised"] = True
     elif mode == "die":
         class Die(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
@@ -179,12 +191,13 @@ def launch(tmp_path_factory):
     package_parent = str(pathlib.Path(fastnn.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([package_parent, env.get("PYTHONPATH", "")])
 
-    def run(mode, timeout=90, watchdog_s=60):
+    def run(mode, timeout=90, watchdog_s=60, ranks=RANKS):
         (workdir / "result.json").unlink(missing_ok=True)
         env["WATCHDOG_S"] = str(watchdog_s)
         start = time.monotonic()
-        proc = subprocess.run([mpiexec, "-prepend-rank", "-n", str(RANKS), sys.executable,
-                               str(script), mode, str(workdir)], cwd=workdir, env=env,
+        launcher = [mpiexec, "-prepend-rank", "-n", str(ranks)] if ranks > 1 else []
+        proc = subprocess.run(launcher + [sys.executable, str(script), mode, str(workdir)],
+                              cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=timeout, check=False)
         seconds = time.monotonic() - start
         result_file = workdir / "result.json"
@@ -270,6 +283,12 @@ def test_mismatched_models_are_refused_at_the_start_of_fit(launch):
     assert rc != 0
     assert "ConfigMismatchError" in output
     assert "rank 1 has" in output and "weights" in output
+
+
+def test_one_process_without_mpiexec_trains_as_without_the_wrapper(launch):
+    rc, output, result, _ = launch("single", ranks=1)
+    assert rc == 0, output
+    assert result == {"same_history": True, "raised": True}
 
 
 # ------------------------------------------------------------------ without MPI

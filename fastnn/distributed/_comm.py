@@ -18,6 +18,7 @@ import numpy
 
 _FAILURE_TAG = 31_415
 _PROBE_EVERY_S = 0.01
+_SPIN_S = 0.005
 
 
 class DistributedError(RuntimeError):
@@ -63,14 +64,14 @@ class Communicator:
     def wait(self, request, what):
         """Complete ``request``, raising instead of hanging (see module docstring)."""
         start = time.monotonic()
+        spin_until = start + _SPIN_S
         next_probe = start + _PROBE_EVERY_S
         deadline = start + self.timeout
-        spins, delay = 0, 0.0
+        delay = 2e-5
         while not request.Test():
-            spins += 1
-            if spins < 2000:  # a short spin: most collectives finish within microseconds
-                continue
             now = time.monotonic()
+            if now < spin_until:  # most collectives end within a few ms: poll without sleeping
+                continue
             if now >= next_probe:
                 next_probe = now + _PROBE_EVERY_S
                 self._check_reports()
@@ -79,7 +80,7 @@ class Communicator:
                     f"rank {self.rank}: {what} did not complete within {self.timeout:g} s: "
                     f"another rank died, hangs, or left the training loop early")
             time.sleep(delay)
-            delay = min(delay * 2 or 1e-5, 1e-3)
+            delay = min(delay * 2, 1e-3)
 
     def _check_reports(self):
         status = self.MPI.Status()
@@ -144,8 +145,11 @@ class Communicator:
         """End the whole job because ``exc`` was raised on this rank; never returns.
 
         Rank 0 prints the report and aborts. Another rank sends its report to rank 0
-        and gives it ``grace`` seconds to end the job, then ends it itself.
+        and gives it ``grace`` seconds to end the job, then ends it itself. With one rank
+        there is nobody to wait for: ``exc`` is raised as usual.
         """
+        if self.size == 1:
+            raise exc
         if isinstance(exc, (RankFailedError, CollectiveTimeoutError)):
             report = str(exc)  # noticed here, raised elsewhere: rank 0 reports it
             own = False
@@ -153,7 +157,7 @@ class Communicator:
             report = (f"rank {self.rank} of {self.size} raised "
                       + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
             own = True
-        if self.rank == 0 or self.size == 1:
+        if self.rank == 0:
             self._abort(report)
         if own:
             # The report is a courtesy: if sending fails, the abort below still happens.

@@ -101,7 +101,7 @@ class MPIRun(LocalRun):
     def _attach_layers(self, model):
         touched = []
         for layer in model.layers:
-            if getattr(layer, "synchronized", False):
+            if getattr(layer, "synchronized", False) and self.size > 1:
                 layer.cross_replica_sum = self._sum_moments
                 touched.append((layer, "cross_replica_sum", None))
             if getattr(layer, "seed", None) is not None and hasattr(layer, "mask_calls"):
