@@ -34,7 +34,7 @@ WORKER = textwrap.dedent('''
     from fastnn.backend import get_ops
 
     mode, out = sys.argv[1], sys.argv[2]
-    dist.init(timeout=float(os.environ.get("WATCHDOG_S", "60")), grace=5)
+    dist.init(timeout=float(os.environ.get("WATCHDOG_S", "60")), grace=20)
     from mpi4py import MPI
     WORLD = MPI.COMM_WORLD
     rank = dist.rank()
@@ -259,16 +259,16 @@ def test_resuming_from_a_checkpoint_continues_exactly(exact_run, launch):
 
 def test_a_rank_that_raises_ends_the_job_with_its_error_on_rank_0(launch):
     rc, output, _, seconds = launch("raise")
-    assert rc != 0
-    assert "[0] fastnn.distributed: rank 1 of 2 raised" in output
+    assert rc != 0, output
+    assert "[0] fastnn.distributed: rank 1 of 2 raised" in output, output
     assert "simulated failure on one rank" in output
     assert seconds < 60
 
 
 def test_a_rank_that_stops_answering_times_out_instead_of_hanging(launch):
     rc, output, _, seconds = launch("hang", watchdog_s=3)
-    assert rc != 0
-    assert "did not complete within 3 s" in output
+    assert rc != 0, output
+    assert "did not complete within 3 s" in output, output
     assert seconds < 60
 
 
@@ -280,8 +280,8 @@ def test_a_rank_that_dies_ends_the_job(launch):
 
 def test_mismatched_models_are_refused_at_the_start_of_fit(launch):
     rc, output, _, _ = launch("mismatch")
-    assert rc != 0
-    assert "ConfigMismatchError" in output
+    assert rc != 0, output
+    assert "ConfigMismatchError" in output, output
     assert "rank 1 has" in output and "weights" in output
 
 
@@ -289,6 +289,21 @@ def test_one_process_without_mpiexec_trains_as_without_the_wrapper(launch):
     rc, output, result, _ = launch("single", ranks=1)
     assert rc == 0, output
     assert result == {"same_history": True, "raised": True}
+
+
+def test_the_benchmark_script_runs(launch, repo_root, tmp_path):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(pathlib.Path(fastnn.__file__).resolve().parent.parent),
+         os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(repo_root / "bench" / "distributed.py"),
+                           "--smoke", "--rounds", "1", "--repeats", "1",
+                           "--only", "train_medium", "--json", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["workload"] == "train_medium" and 0 < row["allreduce_share"] < 1
+    assert row["mpi_samples_per_s"] > 0 and row["single_samples_per_s"] > 0
 
 
 # ------------------------------------------------------------------ without MPI

@@ -173,4 +173,5 @@ class Communicator:
         sys.stderr.write(f"fastnn.distributed: {report.rstrip()}\n"
                          f"fastnn.distributed: aborting all {self.size} ranks\n")
         sys.stderr.flush()
+        time.sleep(0.5)  # let the launcher forward the report before it tears the job down
         self.MPI.COMM_WORLD.Abort(1)
