@@ -157,6 +157,9 @@ WORKER = textwrap.dedent('''
     elif mode == "mismatch":
         make_model(dist.DistributedOptimizer("sgd"), width=12 + rank).fit(
             x, y, batch_size=32, epochs=1, verbose=0)
+    elif mode == "other_data":
+        make_model(dist.DistributedOptimizer("sgd")).fit(x + rank, y, batch_size=32, epochs=1,
+                                                          verbose=0)
     if rank == 0:
         with open(f"{out}/result.json", "w") as f:
             json.dump(result, f)
@@ -282,7 +285,13 @@ def test_mismatched_models_are_refused_at_the_start_of_fit(launch):
     rc, output, _, _ = launch("mismatch")
     assert rc != 0, output
     assert "ConfigMismatchError" in output, output
-    assert "rank 1 has" in output and "weights" in output
+    assert "model.layers[0].config.units: rank 0 has 12, rank 1 has 13" in output, output
+
+
+def test_ranks_given_different_data_are_refused_at_the_start_of_fit(launch):
+    rc, output, _, _ = launch("other_data")
+    assert rc != 0, output
+    assert "fit.data_sample: rank 0 has" in output, output
 
 
 def test_one_process_without_mpiexec_trains_as_without_the_wrapper(launch):

@@ -77,10 +77,11 @@ class MPIRun(LocalRun):
             for r, value in enumerate(values):
                 if value != values[0]:
                     problems.append(f"{key}: rank 0 has {values[0]!r}, rank {r} has {value!r}")
-        raise ConfigMismatchError("the ranks do not start fit with the same setup: "
-                                  + "; ".join(problems[:8])
-                                  + (f"; and {len(problems) - 8} more" if len(problems) > 8
-                                     else ""))
+        more = f"; and {len(problems) - 8} more" if len(problems) > 8 else ""
+        raise ConfigMismatchError(
+            "the ranks do not start fit with the same setup: " + "; ".join(problems[:8])
+            + more + ". Every rank must build and compile the same model and call fit with "
+            "the same data and arguments (fit gives each rank its shard of every batch)")
 
     def _broadcast_state(self, model):
         """Rank 0's weights (trainable and not) and optimizer state on every rank."""

@@ -7,6 +7,7 @@ whose hooks change nothing. The MPI implementation lives in
 loop stays one loop for one process and for many.
 """
 import contextlib
+import hashlib
 
 import numpy
 
@@ -52,3 +53,18 @@ class LocalRun:
 
 
 LOCAL = LocalRun()
+
+
+def fit_facts(x, y, sw, val, **arguments):
+    """What a ``fit`` call is given, in plain data: shapes, dtypes, a digest of sample rows.
+
+    Data-parallel runs compare these across processes before training (each must pass
+    the same data and arguments); the digest covers about 64 evenly spaced rows.
+    """
+    step = max(1, x.shape[0] // 64)
+    digest = hashlib.sha256()
+    for part in (x, y) if sw is None else (x, y, sw):
+        digest.update(numpy.ascontiguousarray(part[::step]).tobytes())
+    return {"x": [list(x.shape), str(x.dtype)], "y": [list(y.shape), str(y.dtype)],
+            "sample_weight": sw is not None, "data_sample": digest.hexdigest()[:16],
+            "validation": None if val is None else list(val[0].shape), **arguments}

@@ -17,7 +17,7 @@ from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
 from . import data, fast_path
-from .parallel import LOCAL
+from .parallel import LOCAL, fit_facts
 
 
 class ModelNotCompiledError(ValueError, RuntimeError):
@@ -285,10 +285,8 @@ class TrainingMixin:
         cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose,
                                       "batch_size": batch_size})
         self.history = history
-        facts = {"x": (x.shape, str(x.dtype)), "y": (y.shape, str(y.dtype)),
-                 "sample_weight": sw is not None, "validation": None if val is None else
-                 val[0].shape, "batch_size": batch_size, "epochs": epochs,
-                 "initial_epoch": initial_epoch, "shuffle": bool(shuffle)}
+        facts = fit_facts(x, y, sw, val, batch_size=batch_size, epochs=epochs,
+                          initial_epoch=initial_epoch, shuffle=bool(shuffle))
         with parallel.fit_scope(self, facts):
             self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
                            parallel)
