@@ -91,6 +91,11 @@ WORKER = textwrap.dedent('''
 
     result = {}
     if mode == "exact":
+        result["helpers"] = {"size": dist.size(), "local_size": dist.local_size(),
+                             "rank_sum": dist.allreduce(rank, average=False),
+                             "mean": dist.allreduce(np.array([rank, 2.0])).tolist(),
+                             "broadcast": dist.broadcast({"from": rank}, root=1)}
+        dist.barrier()
         for name in ("sgd", "adam"):
             model = make_model(dist.DistributedOptimizer(optimizer(name)))
             same = SameWeights()
@@ -224,6 +229,11 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(exact_run, name):
     assert result["weight_diff"] < 2e-4, result["weight_diff"]
     numpy.testing.assert_allclose(result["history"]["loss"], result["ref_history"]["loss"],
                                   rtol=1e-4)
+
+
+def test_rank_helpers(exact_run):
+    assert exact_run[0]["helpers"] == {"size": 2, "local_size": 2, "rank_sum": 1.0,
+                                       "mean": [0.5, 2.0], "broadcast": {"from": 1}}
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
