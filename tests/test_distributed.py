@@ -44,11 +44,12 @@ WORKER = textwrap.dedent('''
     x = data.normal(size=(124, 6)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64") + (x[:, 2] > 1).astype("int64")
 
-    def make_model(optimizer, width=12):
+    def make_model(optimizer, width=12, synchronized=True):
         keras.utils.set_random_seed(7)
         model = keras.Sequential([
             keras.Input(shape=(6,)), layers.Dense(width, activation="relu"),
-            layers.BatchNormalization(synchronized=True), layers.Dropout(0.25, seed=11),
+            layers.BatchNormalization(synchronized=synchronized),
+            layers.Dropout(0.25, seed=11),
             layers.Dense(3, activation="softmax")])
         model.compile(optimizer, "sparse_categorical_crossentropy", ["accuracy"])
         return model
@@ -117,6 +118,19 @@ WORKER = textwrap.dedent('''
                     "lr": model.optimizer.learning_rate, "ref_lr": ref.optimizer.learning_rate,
                     "epochs": len(hist.epoch), "ref_epochs": len(ref_hist.epoch)}
                 np.savez(f"{out}/{name}_final.npz", *weights)
+        # Batch norm on each rank's shard: the ranks still agree, one process does not.
+        model = make_model(dist.DistributedOptimizer(optimizer("sgd")), synchronized=False)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        weights = model.get_weights()
+        gathered = WORLD.gather([w.tobytes() for w in weights])
+        if rank == 0:
+            ref = make_model(optimizer("sgd"), synchronized=False)
+            sharded_masks(ref.layers[2], dist.size())
+            ref.fit(x, y, batch_size=32, epochs=2, verbose=0)
+            result["local_bn"] = {
+                "ranks_equal": all(g == gathered[0] for g in gathered),
+                "weight_diff": max(float(np.abs(a - b).max())
+                                   for a, b in zip(weights, ref.get_weights()))}
     elif mode == "resume":
         model = dist.load_model(f"{out}/adam_ckpt_rank0_2.fastnn")
         # The uninterrupted run stopped early after its third epoch (index 2).
@@ -229,6 +243,12 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(exact_run, name):
     assert result["weight_diff"] < 2e-4, result["weight_diff"]
     numpy.testing.assert_allclose(result["history"]["loss"], result["ref_history"]["loss"],
                                   rtol=1e-4)
+
+
+def test_local_batchnorm_keeps_ranks_identical_but_is_not_global(exact_run):
+    result = exact_run[0]["local_bn"]
+    assert result["ranks_equal"]  # moving statistics averaged at the end of each epoch
+    assert result["weight_diff"] > 1e-3  # each rank normalised with its shard's statistics
 
 
 def test_rank_helpers(exact_run):
