@@ -73,13 +73,21 @@ class BatchNormalization(_Normalization):
         momentum: moving-average momentum, in [0, 1).
         epsilon: added to the variance, > 0.
         center, scale: learn beta / gamma.
+        synchronized: when training data-parallel (``fastnn.distributed``), take the
+            batch statistics over the global batch (one allreduce of the batch moments
+            forward and one backward) instead of each process's shard. One process:
+            no effect.
     """
 
-    def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
+    def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 synchronized=False, **kwargs):
         super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
         if not is_number(momentum) or not 0 <= momentum < 1:
             raise ValueError(f"BatchNormalization momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
+        self.synchronized = bool(synchronized)
+        # Set by fastnn.distributed while it trains: sums a float64 vector over processes.
+        self.cross_replica_sum = None
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -95,6 +103,8 @@ class BatchNormalization(_Normalization):
             y = ops.batchnorm_inference(x, gamma, beta, self.moving_mean.value,
                                         self.moving_variance.value, self.epsilon)
             return y, ("inference", x)
+        if self.synchronized and self.cross_replica_sum is not None:
+            return self._synchronized_forward(ops, x, gamma, beta)
         xhat = ops.xp.empty_like(x)
         y, mean, var, inv_std = ops.batchnorm_forward(x, gamma, beta, self.epsilon,
                                                       xhat_out=xhat)
@@ -103,11 +113,46 @@ class BatchNormalization(_Normalization):
                        self.momentum)
         return y, ("training", (xhat, inv_std))
 
+    def _synchronized_forward(self, ops, x, gamma, beta):
+        """Training forward with the mean and variance of the global batch."""
+        xp, d = ops.xp, x.shape[1]
+        x64 = x.astype("float64")
+        local = xp.concatenate([x64.sum(axis=0), (x64 * x64).sum(axis=0),
+                                xp.asarray([x.shape[0]], dtype="float64")])
+        total = self.cross_replica_sum(local)
+        count = float(total[-1])
+        mean = total[:d] / count
+        var = xp.maximum(total[d:2 * d] / count - mean * mean, 0.0)
+        inv_std = 1.0 / xp.sqrt(var + self.epsilon)
+        xhat = ((x64 - mean) * inv_std).astype(x.dtype)
+        y = xhat * gamma + beta
+        ops.ema_update(self.moving_mean.value, mean.astype(x.dtype), self.momentum)
+        ops.ema_update(self.moving_variance.value, var.astype(x.dtype), self.momentum)
+        return y, ("synchronized", (xhat, inv_std.astype(x.dtype), count))
+
+    def _synchronized_backward(self, ops, dy, saved, gamma):
+        """Backward through global-batch statistics: the two batch sums are allreduced.
+
+        Each process's ``dy`` is scaled for its own shard mean (1/m), so the sums are
+        weighted by m / count, as the gradients are when they are averaged.
+        """
+        xp, d = ops.xp, dy.shape[1]
+        xhat, inv_std, count = saved
+        m = dy.shape[0]
+        dbeta = dy.sum(axis=0, dtype="float64")
+        dgamma = (dy * xhat).sum(axis=0, dtype="float64")
+        total = self.cross_replica_sum(xp.concatenate([dbeta, dgamma]) * (m / count))
+        dx = (gamma * inv_std) * (dy - (total[:d] / m).astype(dy.dtype)
+                                  - xhat * (total[d:] / m).astype(dy.dtype))
+        return dx.astype(dy.dtype, copy=False), dgamma.astype(dy.dtype), dbeta.astype(dy.dtype)
+
     def backward(self, dy, cache, need_dx=True):
         ops = get_ops()
         mode, saved = cache
         gamma = self._gamma_value(ops)
-        if mode == "inference":
+        if mode == "synchronized":
+            dx, dgamma, dbeta = self._synchronized_backward(ops, dy, saved, gamma)
+        elif mode == "inference":
             dx, dgamma, dbeta = ops.batchnorm_inference_backward(
                 dy, saved, gamma, self.moving_mean.value, self.moving_variance.value,
                 self.epsilon)
@@ -120,6 +165,7 @@ class BatchNormalization(_Normalization):
     def get_config(self):
         config = super().get_config()
         config["momentum"] = self.momentum
+        config["synchronized"] = self.synchronized
         return config
 
 

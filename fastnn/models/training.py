@@ -17,6 +17,7 @@ from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
 from . import argument_checks, data, fast_path
+from .parallel import LOCAL, fit_facts
 
 
 class ModelNotCompiledError(ValueError, RuntimeError):
@@ -186,12 +187,21 @@ class TrainingMixin:
         for metric in self.compiled_metrics:
             metric.update_state(y, pred, sw)
 
-    def _metric_logs(self, loss, prefix=""):
+    def _metric_logs(self, loss, prefix="", metrics=None):
         """``{"loss": loss, metric name: result, ...}`` (names prefixed for validation)."""
         logs = {prefix + "loss": float(loss)}
-        for metric in self.compiled_metrics:
+        for metric in self.compiled_metrics if metrics is None else metrics:
             logs[prefix + metric.name] = _log_value(metric.result())
         return logs
+
+    def _logs(self, tracker, prefix="", parallel=LOCAL):
+        """Logs of the running loss and metrics, over every process's samples."""
+        tracker, metrics = parallel.merged(tracker, self.compiled_metrics)
+        return self._metric_logs(tracker.result(), prefix, metrics)
+
+    def _parallel(self):
+        """The data-parallel hooks of the optimizer (``fastnn.distributed``), else LOCAL."""
+        return getattr(self.optimizer, "parallel", None) or LOCAL
 
     def _reset_metrics(self):
         for metric in self.compiled_metrics:
@@ -229,8 +239,9 @@ class TrainingMixin:
         logs = self._evaluate_prepared(x, y, sw, batch_size)
         return _as_result(logs, return_dict)
 
-    def _evaluate_prepared(self, x, y, sw, batch_size, prefix=""):
+    def _evaluate_prepared(self, x, y, sw, batch_size, prefix="", parallel=LOCAL):
         ops = get_ops()
+        x, y, sw = parallel.local_part(x, y, sw)
         tracker = metrics_mod.Mean()
         self._reset_metrics()
         n = x.shape[0]
@@ -241,7 +252,7 @@ class TrainingMixin:
                                          wb)
             tracker.update_state(loss, stop - start)
             self._update_metrics(y[start:stop], pred, wb)
-        return self._metric_logs(tracker.result(), prefix)
+        return self._logs(tracker, prefix, parallel)
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -275,7 +286,8 @@ class TrainingMixin:
         if x.shape[0] == 0:
             raise ValueError("fit needs at least one training sample")
         history = History()
-        cbs = list(callbacks)
+        parallel = self._parallel()
+        verbose, cbs = parallel.fit_callbacks(verbose, list(callbacks))
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         cbs.append(history)
@@ -283,10 +295,15 @@ class TrainingMixin:
         cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose,
                                       "batch_size": batch_size})
         self.history = history
-        self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb)
+        facts = fit_facts(x, y, sw, val, batch_size=batch_size, epochs=epochs,
+                          initial_epoch=initial_epoch, shuffle=bool(shuffle))
+        with parallel.fit_scope(self, facts):
+            self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
+                           parallel)
         return history
 
-    def _fit_loop(self, x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb):
+    def _fit_loop(self, x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
+                  parallel=LOCAL):
         ops = get_ops()
         n = x.shape[0]
         x_dev, y_dev = ops.asarray(x), ops.asarray(y)
@@ -298,34 +315,37 @@ class TrainingMixin:
         self.stop_training = False
         cb.on_train_begin()
         logs = {}
+        batch_hooks = parallel.any(cb.wants_batch_hooks)  # the same on every process
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else numpy.arange(n)
+            order = parallel.epoch_order(rng, n, shuffle, batch_size)
             order_dev = ops.asarray(order)
             tracker = metrics_mod.Mean()
             self._reset_metrics()
-            for step, start in enumerate(range(0, n, batch_size)):
-                stop = min(start + batch_size, n)
-                m = stop - start
-                idx = order_dev[start:stop]
+            for step, start in enumerate(range(0, order.shape[0], batch_size)):
+                idx = parallel.shard(order_dev[start:start + batch_size])
+                m = idx.shape[0]
                 xb = _gather_rows(ops.xp, x_dev, idx, xbuf[:m])
                 yb = _gather_rows(ops.xp, y_dev, idx, ybuf[:m])
                 wb = None if wbuf is None else _gather_rows(ops.xp, sw_dev, idx, wbuf[:m])
-                if cb.wants_batch_hooks:
+                if batch_hooks:
                     cb.on_train_batch_begin(step)
                 loss, pred = self._train_step(xb, yb, wb)
                 tracker.update_state(loss, m)
                 self._update_metrics(yb, pred, wb)
-                if cb.wants_batch_hooks:
-                    cb.on_train_batch_end(step, self._metric_logs(tracker.result()))
+                if batch_hooks:
+                    cb.on_train_batch_end(step, self._logs(tracker, parallel=parallel))
+                    self.stop_training = parallel.any(self.stop_training)
                     if self.stop_training:  # e.g. TerminateOnNaN: stop after this batch
                         break
-            logs = self._metric_logs(tracker.result())
+            parallel.end_epoch(self)
+            logs = self._logs(tracker, parallel=parallel)
             if val is not None:
                 cb.on_test_begin()
-                logs.update(self._evaluate_prepared(*val, batch_size, prefix="val_"))
+                logs.update(self._evaluate_prepared(*val, batch_size, "val_", parallel))
                 cb.on_test_end()
             cb.on_epoch_end(epoch, logs)
+            self.stop_training = parallel.any(self.stop_training)
             if self.stop_training:
                 break
         self._finish_ema()
