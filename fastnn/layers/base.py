@@ -1,7 +1,10 @@
 """The Layer protocol and the Weight holder every layer's parameters live in.
 
 A layer stores hyperparameters in ``__init__``, creates weights in
-``build(input_shape)`` and computes in two methods:
+``build(input_shape)`` and computes either, as Keras layers do, in
+``call(inputs)`` written with ``fastnn.ops`` (differentiated on a tape, see
+``fastnn.layers.custom``), or, as the built-in layers do, in two hand-written
+methods:
 
 - ``forward(x, training) -> (y, cache)``: ``cache`` is whatever ``backward``
   needs. Nothing is stored on the layer, so one built model may run
@@ -12,10 +15,14 @@ A layer stores hyperparameters in ``__init__``, creates weights in
 
 Shapes exclude the batch dimension: ``input_shape=(64,)`` means x is (n, 64).
 """
+import functools
+
 import numpy
 
 from .. import initializers, regularizers
 from ..backend import get_ops
+from ..ops.tape import Variable
+from . import custom
 from ..utils.registry import Registry, snake_case
 
 layer_registry = Registry("layer")
@@ -27,8 +34,11 @@ def register(cls):
     return cls
 
 
-class Weight:
+class Weight(Variable):
     """A parameter array and, for trainable ones, its gradient array.
+
+    In ``fastnn.ops`` calls and Python operators it reads as its array, as a
+    Keras variable does.
 
     ``value`` and ``grad`` start as standalone arrays; a model re-points them
     at views of its flat buffers (see ``fastnn.models.parameters``).
@@ -57,6 +67,12 @@ class Layer:
 
     _name_counts = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_completes_build", False):
+            cls.build = _completing_build(build)
+
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None,
                  dtype="float32"):
         if name is None:
@@ -79,10 +95,16 @@ class Layer:
     def build(self, input_shape):
         """Create weights for inputs of ``input_shape`` (no batch dimension)."""
         self.input_shape = _as_shape(input_shape)
-        self.output_shape = self.compute_output_shape(self.input_shape)
         self.built = True
+        # A call-based layer whose own build is still creating weights gets its output
+        # shape once that build returns (see _completing_build).
+        if not _uses_call(self) or type(self).build is Layer.build:
+            self.output_shape = self.compute_output_shape(self.input_shape)
 
     def compute_output_shape(self, input_shape):
+        """The per-sample output shape (call-based layers: found by running ``call``)."""
+        if _uses_call(self):
+            return custom.output_shape(self, input_shape)
         return tuple(input_shape)
 
     def unbuild(self):
@@ -91,20 +113,36 @@ class Layer:
         self.input_shape = self.output_shape = None
         self.built = False
 
-    def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None):
+    def add_weight(self, name=None, shape=None, initializer=None, trainable=True,
+                   regularizer=None, dtype=None, **kwargs):
+        """Create a weight of ``shape``, initialized by ``initializer`` (Glorot uniform when
+        None, as Keras). Keras' forms ``add_weight(shape=..., initializer=..., name=...)``
+        and ``add_weight(shape, initializer)`` work too."""
+        if name is not None and not isinstance(name, str):  # Keras' (shape, initializer)
+            name, shape, initializer = None, name, initializer if shape is None else shape
+        name, shape = weight_name_and_shape(name, shape, len(self._weights))
+        if initializer is None:
+            initializer = "glorot_uniform"
         init = initializers.get(initializer)
-        value = get_ops().asarray(init(tuple(shape), self.dtype))
+        dtype = self.dtype if dtype is None else numpy.dtype(dtype).name
+        value = get_ops().asarray(init(tuple(shape), dtype), dtype=dtype)
         weight = Weight(f"{self.name}/{name}", value, trainable=trainable,
                         regularizer=regularizers.get(regularizer))
         self._weights.append(weight)
         return weight
 
     # ---------------------------------------------------------------- computing
+    def call(self, inputs):
+        """The layer's computation with ``fastnn.ops`` (Keras style); built-in layers
+        define ``forward``/``backward`` instead."""
+        raise NotImplementedError(f"Layer {type(self).__name__} defines neither call(inputs) "
+                                  f"nor forward/backward")
+
     def forward(self, x, training=False):
-        raise NotImplementedError
+        return custom.forward(self, x, training)
 
     def backward(self, dy, cache, need_dx=True):
-        raise NotImplementedError
+        return custom.backward(self, dy, cache, need_dx)
 
     def __call__(self, x, training=False):
         """Run the layer once on ``x`` (builds it on first use); returns an array."""
@@ -182,6 +220,47 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _uses_call(layer):
+    """True for a layer computing in ``call`` (its class does not define ``forward``)."""
+    return type(layer).forward is Layer.forward
+
+
+def _completing_build(build):
+    """Wrap a subclass's ``build`` so the layer ends built with known shapes, as Keras
+    layers whose ``build`` only creates weights do."""
+    @functools.wraps(build)
+    def wrapper(self, input_shape):
+        build(self, input_shape)
+        if not self.built or self.input_shape is None:
+            self.input_shape = _as_shape(input_shape)
+            self.built = True
+        if self.output_shape is None:
+            self.output_shape = self.compute_output_shape(self.input_shape)
+    wrapper._completes_build = True
+    return wrapper
+
+
+def requested_weight(layer, args, kwargs):
+    """``(name, shape)`` that ``layer.add_weight(*args, **kwargs)`` would create."""
+    name = args[0] if args else kwargs.get("name")
+    shape = args[1] if len(args) > 1 else kwargs.get("shape")
+    if name is not None and not isinstance(name, str):
+        name, shape = None, name
+    return weight_name_and_shape(name, shape, len(layer._weights))
+
+
+def weight_name_and_shape(name, shape, index):
+    """``(name, shape)`` of an ``add_weight`` call, positional ``(name, shape)`` or Keras'
+    ``(shape=..., name=...)``; an unnamed weight is "variable", "variable_1", ..."""
+    if shape is None:
+        raise ValueError("add_weight needs a shape")
+    if name is None:
+        name = "variable" if index == 0 else f"variable_{index}"
+    if isinstance(shape, (int, numpy.integer)):
+        shape = (int(shape),)
+    return name, tuple(int(d) for d in shape)
 
 
 def _as_shape(shape):

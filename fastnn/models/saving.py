@@ -34,7 +34,8 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
-from ..layers.base import layer_registry
+from .. import saving as custom_registry
+from ..layers.base import Layer, layer_registry, requested_weight
 from ..utils.atomic import atomic_write
 from ..utils.random import get_rng
 
@@ -110,9 +111,12 @@ def _manifest(weights):
 
 def _check_registered(layer):
     name = type(layer).__name__
+    if custom_registry.registered_key(type(layer)) is not None:
+        return
     if name not in layer_registry or layer_registry.get(name) is not type(layer):
         raise ValueError(f"Cannot save layer {layer.name!r}: {name} is not a registered fastnn "
-                         f"layer (register it with fastnn.layers.base.register)")
+                         f"layer (register it with "
+                         f"@fastnn.saving.register_keras_serializable())")
 
 
 def _compile_config(model):
@@ -347,6 +351,13 @@ def _model_from_config(config, manifest, built):
 
 def _layer_from_config(entry):
     _require(isinstance(entry, dict), "a layer entry is not an object")
+    if "registered_name" in entry:  # a user class: only from fastnn.saving's registry
+        key = entry["registered_name"]
+        cls = custom_registry.get_registered_object(key) if isinstance(key, str) else None
+        _require(isinstance(cls, type) and issubclass(cls, Layer),
+                 f"unknown custom layer {key!r}: register its class with "
+                 f"@fastnn.saving.register_keras_serializable() before loading")
+        return cls.from_config(dict(_dict(entry, "config")))
     class_name = entry.get("class_name")
     _require(isinstance(class_name, str) and class_name in layer_registry,
              f"unknown layer class {class_name!r} (only fastnn's own layers load)")
@@ -367,13 +378,13 @@ def _build_checked(model, input_shape, declared):
     for layer in model.layers:
         original = layer.add_weight
 
-        def add_weight(name, weight_shape, *args, _original=original, _layer=layer, **kwargs):
-            weight_shape = tuple(int(d) for d in weight_shape)
+        def add_weight(*args, _original=original, _layer=layer, **kwargs):
+            name, weight_shape = requested_weight(_layer, args, kwargs)
             _require(pending and pending[-1] == weight_shape,
                      f"layer {_layer.name!r} needs weight {name!r} of shape {weight_shape}, "
                      f"which the file does not hold next")
             pending.pop()
-            return _original(name, weight_shape, *args, **kwargs)
+            return _original(*args, **kwargs)
 
         layer.add_weight = add_weight
         try:

@@ -46,7 +46,8 @@ class TrainingMixin:
         if isinstance(metrics, (str, metrics_mod.Metric)):
             metrics = [metrics]
         resolved = [metrics_mod.get(m, loss=loss) for m in metrics]
-        self.optimizer, self.loss, self._metric_specs = optimizer, loss, list(metrics)
+        specs = [m if isinstance(m, str) else r for m, r in zip(metrics, resolved)]
+        self.optimizer, self.loss, self._metric_specs = optimizer, loss, specs
         self.compiled_metrics = resolved
         self._refresh_metric_choice()
 

@@ -535,6 +535,7 @@ def concatenate(xs, axis=0):
     """The arrays of ``xs`` joined along an existing axis."""
     xp = _xp()
     values, parents, tape = unpack(xp, tuple(xs))
+    values = [xp.asarray(v) for v in values]
     y = xp.concatenate(values, axis=axis)
     if tape is None:
         return y
