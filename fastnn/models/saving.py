@@ -357,7 +357,10 @@ def _layer_from_config(entry):
         _require(isinstance(cls, type) and issubclass(cls, Layer),
                  f"unknown custom layer {key!r}: register its class with "
                  f"@fastnn.saving.register_keras_serializable() before loading")
-        return cls.from_config(dict(_dict(entry, "config")))
+        layer_config = _dict(entry, "config")
+        _require(layer_config.get("dtype", "float32") in _DTYPES,
+                 f"unsupported layer dtype {layer_config.get('dtype')!r}")
+        return cls.from_config(dict(layer_config))
     class_name = entry.get("class_name")
     _require(isinstance(class_name, str) and class_name in layer_registry,
              f"unknown layer class {class_name!r} (only fastnn's own layers load)")
