@@ -13,6 +13,8 @@ def same_rank(y_true, y_pred):
     """Keras' ``squeeze_or_expand_to_same_rank``: targets (n,) against predictions (n, 1)
     become (n, 1), and the other way round."""
     r_true, r_pred = np_ops.ndim(y_true), np_ops.ndim(y_pred)
+    if r_true == r_pred:
+        return y_true, y_pred
     if r_true == r_pred + 1 and np_ops.shape(y_true)[-1] == 1:
         if r_pred == 1:
             return y_true, np_ops.expand_dims(y_pred, -1)

@@ -233,31 +233,40 @@ def _count(shape, axes):
     return int(numpy.prod([shape[i] for i in axes])) if axes else 1
 
 
+def _spread(xp, g, a, axes, keepdims, scale=None):
+    """The gradient of a sum over ``axes``: ``g`` copied along them (times ``scale``)."""
+    out = xp.empty(a.shape, dtype=_grad_dtype(a, g))
+    g = _kept(g, a.shape, axes, keepdims)
+    out[...] = g if scale is None else g * scale
+    return out
+
+
 def sum(x, axis=None, keepdims=False):  # noqa: A001
     """Sum over ``axis`` (all axes when None)."""
     xp = _xp()
     (a,), parents, tape = unpack(xp, (x,))
-    y = xp.sum(a, axis=axis, keepdims=keepdims)
+    a = xp.asarray(a)
+    y = a.sum(axis=axis, keepdims=keepdims)
     if tape is None:
         return y
-    shape = a.shape
     axes = _axes(axis, a.ndim)
-    return tape.record(y, parents, lambda g: (
-        xp.broadcast_to(_kept(g, shape, axes, keepdims), shape),))
+    return tape.record(y, parents, lambda g: (_spread(xp, g, a, axes, keepdims),))
 
 
 def mean(x, axis=None, keepdims=False):
     """Arithmetic mean over ``axis`` (all axes when None)."""
     xp = _xp()
     (a,), parents, tape = unpack(xp, (x,))
-    y = xp.mean(a, axis=axis, keepdims=keepdims)
+    a = xp.asarray(a)
+    axes = _axes(axis, a.ndim)
+    n = _count(a.shape, axes)
+    if a.dtype.kind == "f":
+        y = a.sum(axis=axis, keepdims=keepdims) / a.dtype.type(n)
+    else:
+        y = xp.mean(a, axis=axis, keepdims=keepdims)
     if tape is None:
         return y
-    shape = a.shape
-    axes = _axes(axis, a.ndim)
-    n = _count(shape, axes)
-    return tape.record(y, parents, lambda g: (
-        xp.broadcast_to(_kept(g, shape, axes, keepdims) / n, shape),))
+    return tape.record(y, parents, lambda g: (_spread(xp, g, a, axes, keepdims, 1.0 / n),))
 
 
 def _extremum(name, fn):
