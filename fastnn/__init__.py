@@ -6,7 +6,7 @@ Hot math runs in Cython/OpenMP kernels and BLAS (the "cpu" backend, default);
 """
 from . import activations, backend, callbacks, initializers, layers, losses, metrics
 from . import models, optimizers, regularizers, utils
-from . import ops, saving
+from . import ops, random, saving
 from .backend import get_backend, get_num_threads, set_backend, set_num_threads
 from .layers import Input
 from .models import Sequential
@@ -14,6 +14,7 @@ from .models import Sequential
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Input", "activations", "backend", "callbacks", "initializers",
-           "layers", "losses", "metrics", "models", "ops", "optimizers", "regularizers", "saving",
+           "layers", "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers",
+           "saving",
            "utils",
            "set_backend", "get_backend", "set_num_threads", "get_num_threads", "__version__"]

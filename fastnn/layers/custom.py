@@ -39,20 +39,27 @@ def forward(layer, x, training):
     """``(y, cache)``; with ``training`` the cache holds the tape ``backward`` walks."""
     ops = get_ops()
     if not training:
-        return _as_output(ops, invoke(layer, x, False), x), None
+        # Nothing is recorded; a backward pass (a gradient check in inference mode)
+        # replays the call on a tape from the input kept here.
+        return _as_output(ops, invoke(layer, x, False), x), x
+    cache = _recorded(layer, x, True)
+    return _as_output(ops, cache[2], x), cache
+
+
+def _recorded(layer, x, training):
+    """``call`` run on a tape watching ``x`` and the trainable weights: the cache."""
     weights = layer.trainable_weights
     tape = Tape(weights)
     xt = tape.watch(x)
     with tape.active():
-        out = invoke(layer, xt, True)
-    return _as_output(ops, out, x), (tape, xt, out, weights)
+        out = invoke(layer, xt, training)
+    return tape, xt, out, weights
 
 
 def backward(layer, dy, cache, need_dx=True):
     """Write the weights' gradients; return the input's gradient (None unless ``need_dx``)."""
-    if cache is None:
-        raise RuntimeError(f"Layer {layer.name!r}: backward needs the cache of a forward pass "
-                           f"run with training=True")
+    if not isinstance(cache, tuple):
+        cache = _recorded(layer, cache, False)
     ops = get_ops()
     tape, xt, out, weights = cache
     out_value = out.value if isinstance(out, Tensor) else out
