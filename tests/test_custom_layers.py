@@ -235,3 +235,52 @@ def test_one_sgd_step_matches_keras():
     np.testing.assert_allclose(loss_ours, float(loss_theirs), rtol=1e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+class MLPBlock(fastnn.layers.Layer):
+    """The Keras guide's nested layers, import changed only (and Dense inside)."""
+
+    def __init__(self, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.act = fastnn.activations.get(activation)
+        self.linear_1 = Linear(8, dtype=self.dtype)
+        self.linear_2 = Linear(8, dtype=self.dtype)
+        self.dense = layers.Dense(3, activation="tanh", dtype=self.dtype)
+
+    def call(self, inputs):
+        x = self.linear_1(inputs)
+        x = self.act(x)
+        x = self.linear_2(x)
+        x = fastnn.activations.relu(x * 0.0 + 1.0) * self.act(x)
+        return self.dense(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nested_layers_train_and_check(backend):
+    with use_backend(backend):
+        block = MLPBlock("softplus", dtype="float64")  # smooth: no kink to straddle
+        model = _model(block)
+        x, y = _data()
+        report = utils.gradient_check(model, x, y, loss="mse")
+        assert report.max_error < 1e-7, str(report)
+        assert len(block.weights) == 6 and len(block.trainable_weights) == 6
+        assert len(model.weights) == 4 + 6
+        names = {w.name for w in block.weights}
+        assert any(name.startswith(block.dense.name) for name in names)
+        block.trainable = False
+        assert block.trainable_weights == [] and len(block.non_trainable_weights) == 6
+
+
+def test_nested_registered_layer_saves_and_loads(tmp_path):
+    @fastnn.saving.register_keras_serializable(package="TestNested")
+    class Block(MLPBlock):
+        pass
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 5)).astype("float32")
+    model = fastnn.Sequential([fastnn.Input(shape=(5,)), Block(), layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, rng.normal(size=(32, 2)), epochs=2, verbose=0)
+    model.save(tmp_path / "nested.fastnn")
+    loaded = fastnn.models.load_model(tmp_path / "nested.fastnn")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

@@ -21,7 +21,7 @@ import numpy
 
 from .. import initializers, regularizers
 from ..backend import get_ops
-from ..ops.tape import Variable
+from ..ops.tape import Tensor, Variable, active_tape
 from . import custom
 from ..utils.registry import Registry, snake_case
 
@@ -141,11 +141,20 @@ class Layer:
     def forward(self, x, training=False):
         return custom.forward(self, x, training)
 
+    forward._call_based = True
+
     def backward(self, dy, cache, need_dx=True):
         return custom.backward(self, dy, cache, need_dx)
 
-    def __call__(self, x, training=False):
-        """Run the layer once on ``x`` (builds it on first use); returns an array."""
+    def __call__(self, x, training=None):
+        """Run the layer once on ``x`` (builds it on first use); returns an array.
+
+        Called inside another layer's ``call`` during training (a nested layer), it
+        records itself on that layer's tape instead.
+        """
+        if isinstance(x, Tensor) or active_tape() is not None:
+            return custom.call_nested(self, x, training)
+        training = bool(training)
         ops = get_ops()
         x = ops.asarray(x, dtype=self.dtype)
         if not self.built:
@@ -163,28 +172,34 @@ class Layer:
 
     @property
     def weights(self):
-        return list(self._weights)
+        """The layer's own weights, then those of the layers it holds (call-based layers)."""
+        return list(self._weights) + [w for sub in custom.sublayers(self) for w in sub.weights]
 
     @property
     def trainable_weights(self):
-        return [w for w in self._weights if w.trainable and self._trainable]
+        if not self._trainable:
+            return []
+        return [w for w in self._weights if w.trainable] + [
+            w for sub in custom.sublayers(self) for w in sub.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self._weights if not (w.trainable and self._trainable)]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     def get_weights(self):
         """The weights as NumPy arrays, in Keras order."""
-        return [w.numpy() for w in self._weights]
+        return [w.numpy() for w in self.weights]
 
     def set_weights(self, arrays):
         """Copy ``arrays`` into the weights; all shapes are checked before anything is written."""
         arrays = list(arrays)
-        if len(arrays) != len(self._weights):
-            raise ValueError(f"Layer {self.name!r} has {len(self._weights)} weights, "
+        weights = self.weights
+        if len(arrays) != len(weights):
+            raise ValueError(f"Layer {self.name!r} has {len(weights)} weights, "
                              f"got {len(arrays)} arrays")
         checked = []
-        for w, a in zip(self._weights, arrays):
+        for w, a in zip(weights, arrays):
             a = numpy.asarray(a)
             if tuple(a.shape) != w.shape:
                 raise ValueError(f"Weight {w.name!r} has shape {w.shape}, got {tuple(a.shape)}")
@@ -192,11 +207,11 @@ class Layer:
                 raise ValueError(f"Weight {w.name!r}: values must be finite numbers")
             checked.append(a)
         ops = get_ops()
-        for w, a in zip(self._weights, checked):
+        for w, a in zip(weights, checked):
             w.value[...] = ops.asarray(a, dtype=w.value.dtype)
 
     def count_params(self):
-        return int(sum(numpy.prod(w.shape) for w in self._weights))
+        return int(sum(numpy.prod(w.shape) for w in self.weights))
 
     def regularization_penalty(self, ops):
         return sum(w.regularizer.penalty(ops, w.value) for w in self.trainable_weights
@@ -224,7 +239,7 @@ class Layer:
 
 def _uses_call(layer):
     """True for a layer computing in ``call`` (its class does not define ``forward``)."""
-    return type(layer).forward is Layer.forward
+    return custom.uses_call(layer)
 
 
 def _completing_build(build):

@@ -7,6 +7,7 @@ watched) and keeps the tape in the cache, and its backward pass walks that
 tape back once. In inference ``call`` runs on plain arrays and nothing is
 recorded.
 """
+import contextvars
 import inspect
 
 from ..backend import get_ops
@@ -14,6 +15,45 @@ from ..ops.autodiff import dense
 from ..ops.tape import Tape, Tensor, raw
 
 _takes_training = {}
+_training = contextvars.ContextVar("fastnn_training", default=False)
+
+
+def uses_call(layer):
+    """True for a layer computing in ``call`` (its class does not override ``forward``)."""
+    return getattr(type(layer).forward, "_call_based", False)
+
+
+def sublayers(layer):
+    """The layers a call-based layer holds as attributes (or in lists of them), in order."""
+    if not uses_call(layer):
+        return ()
+    from .base import Layer
+    found = []
+    for value in vars(layer).values():
+        if isinstance(value, Layer):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(v for v in value if isinstance(v, Layer))
+    return found
+
+
+def call_nested(layer, x, training):
+    """``layer(x)`` inside another layer's recorded ``call``: a call-based layer records
+    onto the same tape; a built-in layer runs its own forward and adds one tape node whose
+    vjp is its hand-written backward (which writes its weights' gradients)."""
+    if training is None:
+        training = _training.get()
+    value = raw(x)
+    if not layer.built:
+        layer.build(value.shape[1:])
+    if uses_call(layer):
+        return invoke(layer, x, training)
+    y, cache = layer.forward(value, training)
+    if not isinstance(x, Tensor):
+        return y
+    xp = get_ops().xp
+    return x.tape.record(y, (x,), lambda g: (
+        layer.backward(dense(xp, g, y), cache, need_dx=True),))
 
 
 def invoke(layer, x, training):
@@ -51,8 +91,12 @@ def _recorded(layer, x, training):
     weights = layer.trainable_weights
     tape = Tape(weights)
     xt = tape.watch(x)
-    with tape.active():
-        out = invoke(layer, xt, training)
+    token = _training.set(training)
+    try:
+        with tape.active():
+            out = invoke(layer, xt, training)
+    finally:
+        _training.reset(token)
     return tape, xt, out, weights
 
 
@@ -65,11 +109,11 @@ def backward(layer, dy, cache, need_dx=True):
     out_value = out.value if isinstance(out, Tensor) else out
     if dy.dtype != getattr(out_value, "dtype", dy.dtype):
         dy = dy.astype(out_value.dtype)
+    for weight in weights:  # nested built-in layers write theirs during the walk
+        weight.grad[...] = 0
     grads = tape.gradient(out, dy, [xt, *weights])
     for weight, g in zip(weights, grads[1:]):
-        if g is None:
-            weight.grad[...] = 0
-        else:
+        if g is not None:
             weight.grad[...] = g
     if not need_dx:
         return None

@@ -379,24 +379,37 @@ def _build_checked(model, input_shape, declared):
     pending = list(reversed(declared))
     shape = input_shape
     for layer in model.layers:
-        original = layer.add_weight
+        # A custom layer's nested layers create their weights while it builds, maybe in
+        # another order than the file lists them: each must match a declared one left.
+        watched = [layer, *_nested_layers(layer)]
+        for owner in watched:
+            original = owner.add_weight
 
-        def add_weight(*args, _original=original, _layer=layer, **kwargs):
-            name, weight_shape = requested_weight(_layer, args, kwargs)
-            _require(pending and pending[-1] == weight_shape,
-                     f"layer {_layer.name!r} needs weight {name!r} of shape {weight_shape}, "
-                     f"which the file does not hold next")
-            pending.pop()
-            return _original(*args, **kwargs)
+            def add_weight(*args, _original=original, _layer=owner, **kwargs):
+                name, weight_shape = requested_weight(_layer, args, kwargs)
+                _require(weight_shape in pending,
+                         f"layer {_layer.name!r} needs weight {name!r} of shape "
+                         f"{weight_shape}, which the file does not hold")
+                del pending[len(pending) - 1 - pending[::-1].index(weight_shape)]
+                return _original(*args, **kwargs)
 
-        layer.add_weight = add_weight
+            owner.add_weight = add_weight
         try:
             layer.build(shape)
         finally:
-            del layer.add_weight
+            for owner in watched:
+                del owner.add_weight
         shape = layer.output_shape
     _require(not pending, f"the file holds {len(pending)} more weight arrays than the model")
     model.build(input_shape)
+
+
+def _nested_layers(layer):
+    from ..layers.custom import sublayers
+    found = []
+    for sub in sublayers(layer):
+        found += [sub, *_nested_layers(sub)]
+    return found
 
 
 def _compile(model, config):

@@ -18,7 +18,10 @@ def value_and_grad(fn, x, variables=()):
     xp = get_ops().xp
     tape = Tape(variables)
     xt = tape.watch(x)
-    with tape.active():
+    if variables:
+        with tape.active():
+            out = fn(xt)
+    else:  # nothing to read as a Tensor but x: no context to set
         out = fn(xt)
     value = out.value if isinstance(out, Tensor) else out
     seed = xp.ones_like(xp.asarray(value))

@@ -35,10 +35,9 @@ def reduced(loss, y_true, y_pred, sample_weight):
         if extra > 0:
             w = np_ops.reshape(w, np_ops.shape(w) + (1,) * extra)
         values = np_ops.multiply(values, w)
-    total = np_ops.sum(values)
     if loss.reduction == "sum":
-        return total
-    return np_ops.divide(total, float(max(np_ops.size(values), 1)))
+        return np_ops.sum(values)
+    return np_ops.mean(values) if np_ops.size(values) else np_ops.sum(values)
 
 
 def value_and_grad(loss, ops, pred, targets, grad_out=None, sample_weight=None):

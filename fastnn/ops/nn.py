@@ -35,6 +35,17 @@ def _activation(name, doc, **params):
     return op
 
 
+def apply_activation(name, x, params):
+    """``Ops.<name>(x, **params)`` on a tape's Tensor, recording ``Ops.backprop_<name>``
+    (how ``fastnn.activations`` objects differentiate inside custom code)."""
+    ops = get_ops()
+    (a,), parents, tape = unpack(ops.xp, (x,))
+    a = _float_array(ops.xp, a)
+    y = getattr(ops, name)(a, **params)
+    backprop = getattr(ops, "backprop_" + name)
+    return np_ops._record(tape, y, parents, lambda g: (backprop(g, a, y, **params),))
+
+
 relu = _activation("relu", "``max(x, 0)``.")
 sigmoid = _activation("sigmoid", "``1 / (1 + exp(-x))``.")
 tanh = _activation("tanh", "Hyperbolic tangent.")
