@@ -284,3 +284,20 @@ def test_nested_registered_layer_saves_and_loads(tmp_path):
     model.save(tmp_path / "nested.fastnn")
     loaded = fastnn.models.load_model(tmp_path / "nested.fastnn")
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_nested_layer_called_twice_accumulates_its_gradients(backend):
+    class Twice(fastnn.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(5, activation="tanh", dtype=self.dtype)
+            self.linear = Linear(5, dtype=self.dtype)
+
+        def call(self, inputs):
+            return self.dense(self.dense(inputs)) + self.linear(self.linear(inputs) * 0.5)
+
+    with use_backend(backend):
+        model = fastnn.Sequential([fastnn.Input(shape=(5,)), Twice(dtype="float64")])
+        report = utils.gradient_check(model, _data()[0])
+        assert report.max_error < 1e-7, str(report)

@@ -52,8 +52,16 @@ def call_nested(layer, x, training):
     if not isinstance(x, Tensor):
         return y
     xp = get_ops().xp
-    return x.tape.record(y, (x,), lambda g: (
-        layer.backward(dense(xp, g, y), cache, need_dx=True),))
+
+    def vjp(g):
+        # backward writes the weights' gradients: keep what earlier nodes (a second call
+        # of the same layer) put there and add it back.
+        earlier = [w.grad.copy() for w in layer.trainable_weights]
+        dx = layer.backward(dense(xp, g, y), cache, need_dx=True)
+        for w, grad in zip(layer.trainable_weights, earlier):
+            w.grad += grad
+        return (dx,)
+    return x.tape.record(y, (x,), vjp)
 
 
 def invoke(layer, x, training):
@@ -69,10 +77,12 @@ def invoke(layer, x, training):
 
 def _as_output(ops, y, x):
     """The raw output array: C-contiguous, in the input's float dtype."""
-    y = ops.xp.asarray(raw(y))
+    y = raw(y)
+    if type(y) is not ops.xp.ndarray:
+        y = ops.xp.asarray(y)
     if y.dtype != x.dtype and y.dtype.kind == "f":
         y = y.astype(x.dtype)
-    return ops.xp.ascontiguousarray(y)
+    return y if y.flags.c_contiguous else ops.xp.ascontiguousarray(y)
 
 
 def forward(layer, x, training):
@@ -92,10 +102,11 @@ def _recorded(layer, x, training):
     tape = Tape(weights)
     xt = tape.watch(x)
     token = _training.set(training)
+    active = tape.enter()
     try:
-        with tape.active():
-            out = invoke(layer, xt, training)
+        out = invoke(layer, xt, training)
     finally:
+        tape.leave(active)
         _training.reset(token)
     return tape, xt, out, weights
 

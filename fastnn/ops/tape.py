@@ -77,6 +77,15 @@ class Tape:
         finally:
             _active.reset(token)
 
+    def enter(self):
+        """``active()`` without the context manager (for hot paths): returns the token
+        that ``leave`` takes."""
+        return _active.set(self)
+
+    @staticmethod
+    def leave(token):
+        _active.reset(token)
+
     def gradient(self, output, seed, sources):
         """Gradients of ``sum(output * seed)`` with respect to each of ``sources``.
 
