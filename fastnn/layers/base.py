@@ -73,6 +73,14 @@ class Layer:
         if build is not None and not getattr(build, "_completes_build", False):
             cls.build = _completing_build(build)
 
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        # Remember attributes that hold (or may come to hold) layers: a call-based
+        # layer's nested layers (see custom.sublayers).
+        if isinstance(value, Layer) or (isinstance(value, list) and not name.startswith("_")) \
+                or (isinstance(value, tuple) and any(isinstance(v, Layer) for v in value)):
+            self.__dict__.setdefault("_layer_attrs", []).append(name)
+
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None,
                  dtype="float32"):
         if name is None:

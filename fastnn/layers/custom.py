@@ -25,11 +25,13 @@ def uses_call(layer):
 
 def sublayers(layer):
     """The layers a call-based layer holds as attributes (or in lists of them), in order."""
-    if not uses_call(layer):
+    names = layer.__dict__.get("_layer_attrs")
+    if not names or not uses_call(layer):
         return ()
     from .base import Layer
     found = []
-    for value in vars(layer).values():
+    for name in dict.fromkeys(names):
+        value = layer.__dict__.get(name)
         if isinstance(value, Layer):
             found.append(value)
         elif isinstance(value, (list, tuple)):
