@@ -230,7 +230,10 @@ def _kept(g, shape, axes, keepdims):
 
 
 def _count(shape, axes):
-    return int(numpy.prod([shape[i] for i in axes])) if axes else 1
+    n = 1
+    for i in axes:
+        n *= int(shape[i])
+    return n
 
 
 def _spread(xp, g, a, axes, keepdims, scale=None):
