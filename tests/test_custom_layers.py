@@ -301,3 +301,35 @@ def test_a_nested_layer_called_twice_accumulates_its_gradients(backend):
         model = fastnn.Sequential([fastnn.Input(shape=(5,)), Twice(dtype="float64")])
         report = utils.gradient_check(model, _data()[0])
         assert report.max_error < 1e-7, str(report)
+
+
+class ActivityRegularization(fastnn.layers.Layer):
+    """The Keras guide's add_loss example, import changed only."""
+
+    def __init__(self, rate=1e-2, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs):
+        self.add_loss(self.rate * ops.mean(ops.square(inputs)))
+        return inputs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_add_loss_joins_the_loss_and_its_gradient(backend):
+    with use_backend(backend):
+        model = _model(ActivityRegularization(0.5, dtype="float64"))
+        x, y = _data()
+        report = utils.gradient_check(model, x, y, loss="mse")
+        assert report.max_error < 1e-7, str(report)
+        model.compile(optimizer="sgd", loss="mse")
+        hidden = model.layers[0](x)
+        expected = float(np.mean((model.predict(x) - y) ** 2)) + 0.5 * float(
+            np.mean(hidden ** 2))
+        assert model.test_on_batch(x, y) == pytest.approx(expected, rel=1e-10)
+        assert model.layers[1].losses and float(model.layers[1].losses[0]) > 0
+
+
+def test_add_loss_outside_call_is_refused():
+    with pytest.raises(RuntimeError, match="add_loss"):
+        ActivityRegularization().add_loss(1.0)

@@ -222,8 +222,19 @@ class Layer:
         return int(sum(numpy.prod(w.shape) for w in self.weights))
 
     def regularization_penalty(self, ops):
-        return sum(w.regularizer.penalty(ops, w.value) for w in self.trainable_weights
-                   if w.regularizer is not None)
+        penalty = sum(w.regularizer.penalty(ops, w.value) for w in self.trainable_weights
+                      if w.regularizer is not None)
+        return penalty + sum(float(loss) for loss in self.losses)
+
+    def add_loss(self, loss):
+        """From ``call``: add the scalar ``loss`` (written with ``fastnn.ops``) to the
+        model's loss; it is differentiated with the rest of the call."""
+        custom.add_loss(self, loss)
+
+    @property
+    def losses(self):
+        """The losses ``add_loss`` added during the last call (values)."""
+        return custom.losses(self)
 
     def add_regularization_gradients(self, ops):
         for w in self.trainable_weights:

@@ -16,6 +16,21 @@ from ..ops.tape import Tape, Tensor, raw
 
 _takes_training = {}
 _training = contextvars.ContextVar("fastnn_training", default=False)
+_collected_losses = contextvars.ContextVar("fastnn_layer_losses", default=None)
+
+
+def add_loss(layer, loss):
+    """``Layer.add_loss``: keep ``loss`` (a scalar) with the losses of the outermost
+    layer whose ``call`` is running; the trainer adds them to the model's loss."""
+    collected = _collected_losses.get()
+    if collected is None:
+        raise RuntimeError(f"Layer {layer.name!r}: add_loss may only be called from call()")
+    collected.append(loss)
+
+
+def losses(layer):
+    """The values of the losses ``add_loss`` collected in the layer's last call."""
+    return [raw(loss) for loss in layer.__dict__.get("_call_losses", ())]
 
 
 def uses_call(layer):
@@ -93,7 +108,14 @@ def forward(layer, x, training):
     if not training:
         # Nothing is recorded; a backward pass (a gradient check in inference mode)
         # replays the call on a tape from the input kept here.
-        return _as_output(ops, invoke(layer, x, False), x), x
+        collected = []
+        token = _collected_losses.set(collected)
+        try:
+            y = invoke(layer, x, False)
+        finally:
+            _collected_losses.reset(token)
+        layer._call_losses = collected
+        return _as_output(ops, y, x), x
     cache = _recorded(layer, x, True)
     return _as_output(ops, cache[2], x), cache
 
@@ -104,13 +126,17 @@ def _recorded(layer, x, training):
     tape = Tape(weights)
     xt = tape.watch(x)
     token = _training.set(training)
+    collected = []
+    losses_token = _collected_losses.set(collected)
     active = tape.enter()
     try:
         out = invoke(layer, xt, training)
     finally:
         tape.leave(active)
+        _collected_losses.reset(losses_token)
         _training.reset(token)
-    return tape, xt, out, weights
+    layer._call_losses = collected
+    return tape, xt, out, weights, collected
 
 
 def backward(layer, dy, cache, need_dx=True):
@@ -118,13 +144,14 @@ def backward(layer, dy, cache, need_dx=True):
     if not isinstance(cache, tuple):
         cache = _recorded(layer, cache, False)
     ops = get_ops()
-    tape, xt, out, weights = cache
+    tape, xt, out, weights, added = cache
     out_value = out.value if isinstance(out, Tensor) else out
     if dy.dtype != getattr(out_value, "dtype", dy.dtype):
         dy = dy.astype(out_value.dtype)
     for weight in weights:  # nested built-in layers write theirs during the walk
         weight.grad[...] = 0
-    grads = tape.gradient(out, dy, [xt, *weights])
+    extra = [(loss, ops.xp.ones_like(ops.xp.asarray(raw(loss)))) for loss in added]
+    grads = tape.gradient(out, dy, [xt, *weights], extra)
     for weight, g in zip(weights, grads[1:]):
         if g is not None:
             weight.grad[...] = g
@@ -138,5 +165,9 @@ def output_shape(layer, input_shape):
     """The per-sample output shape, found by running ``call`` on a batch of two zeros."""
     ops = get_ops()
     x = ops.alloc((2,) + tuple(input_shape), layer.dtype)
-    y = raw(invoke(layer, x, False))
+    token = _collected_losses.set([])  # losses of this probe call are dropped
+    try:
+        y = raw(invoke(layer, x, False))
+    finally:
+        _collected_losses.reset(token)
     return tuple(int(d) for d in y.shape[1:])

@@ -86,16 +86,22 @@ class Tape:
     def leave(token):
         _active.reset(token)
 
-    def gradient(self, output, seed, sources):
+    def gradient(self, output, seed, sources, extra=()):
         """Gradients of ``sum(output * seed)`` with respect to each of ``sources``.
 
         ``sources`` holds Tensors of this tape or watched variables; an entry
-        the output does not depend on gets None.
+        the output does not depend on gets None. ``extra``: more (output, seed)
+        pairs whose terms are added to the differentiated sum.
         """
-        if not isinstance(output, Tensor) or output.tape is not self:
-            return [None] * len(sources)
         grads = [None] * self._size
-        grads[output.index] = seed
+        seeded = False
+        for out, s in ((output, seed), *extra):
+            if isinstance(out, Tensor) and out.tape is self:
+                prev = grads[out.index]
+                grads[out.index] = s if prev is None else prev + s
+                seeded = True
+        if not seeded:
+            return [None] * len(sources)
         for index, parents, vjp in reversed(self._nodes):
             g = grads[index]
             if g is None:
