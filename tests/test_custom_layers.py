@@ -179,6 +179,10 @@ def test_lambda_arguments_and_output_shape():
     np.testing.assert_array_equal(layer(np.arange(10.0).reshape(2, 5)), [[0, 1], [5, 6]])
     with pytest.raises(TypeError, match="callable"):
         layers.Lambda(3)
+    config = layer.get_config()
+    assert config["function"].endswith("<lambda>")
+    with pytest.raises(ValueError, match="Python code"):
+        layers.Lambda.from_config(config)
 
 
 def test_a_layer_without_call_or_forward_says_so():

@@ -43,7 +43,15 @@ class Lambda(Layer):
         return tuple(self._output_shape)
 
     def get_config(self):
-        raise NotImplementedError(
-            f"Lambda layer {self.name!r} holds Python code, which fastnn does not serialize: "
-            f"write a Layer subclass and register it with "
+        """The base config and the function's name, for display: a Lambda cannot be
+        rebuilt from it (``from_config`` refuses)."""
+        config = super().get_config()
+        config["function"] = getattr(self.function, "__qualname__", repr(self.function))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        raise ValueError(
+            f"A Lambda layer ({config.get('function')!r}) holds Python code, which fastnn "
+            f"does not serialize: write a Layer subclass and register it with "
             f"fastnn.saving.register_keras_serializable")
