@@ -337,3 +337,27 @@ def test_add_loss_joins_the_loss_and_its_gradient(backend):
 def test_add_loss_outside_call_is_refused():
     with pytest.raises(RuntimeError, match="add_loss"):
         ActivityRegularization().add_loss(1.0)
+
+
+def test_user_build_and_compute_output_shape_get_keras_shapes():
+    seen = []
+
+    class Affine(fastnn.layers.Layer):
+        def build(self, input_shape):
+            seen.append(input_shape)
+            self.scale = self.add_weight(shape=input_shape[1:], initializer="ones")
+            super().build(input_shape)
+
+        def call(self, inputs):
+            return ops.concatenate([inputs * self.scale, inputs], axis=-1)
+
+        def compute_output_shape(self, input_shape):
+            seen.append(input_shape)
+            return input_shape[:-1] + (2 * input_shape[-1],)
+
+    model = fastnn.Sequential([fastnn.Input(shape=(3,)), Affine(), layers.Dense(2)])
+    model.build()
+    assert seen == [(None, 3), (None, 3)]
+    assert model.layers[0].weights[0].shape == (3,)
+    assert model.layers[0].output_shape == (6,)
+    assert model.predict(np.ones((2, 3), "float32")).shape == (2, 2)

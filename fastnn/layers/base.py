@@ -101,13 +101,14 @@ class Layer:
 
     # ---------------------------------------------------------------- building
     def build(self, input_shape):
-        """Create weights for inputs of ``input_shape`` (no batch dimension)."""
-        self.input_shape = _as_shape(input_shape)
+        """Create weights for inputs of ``input_shape`` (no batch dimension; a Keras-style
+        shape with a leading None is accepted)."""
+        self.input_shape = _as_shape(_per_sample(input_shape))
         self.built = True
         # A call-based layer whose own build is still creating weights gets its output
         # shape once that build returns (see _completing_build).
         if not _uses_call(self) or type(self).build is Layer.build:
-            self.output_shape = self.compute_output_shape(self.input_shape)
+            self.output_shape = _output_shape(self, self.input_shape)
 
     def compute_output_shape(self, input_shape):
         """The per-sample output shape (call-based layers: found by running ``call``)."""
@@ -264,16 +265,36 @@ def _uses_call(layer):
 def _completing_build(build):
     """Wrap a subclass's ``build`` so the layer ends built with known shapes, as Keras
     layers whose ``build`` only creates weights do."""
+    keras_style = not build.__module__.startswith("fastnn.")
+
     @functools.wraps(build)
     def wrapper(self, input_shape):
-        build(self, input_shape)
+        shape = _as_shape(_per_sample(input_shape))
+        # User layers get Keras' shape, batch dimension included: (None, *shape).
+        build(self, (None,) + shape if keras_style and _uses_call(self) else input_shape)
         if not self.built or self.input_shape is None:
-            self.input_shape = _as_shape(input_shape)
+            self.input_shape = shape
             self.built = True
         if self.output_shape is None:
-            self.output_shape = self.compute_output_shape(self.input_shape)
+            self.output_shape = _output_shape(self, self.input_shape)
     wrapper._completes_build = True
     return wrapper
+
+
+def _per_sample(shape):
+    """``shape`` without a leading None (Keras' batch dimension)."""
+    if isinstance(shape, (tuple, list)) and shape and shape[0] is None:
+        return tuple(shape[1:])
+    return shape
+
+
+def _output_shape(layer, shape):
+    """The per-sample output shape. A user's own ``compute_output_shape`` on a call-based
+    layer follows Keras: it takes and returns shapes with the batch dimension."""
+    method = type(layer).compute_output_shape
+    if _uses_call(layer) and not method.__module__.startswith("fastnn."):
+        return _as_shape(_per_sample(tuple(method(layer, (None,) + tuple(shape)))))
+    return layer.compute_output_shape(shape)
 
 
 def requested_weight(layer, args, kwargs):
