@@ -16,8 +16,12 @@ Example:
     'MyLayers>Scale'
 """
 
+import contextlib
+import contextvars
+
 _objects = {}   # "package>name" -> class or function
 _names = {}     # class or function -> "package>name"
+_scoped = contextvars.ContextVar("fastnn_custom_objects", default=None)
 
 
 def register_keras_serializable(package="Custom", name=None):
@@ -45,12 +49,31 @@ def get_registered_name(obj):
 
 
 def get_registered_object(name, custom_objects=None, module_objects=None):
-    """The class or function registered under ``name`` (or found in the given dicts),
-    else None."""
-    for table in (custom_objects, _objects, module_objects):
+    """The class or function registered under ``name``, found in a ``custom_object_scope``
+    (by ``name`` or by the part after ``">"``) or in the given dicts; else None."""
+    scoped = _scoped.get()
+    for table in (scoped, _objects, custom_objects, module_objects):
         if table and name in table:
             return table[name]
+    if scoped and isinstance(name, str) and ">" in name:
+        return scoped.get(name.split(">", 1)[1])
     return None
+
+
+@contextlib.contextmanager
+def custom_object_scope(custom_objects):
+    """Within the block, the classes and functions of ``custom_objects`` (a dict, keyed by
+    registered name or plain name) resolve as if registered (this thread/context only)."""
+    merged = dict(_scoped.get() or {})
+    merged.update(custom_objects or {})
+    token = _scoped.set(merged)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
+CustomObjectScope = custom_object_scope
 
 
 def registered_key(obj):
@@ -63,10 +86,12 @@ def get_custom_objects():
     return _objects
 
 
-def load_model(filepath, compile=True):
-    """Same as ``fastnn.models.load_model``."""
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """``fastnn.models.load_model`` with ``custom_objects`` in scope (Keras' signature;
+    fastnn never runs code from files, so ``safe_mode`` is always on)."""
     from .models.saving import load_model as load
-    return load(filepath, compile=compile)
+    with custom_object_scope(custom_objects):
+        return load(filepath, compile=compile)
 
 
 def save_model(model, filepath, include_optimizer=True):

@@ -155,3 +155,16 @@ def test_register_checks_its_arguments():
         register_keras_serializable(package="a>b")
     with pytest.raises(ValueError, match="get_config"):
         register_keras_serializable()(type("NoConfig", (), {}))
+
+
+def test_custom_objects_resolve_only_within_their_scope(tmp_path, monkeypatch):
+    model, x, _ = _trained(ScaledLinear(3))
+    path = tmp_path / "custom.fastnn"
+    model.save(path)
+    monkeypatch.delitem(fastnn.saving.get_custom_objects(), "TestCustom>ScaledLinear")
+    loaded = fastnn.saving.load_model(path, custom_objects={"ScaledLinear": ScaledLinear})
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    with fastnn.saving.custom_object_scope({"TestCustom>ScaledLinear": ScaledLinear}):
+        assert fastnn.models.load_model(path).layers[1].units == 3
+    with pytest.raises(InvalidModelFileError):
+        fastnn.models.load_model(path)
