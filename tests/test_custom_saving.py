@@ -168,3 +168,14 @@ def test_custom_objects_resolve_only_within_their_scope(tmp_path, monkeypatch):
         assert fastnn.models.load_model(path).layers[1].units == 3
     with pytest.raises(InvalidModelFileError):
         fastnn.models.load_model(path)
+
+
+def test_saving_signatures_match_keras():
+    import inspect
+    import os
+    os.environ["KERAS_BACKEND"] = "jax"
+    keras = pytest.importorskip("keras")
+    for name in ("register_keras_serializable", "get_registered_name",
+                 "get_registered_object", "load_model", "get_custom_objects"):
+        assert inspect.signature(getattr(fastnn.saving, name)) == \
+            inspect.signature(getattr(keras.saving, name)), name
