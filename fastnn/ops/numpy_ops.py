@@ -5,6 +5,7 @@ Each function computes on the current backend's array module (NumPy for the
 ``Tensor`` of a tape, records its vector-Jacobian product there (see
 ``fastnn.ops.tape``). Without Tensors they return plain arrays.
 """
+import itertools
 import math
 
 import numpy
@@ -124,7 +125,7 @@ sqrt = _unary("sqrt", lambda xp, a: xp.sqrt(a), lambda xp, g, a, y: g / (2 * y),
               "Elementwise square root.")
 square = _unary("square", lambda xp, a: xp.square(a), lambda xp, g, a, y: 2 * a * g,
                 "Elementwise ``x * x``.")
-abs = _unary("abs", lambda xp, a: xp.abs(a), lambda xp, g, a, y: g * xp.sign(a),  # noqa: A001
+abs = _unary("abs", lambda xp, a: xp.abs(a), lambda xp, g, a, y: g * xp.sign(a),
              "Elementwise absolute value.")
 absolute = _unary("absolute", lambda xp, a: xp.abs(a), lambda xp, g, a, y: g * xp.sign(a),
                   "Elementwise absolute value.")
@@ -142,7 +143,7 @@ floor = _unary("floor", lambda xp, a: xp.floor(a), None, "Elementwise floor (no 
 ceil = _unary("ceil", lambda xp, a: xp.ceil(a), None, "Elementwise ceiling (no gradient).")
 
 
-def round(x, decimals=0):  # noqa: A001
+def round(x, decimals=0):
     """Round to ``decimals`` decimals, half to even (no gradient)."""
     return _xp().round(raw(x), decimals)
 
@@ -244,7 +245,7 @@ def _spread(xp, g, a, axes, keepdims, scale=None):
     return out
 
 
-def sum(x, axis=None, keepdims=False):  # noqa: A001
+def sum(x, axis=None, keepdims=False):
     """Sum over ``axis`` (all axes when None)."""
     xp = _xp()
     (a,), parents, tape = unpack(xp, (x,))
@@ -291,8 +292,8 @@ def _extremum(name, fn):
     return op
 
 
-max = _extremum("max", "max")  # noqa: A001
-min = _extremum("min", "min")  # noqa: A001
+max = _extremum("max", "max")
+min = _extremum("min", "min")
 
 
 def prod(x, axis=None, keepdims=False, dtype=None):
@@ -358,12 +359,12 @@ argmax = _index_reduction("argmax", "argmax", "Index of the maximum along ``axis
 argmin = _index_reduction("argmin", "argmin", "Index of the minimum along ``axis``.")
 
 
-def any(x, axis=None, keepdims=False):  # noqa: A001
+def any(x, axis=None, keepdims=False):
     """True where any entry along ``axis`` is nonzero."""
     return _xp().any(raw(x), axis=axis, keepdims=keepdims)
 
 
-def all(x, axis=None, keepdims=False):  # noqa: A001
+def all(x, axis=None, keepdims=False):
     """True where every entry along ``axis`` is nonzero."""
     return _xp().all(raw(x), axis=axis, keepdims=keepdims)
 
@@ -581,7 +582,7 @@ def split(x, indices_or_sections, axis=0):
         bounds = [int(i) for i in indices_or_sections]
     edges = [0] + bounds + [n]
     lead = (slice_all,) * (axis % a.ndim)
-    return [get_item(x, lead + (slice_cls(lo, hi),)) for lo, hi in zip(edges[:-1], edges[1:])]
+    return [get_item(x, lead + (slice_cls(lo, hi),)) for lo, hi in itertools.pairwise(edges)]
 
 
 def _scatter_add(xp, shape, dtype, key, g):
@@ -608,7 +609,7 @@ def get_item(x, key):
         _scatter_add(xp, a.shape, _grad_dtype(a, g), key, g),))
 
 
-def slice(inputs, start_indices, shape):  # noqa: A001
+def slice(inputs, start_indices, shape):
     """The block of ``shape`` starting at ``start_indices`` (Keras' ``ops.slice``)."""
     key = tuple(slice_cls(int(s), int(s) + int(n)) for s, n in zip(start_indices, shape))
     return get_item(inputs, key)
@@ -776,7 +777,7 @@ def dtype(x):
     return numpy.dtype(raw(x).dtype).name
 
 
-import builtins as _builtins  # noqa: E402  (max, min and slice are shadowed above)
+import builtins as _builtins  # (max, min and slice are shadowed above)
 
 builtins_max = _builtins.max
 slice_cls = _builtins.slice

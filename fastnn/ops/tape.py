@@ -36,7 +36,7 @@ class Tape:
             inside ``with tape.active():`` are recorded.
     """
 
-    __slots__ = ("_nodes", "_size", "_watched", "_variable_tensors")
+    __slots__ = ("_nodes", "_size", "_variable_tensors", "_watched")
 
     def __init__(self, variables=()):
         self._nodes = []            # (output index, parent Tensors or None, vjp)
@@ -203,7 +203,7 @@ class _Operators:
 class Tensor(_Operators):
     """An array on a tape: ``value`` is the array, ``index`` its slot in the tape."""
 
-    __slots__ = ("value", "tape", "index")
+    __slots__ = ("index", "tape", "value")
 
     def __init__(self, value, tape, index):
         self.value = value
@@ -317,4 +317,4 @@ def unbroadcast(g, shape):
     return g.reshape(shape) if hasattr(g, "reshape") else g
 
 
-from . import numpy_ops as _np  # noqa: E402  (the operators call the ops functions)
+from . import numpy_ops as _np  # (last: the operators call the ops functions)
