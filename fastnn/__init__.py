@@ -6,6 +6,7 @@ Hot math runs in Cython/OpenMP kernels and BLAS (the "cpu" backend, default);
 """
 from . import activations, backend, callbacks, initializers, layers, losses, metrics
 from . import models, optimizers, regularizers, utils
+from . import ops, random, saving
 from . import wrappers  # imports no scikit-learn until an estimator is used
 from .backend import get_backend, get_num_threads, set_backend, set_num_threads
 from .layers import Input
@@ -14,6 +15,6 @@ from .models import Sequential
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Input", "activations", "backend", "callbacks", "initializers",
-           "layers", "losses", "metrics", "models", "optimizers", "regularizers", "utils",
-           "wrappers",
+           "layers", "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers",
+           "saving", "utils", "wrappers",
            "set_backend", "get_backend", "set_num_threads", "get_num_threads", "__version__"]

@@ -15,6 +15,8 @@ so a network of step units cannot learn by backpropagation; it is here for
 teaching perceptrons.
 """
 from .backend import get_ops
+from .ops.nn import apply_activation
+from .ops.tape import Tensor, Variable
 from .utils.registry import Registry
 
 _registry = Registry("activation")
@@ -37,6 +39,8 @@ class ActivationFunction:
     def __call__(self, x, **params):
         ops = get_ops()
         merged = {**self.params, **params}
+        if isinstance(x, (Tensor, Variable)):  # inside custom code: recorded on its tape
+            return apply_activation(self.name, x, merged)
         return getattr(ops, self.name)(ops.asarray(x), **merged)
 
     def get_config(self):

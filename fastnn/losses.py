@@ -10,21 +10,38 @@ is exact where Keras' clipping at 1e-7 would cap it.
 import numpy
 
 from .backend import get_ops
-from .utils.registry import Registry, serialize, snake_case  # noqa: F401  (serialize is public API)
+from .ops import custom_loss
+from .utils.registry import Registry, snake_case
+from .utils.registry import serialize as _serialize
 
 _registry = Registry("loss", "losses")
 
 
 class Loss:
-    """Base class. ``__call__(y_true, y_pred, sample_weight=None)`` returns the mean loss."""
+    """Base class. ``__call__(y_true, y_pred, sample_weight=None)`` returns the mean loss.
 
-    ops_method = None          # Ops method on predictions
+    Built-in losses compute value and gradient in one Ops call. A user's loss
+    subclasses Loss and implements ``call(y_true, y_pred)`` with ``fastnn.ops``,
+    returning per-sample losses; they are weighted, reduced (``reduction``:
+    "sum_over_batch_size" (the mean), "mean" (the same) or "sum") and
+    differentiated on a tape.
+    """
+
+    ops_method = None          # Ops method on predictions (None: the loss is call())
     logits_method = None       # fused Ops method on logits, when the head activation allows
     fuses_with = ()            # output activations that can be fused with this loss
     sparse_targets = False
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         self.name = name or snake_case(type(self).__name__)
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"Unknown reduction {reduction!r}; known: "
+                             f"{', '.join(_REDUCTIONS)}")
+        self.reduction = reduction
+
+    def call(self, y_true, y_pred):
+        """Per-sample losses (user losses override this)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")
 
     def _extra(self):
         return {}
@@ -38,6 +55,8 @@ class Loss:
         ``on_logits``: ``pred`` holds logits (``from_logits=True``, or a fused
         softmax/sigmoid head); ``probs_out`` then receives the probabilities.
         """
+        if self.ops_method is None:
+            return custom_loss.value_and_grad(self, ops, pred, targets, grad_out, sample_weight)
         n = pred.shape[0]
         if on_logits or self.from_logits:
             if probs_out is None:
@@ -63,11 +82,51 @@ class Loss:
         return self.value_and_grad(ops, pred, targets, sample_weight=w)
 
     def get_config(self):
-        return {"name": self.name}
+        config = {"name": self.name}
+        if self.ops_method is None:
+            config["reduction"] = self.reduction
+        return config
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+_REDUCTIONS = ("sum_over_batch_size", "mean", "sum")
+
+
+class LossFunctionWrapper(Loss):
+    """A loss function ``fn(y_true, y_pred, **kwargs)`` returning per-sample losses, as a
+    Loss (what ``compile(loss=fn)`` makes of a function)."""
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **kwargs):
+        if not callable(fn):
+            raise TypeError(f"LossFunctionWrapper needs a function, got {fn!r}")
+        super().__init__(name=name or getattr(fn, "__name__", None), reduction=reduction)
+        self.fn = fn
+        self.fn_kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = custom_loss.same_rank(y_true, y_pred)
+        return self.fn(y_true, y_pred, **self.fn_kwargs)
+
+    def get_config(self):
+        from .saving import registered_key
+        # An unregistered function is written by name; loading it then fails clearly.
+        key = registered_key(self.fn) or getattr(self.fn, "__name__", repr(self.fn))
+        return {"fn": key, "name": self.name, "reduction": self.reduction, **self.fn_kwargs}
+
+    @classmethod
+    def from_config(cls, config):
+        from .saving import get_registered_object
+        config = dict(config)
+        key = config.pop("fn", None)
+        fn = get_registered_object(key) if isinstance(key, str) else None
+        if fn is None or isinstance(fn, type):
+            raise ValueError(f"Unknown loss function {key!r}: register it with "
+                             f"@fastnn.saving.register_keras_serializable() before loading "
+                             f"(or load with compile=False)")
+        return cls(fn, **config)
 
 
 def _register(*aliases):
@@ -178,8 +237,31 @@ class CategoricalHinge(_Pointwise):
 
 
 def get(identifier):
-    """Resolve a name, a Loss or a {"class_name", "config"} dict."""
+    """Resolve a name, a Loss, a loss function ``fn(y_true, y_pred)`` or a
+    ``{"class_name", "config"}`` dict (user classes by their ``"registered_name"``)."""
+    if isinstance(identifier, dict) and "registered_name" in identifier:
+        from .saving import get_registered_object
+        cls = get_registered_object(identifier["registered_name"])
+        if not (isinstance(cls, type) and issubclass(cls, Loss)):
+            raise ValueError(f"Unknown loss {identifier['registered_name']!r}: register it "
+                             f"with @fastnn.saving.register_keras_serializable()")
+        return cls.from_config(dict(identifier.get("config", {})))
+    if isinstance(identifier, dict) and identifier.get("class_name") == "LossFunctionWrapper":
+        return LossFunctionWrapper.from_config(dict(identifier.get("config", {})))
+    if callable(identifier) and not isinstance(identifier, (Loss, type)):
+        return LossFunctionWrapper(identifier)
     return _registry.resolve(identifier, Loss)
+
+
+def serialize(loss):
+    """``{"class_name", "config"}`` of ``loss`` (plus ``"registered_name"`` for a
+    registered user class)."""
+    from .saving import registered_key
+    entry = _serialize(loss)
+    key = registered_key(type(loss))
+    if key is not None:
+        entry["registered_name"] = key
+    return entry
 
 
 

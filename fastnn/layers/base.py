@@ -1,7 +1,10 @@
 """The Layer protocol and the Weight holder every layer's parameters live in.
 
 A layer stores hyperparameters in ``__init__``, creates weights in
-``build(input_shape)`` and computes in two methods:
+``build(input_shape)`` and computes either, as Keras layers do, in
+``call(inputs)`` written with ``fastnn.ops`` (differentiated on a tape, see
+``fastnn.layers.custom``), or, as the built-in layers do, in two hand-written
+methods:
 
 - ``forward(x, training) -> (y, cache)``: ``cache`` is whatever ``backward``
   needs. Nothing is stored on the layer, so one built model may run
@@ -12,11 +15,15 @@ A layer stores hyperparameters in ``__init__``, creates weights in
 
 Shapes exclude the batch dimension: ``input_shape=(64,)`` means x is (n, 64).
 """
+import functools
+
 import numpy
 
 from .. import initializers, regularizers
 from ..backend import get_ops
 from ..utils.checks import check_float_dtype
+from ..ops.tape import Tensor, Variable, active_tape
+from . import custom
 from ..utils.registry import Registry, snake_case
 
 layer_registry = Registry("layer")
@@ -28,8 +35,11 @@ def register(cls):
     return cls
 
 
-class Weight:
+class Weight(Variable):
     """A parameter array and, for trainable ones, its gradient array.
+
+    In ``fastnn.ops`` calls and Python operators it reads as its array, as a
+    Keras variable does.
 
     ``value`` and ``grad`` start as standalone arrays; a model re-points them
     at views of its flat buffers (see ``fastnn.models.parameters``).
@@ -58,6 +68,20 @@ class Layer:
 
     _name_counts = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_completes_build", False):
+            cls.build = _completing_build(build)
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        # Remember attributes that hold (or may come to hold) layers: a call-based
+        # layer's nested layers (see custom.sublayers).
+        if isinstance(value, Layer) or (isinstance(value, list) and not name.startswith("_")) \
+                or (isinstance(value, tuple) and any(isinstance(v, Layer) for v in value)):
+            self.__dict__.setdefault("_layer_attrs", []).append(name)
+
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None,
                  dtype="float32"):
         if name is None:
@@ -78,12 +102,19 @@ class Layer:
 
     # ---------------------------------------------------------------- building
     def build(self, input_shape):
-        """Create weights for inputs of ``input_shape`` (no batch dimension)."""
-        self.input_shape = _as_shape(input_shape)
-        self.output_shape = self.compute_output_shape(self.input_shape)
+        """Create weights for inputs of ``input_shape`` (no batch dimension; a Keras-style
+        shape with a leading None is accepted)."""
+        self.input_shape = _as_shape(_per_sample(input_shape))
         self.built = True
+        # A call-based layer whose own build is still creating weights gets its output
+        # shape once that build returns (see _completing_build).
+        if not _uses_call(self) or type(self).build is Layer.build:
+            self.output_shape = _output_shape(self, self.input_shape)
 
     def compute_output_shape(self, input_shape):
+        """The per-sample output shape (call-based layers: found by running ``call``)."""
+        if _uses_call(self):
+            return custom.output_shape(self, input_shape)
         return tuple(input_shape)
 
     def unbuild(self):
@@ -92,23 +123,48 @@ class Layer:
         self.input_shape = self.output_shape = None
         self.built = False
 
-    def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None):
+    def add_weight(self, name=None, shape=None, initializer=None, trainable=True,
+                   regularizer=None, dtype=None, **kwargs):
+        """Create a weight of ``shape``, initialized by ``initializer`` (Glorot uniform when
+        None, as Keras). Keras' forms ``add_weight(shape=..., initializer=..., name=...)``
+        and ``add_weight(shape, initializer)`` work too."""
+        if name is not None and not isinstance(name, str):  # Keras' (shape, initializer)
+            name, shape, initializer = None, name, initializer if shape is None else shape
+        name, shape = weight_name_and_shape(name, shape, len(self._weights))
+        if initializer is None:
+            initializer = "glorot_uniform"
         init = initializers.get(initializer)
-        value = get_ops().asarray(init(tuple(shape), self.dtype))
+        dtype = self.dtype if dtype is None else numpy.dtype(dtype).name
+        value = get_ops().asarray(init(tuple(shape), dtype), dtype=dtype)
         weight = Weight(f"{self.name}/{name}", value, trainable=trainable,
                         regularizer=regularizers.get(regularizer))
         self._weights.append(weight)
         return weight
 
     # ---------------------------------------------------------------- computing
+    def call(self, inputs):
+        """The layer's computation with ``fastnn.ops`` (Keras style); built-in layers
+        define ``forward``/``backward`` instead."""
+        raise NotImplementedError(f"Layer {type(self).__name__} defines neither call(inputs) "
+                                  f"nor forward/backward")
+
     def forward(self, x, training=False):
-        raise NotImplementedError
+        return custom.forward(self, x, training)
+
+    forward._call_based = True
 
     def backward(self, dy, cache, need_dx=True):
-        raise NotImplementedError
+        return custom.backward(self, dy, cache, need_dx)
 
-    def __call__(self, x, training=False):
-        """Run the layer once on ``x`` (builds it on first use); returns an array."""
+    def __call__(self, x, training=None):
+        """Run the layer once on ``x`` (builds it on first use); returns an array.
+
+        Called inside another layer's ``call`` during training (a nested layer), it
+        records itself on that layer's tape instead.
+        """
+        if isinstance(x, Tensor) or active_tape() is not None:
+            return custom.call_nested(self, x, training)
+        training = bool(training)
         ops = get_ops()
         x = ops.asarray(x, dtype=self.dtype)
         if not self.built:
@@ -126,28 +182,34 @@ class Layer:
 
     @property
     def weights(self):
-        return list(self._weights)
+        """The layer's own weights, then those of the layers it holds (call-based layers)."""
+        return list(self._weights) + [w for sub in custom.sublayers(self) for w in sub.weights]
 
     @property
     def trainable_weights(self):
-        return [w for w in self._weights if w.trainable and self._trainable]
+        if not self._trainable:
+            return []
+        return [w for w in self._weights if w.trainable] + [
+            w for sub in custom.sublayers(self) for w in sub.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self._weights if not (w.trainable and self._trainable)]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     def get_weights(self):
         """The weights as NumPy arrays, in Keras order."""
-        return [w.numpy() for w in self._weights]
+        return [w.numpy() for w in self.weights]
 
     def set_weights(self, arrays):
         """Copy ``arrays`` into the weights; all shapes are checked before anything is written."""
         arrays = list(arrays)
-        if len(arrays) != len(self._weights):
-            raise ValueError(f"Layer {self.name!r} has {len(self._weights)} weights, "
+        weights = self.weights
+        if len(arrays) != len(weights):
+            raise ValueError(f"Layer {self.name!r} has {len(weights)} weights, "
                              f"got {len(arrays)} arrays")
         checked = []
-        for w, a in zip(self._weights, arrays):
+        for w, a in zip(weights, arrays):
             a = numpy.asarray(a)
             if tuple(a.shape) != w.shape:
                 raise ValueError(f"Weight {w.name!r} has shape {w.shape}, got {tuple(a.shape)}")
@@ -160,15 +222,26 @@ class Layer:
                                  f"(in {a.dtype})")
             checked.append(a)
         ops = get_ops()
-        for w, a in zip(self._weights, checked):
-            w.value[...] = ops.asarray(a)
+        for w, a in zip(weights, checked):
+            w.value[...] = ops.asarray(a, dtype=w.value.dtype)
 
     def count_params(self):
-        return int(sum(numpy.prod(w.shape) for w in self._weights))
+        return int(sum(numpy.prod(w.shape) for w in self.weights))
 
     def regularization_penalty(self, ops):
-        return sum(w.regularizer.penalty(ops, w.value) for w in self.trainable_weights
-                   if w.regularizer is not None)
+        penalty = sum(w.regularizer.penalty(ops, w.value) for w in self.trainable_weights
+                      if w.regularizer is not None)
+        return penalty + sum(float(loss) for loss in self.losses)
+
+    def add_loss(self, loss):
+        """From ``call``: add the scalar ``loss`` (written with ``fastnn.ops``) to the
+        model's loss; it is differentiated with the rest of the call."""
+        custom.add_loss(self, loss)
+
+    @property
+    def losses(self):
+        """The losses ``add_loss`` added during the last call (values)."""
+        return custom.losses(self)
 
     def add_regularization_gradients(self, ops):
         for w in self.trainable_weights:
@@ -188,6 +261,67 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _uses_call(layer):
+    """True for a layer computing in ``call`` (its class does not define ``forward``)."""
+    return custom.uses_call(layer)
+
+
+def _completing_build(build):
+    """Wrap a subclass's ``build`` so the layer ends built with known shapes, as Keras
+    layers whose ``build`` only creates weights do."""
+    keras_style = not build.__module__.startswith("fastnn.")
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape):
+        shape = _as_shape(_per_sample(input_shape))
+        # User layers get Keras' shape, batch dimension included: (None, *shape).
+        build(self, (None,) + shape if keras_style and _uses_call(self) else input_shape)
+        if not self.built or self.input_shape is None:
+            self.input_shape = shape
+            self.built = True
+        if self.output_shape is None:
+            self.output_shape = _output_shape(self, self.input_shape)
+    wrapper._completes_build = True
+    return wrapper
+
+
+def _per_sample(shape):
+    """``shape`` without a leading None (Keras' batch dimension)."""
+    if isinstance(shape, (tuple, list)) and shape and shape[0] is None:
+        return tuple(shape[1:])
+    return shape
+
+
+def _output_shape(layer, shape):
+    """The per-sample output shape. A user's own ``compute_output_shape`` on a call-based
+    layer follows Keras: it takes and returns shapes with the batch dimension."""
+    method = type(layer).compute_output_shape
+    if _uses_call(layer) and not method.__module__.startswith("fastnn."):
+        return _as_shape(_per_sample(tuple(method(layer, (None,) + tuple(shape)))))
+    return layer.compute_output_shape(shape)
+
+
+def requested_weight(layer, args, kwargs):
+    """``(name, shape)`` that ``layer.add_weight(*args, **kwargs)`` would create."""
+    name = args[0] if args else kwargs.get("name")
+    shape = args[1] if len(args) > 1 else kwargs.get("shape")
+    if name is not None and not isinstance(name, str):
+        name, shape = None, name
+    return weight_name_and_shape(name, shape, len(layer._weights))
+
+
+def weight_name_and_shape(name, shape, index):
+    """``(name, shape)`` of an ``add_weight`` call, positional ``(name, shape)`` or Keras'
+    ``(shape=..., name=...)``; an unnamed weight is "variable", "variable_1", ..."""
+    if shape is None:
+        raise ValueError("add_weight needs a shape")
+    if name is None:
+        name = "variable" if index == 0 else f"variable_{index}"
+    if isinstance(shape, (int, numpy.integer)):
+        shape = (int(shape),)
+    return name, tuple(int(d) for d in shape)
 
 
 def _as_shape(shape):

@@ -8,11 +8,12 @@ cross-entropy loss or a one-column output, sparse categorical accuracy for a
 sparse loss, categorical accuracy for one-hot losses, else exact accuracy.
 """
 from .accuracy import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
-from ..utils.registry import serialize
+from ..utils.registry import serialize as _serialize
 from .base import Mean, MeanMetricWrapper, Metric, registry
 from .confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
                         TruePositives)
 from .f_score import F1Score, FBetaScore
+from .function import FunctionMetric
 from .regression import MeanAbsoluteError, MeanSquaredError
 
 
@@ -35,10 +36,33 @@ def get(identifier, loss=None, output_shape=None):
         return _accuracy_for(identifier, loss, output_shape)
     if isinstance(identifier, str):  # the given string becomes the name in the logs
         return registry.get(identifier)(name=identifier)
+    if isinstance(identifier, dict) and "registered_name" in identifier:
+        from ..saving import get_registered_object
+        cls = get_registered_object(identifier["registered_name"])
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise ValueError(f"Unknown metric {identifier['registered_name']!r}: register it "
+                             f"with @fastnn.saving.register_keras_serializable()")
+        return cls.from_config(dict(identifier.get("config", {})))
+    if isinstance(identifier, dict) and identifier.get("class_name") == "FunctionMetric":
+        return FunctionMetric.from_config(dict(identifier.get("config", {})))
+    if callable(identifier) and not isinstance(identifier, (Metric, type)):
+        return FunctionMetric(identifier)  # a function of (y_true, y_pred), as Keras
     return registry.resolve(identifier, Metric)
+
+
+def serialize(metric):
+    """``{"class_name", "config"}`` of ``metric`` (plus ``"registered_name"`` for a
+    registered user class)."""
+    from ..saving import registered_key
+    entry = _serialize(metric)
+    key = registered_key(type(metric))
+    if key is not None:
+        entry["registered_name"] = key
+    return entry
 
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
            "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
            "F1Score", "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives",
-           "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize"]
+           "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "FunctionMetric", "get",
+           "serialize"]

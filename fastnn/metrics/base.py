@@ -29,12 +29,33 @@ class Metric:
 
     direction = None
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, dtype=None):
         self.name = name or snake_case(type(self).__name__)
-        self.reset_state()
+        self.variables = []
+        # fastnn's own metrics create their state in reset_state; a Keras-style metric
+        # creates it with add_variable after this returns, and its own reset_state runs
+        # at the start of every epoch.
+        if getattr(type(self).reset_state, "__module__", "").startswith("fastnn."):
+            self.reset_state()
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum",
+                     name=None):
+        """A state variable (NumPy, on the host) that ``reset_state`` sets back to its
+        initial value; update it with ``assign``/``assign_add``/``assign_sub``."""
+        from .function import make_variable
+        variable = make_variable(self, shape, initializer, dtype, name)
+        self.variables.append(variable)
+        return variable
+
+    def add_weight(self, shape=(), initializer="zeros", dtype=None, aggregation="sum",
+                   name=None):
+        """Same as ``add_variable`` (Keras' older name)."""
+        return self.add_variable(shape, initializer, dtype, aggregation, name)
 
     def reset_state(self):
-        raise NotImplementedError
+        """Set every ``add_variable`` variable back to its initial value."""
+        for variable in self.variables:
+            variable.reset()
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         raise NotImplementedError

@@ -40,7 +40,8 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
-from ..layers.base import layer_registry
+from .. import saving as custom_registry
+from ..layers.base import Layer, layer_registry, requested_weight
 from ..utils.atomic import atomic_write
 from ..utils.random import get_rng
 from ._file_checks import (InvalidModelFileError, check_json_structure, check_zip_layout,
@@ -122,9 +123,12 @@ def _manifest(weights):
 
 def _check_registered(layer):
     name = type(layer).__name__
+    if custom_registry.registered_key(type(layer)) is not None:
+        return
     if name not in layer_registry or layer_registry.get(name) is not type(layer):
         raise ValueError(f"Cannot save layer {layer.name!r}: {name} is not a registered fastnn "
-                         f"layer (register it with fastnn.layers.base.register)")
+                         f"layer (register it with "
+                         f"@fastnn.saving.register_keras_serializable())")
 
 
 def _compile_config(model):
@@ -390,6 +394,16 @@ def _sample_shape(value, what):
 
 def _layer_from_config(entry):
     _require(isinstance(entry, dict), "a layer entry is not an object")
+    if "registered_name" in entry:  # a user class: only from fastnn.saving's registry
+        key = entry["registered_name"]
+        cls = custom_registry.get_registered_object(key) if isinstance(key, str) else None
+        _require(isinstance(cls, type) and issubclass(cls, Layer),
+                 f"unknown custom layer {key!r}: register its class with "
+                 f"@fastnn.saving.register_keras_serializable() before loading")
+        layer_config = _dict(entry, "config")
+        _require(layer_config.get("dtype", "float32") in _DTYPES,
+                 f"unsupported layer dtype {layer_config.get('dtype')!r}")
+        return cls.from_config(dict(layer_config))
     class_name = entry.get("class_name")
     _require(isinstance(class_name, str) and class_name in layer_registry,
              f"unknown layer class {class_name!r} (only fastnn's own layers load)")
@@ -412,22 +426,27 @@ def _build_checked(model, input_shape, declared):
     pending = list(reversed(declared))
     shape = input_shape
     for layer in model.layers:
-        original = layer.add_weight
+        # A custom layer's nested layers create their weights while it builds, maybe in
+        # another order than the file lists them: each must match a declared one left.
+        watched = [layer, *_nested_layers(layer)]
+        for owner in watched:
+            original = owner.add_weight
 
-        def add_weight(name, weight_shape, initializer=None, *args, _original=original,
-                       _layer=layer, **kwargs):
-            weight_shape = tuple(int(d) for d in weight_shape)
-            _require(pending and pending[-1] == weight_shape,
-                     f"layer {_layer.name!r} needs weight {name!r} of shape {weight_shape}, "
-                     f"which the file does not hold next")
-            pending.pop()
-            return _original(name, weight_shape, "zeros", *args, **kwargs)
+            def add_weight(*args, _original=original, _layer=owner, **kwargs):
+                name, weight_shape = requested_weight(_layer, args, kwargs)
+                _require(weight_shape in pending,
+                         f"layer {_layer.name!r} needs weight {name!r} of shape "
+                         f"{weight_shape}, which the file does not hold")
+                del pending[len(pending) - 1 - pending[::-1].index(weight_shape)]
+                args, kwargs = _with_zeros_initializer(args, kwargs)
+                return _original(*args, **kwargs)
 
-        layer.add_weight = add_weight
+            owner.add_weight = add_weight
         try:
             layer.build(shape)
         finally:
-            del layer.add_weight
+            for owner in watched:
+                del owner.add_weight
         shape = _sample_shape(layer.output_shape, f"output shape of layer {layer.name!r}")
     _require(not pending, f"the file holds {len(pending)} more weight arrays than the model")
     model.build(input_shape)
@@ -445,6 +464,28 @@ def _check_weight_values(names, arrays):
                  f"weight {name!r} holds values beyond +-{MAX_ABS_WEIGHT:g}")
         if name.endswith("/moving_variance"):
             _require(float(value.min()) >= 0, f"weight {name!r} holds a negative variance")
+
+
+def _nested_layers(layer):
+    from ..layers.custom import sublayers
+    found = []
+    for sub in sublayers(layer):
+        found += [sub, *_nested_layers(sub)]
+    return found
+
+
+def _with_zeros_initializer(args, kwargs):
+    """``add_weight``'s arguments with the initializer replaced by "zeros": the file's
+    values are copied in next, so loading draws nothing from the random stream. The
+    initializer is the third positional argument in the ``(name, shape, initializer)``
+    form and the second in Keras' ``(shape, initializer)`` form."""
+    args, kwargs = list(args), dict(kwargs)
+    position = 1 if args and args[0] is not None and not isinstance(args[0], str) else 2
+    if len(args) > position:
+        args[position] = "zeros"
+    else:
+        kwargs["initializer"] = "zeros"
+    return args, kwargs
 
 
 def _compile(model, config):

@@ -10,6 +10,7 @@ import threading
 
 import numpy
 
+from .. import layers as layers_mod
 from ..backend import get_num_threads, get_ops, use_backend
 from ..layers.base import Layer
 from ..layers.core import InputLayer
@@ -331,8 +332,7 @@ class Sequential(TrainingMixin):
         if self._input_shape is not None:
             config["input_shape"] = list(self._input_shape)
         for layer in self.layers:
-            config["layers"].append({"class_name": type(layer).__name__,
-                                     "config": layer.get_config()})
+            config["layers"].append(layers_mod.serialize(layer))
         return config
 
     def to_backend(self, name):

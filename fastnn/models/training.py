@@ -47,7 +47,8 @@ class TrainingMixin:
         resolved = [metrics_mod.get(m, loss=loss) for m in metrics]
         previous = (self.optimizer, self.loss, getattr(self, "_metric_specs", []),
                     self.compiled_metrics, self._fused_head)
-        self.optimizer, self.loss, self._metric_specs = optimizer, loss, list(metrics)
+        specs = [m if isinstance(m, str) else r for m, r in zip(metrics, resolved)]
+        self.optimizer, self.loss, self._metric_specs = optimizer, loss, specs
         self.compiled_metrics = resolved
         try:
             self._refresh_metric_choice()  # a built model checks its metrics here

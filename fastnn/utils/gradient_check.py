@@ -48,8 +48,9 @@ def gradient_check(model_or_layer, x, y=None, loss=None, eps=1e-5, training=True
     """Compare analytic gradients with central finite differences, in float64.
 
     The objective is ``sum(output * R)`` for a fixed random ``R`` when ``y``
-    is None (so every output entry matters), else the mean ``loss(y, output)``.
-    Regularization penalties are not part of it. Random masks (Dropout,
+    is None (so every output entry matters), else the mean ``loss(y, output)``,
+    plus what custom layers add with ``add_loss``. Weight regularization penalties
+    are not part of it. Random masks (Dropout,
     DropConnect) are redrawn identically for every evaluation, and all weights,
     moving statistics and random streams are restored afterwards, so checking
     leaves the model as it was.
@@ -185,7 +186,8 @@ class _Objective:
 
     def value(self):
         out, _ = self._forward()
-        return self._value_and_dout(out, False)[0]
+        added = sum(float(loss) for layer in self.layers for loss in layer.losses)
+        return self._value_and_dout(out, False)[0] + added
 
     def analytic_gradients(self, state):
         """{"x": dx, weight name: grad} from one forward and one backward pass."""
