@@ -27,17 +27,25 @@ def metric_list(metrics):
     return list(metrics)
 
 
-def check_metrics_fit(metrics, loss, output_shape):
+def check_metrics_fit(metrics, loss, output_shape, y_sample=None):
     """Raise ValueError naming the first metric that fails on targets of ``loss``'s form.
 
-    Each metric is tried on a deep copy, so the compiled metrics keep their state.
+    The targets are ``y_sample`` (a few checked rows of the real ones) when given,
+    else zeros of the form a built-in loss implies. A user's loss takes targets as
+    given, so without ``y_sample`` it cannot be told: returns False (not checked yet);
+    True once checked. Each metric is tried on a deep copy, so the compiled metrics
+    keep their state.
     """
-    n, width = 2, output_shape[-1]
-    y_pred = numpy.full((n,) + tuple(output_shape), 1.0 / width, dtype="float32")
-    if loss.sparse_targets:
-        y_true = numpy.zeros(n, dtype="int64")
+    if y_sample is not None:
+        y_true = numpy.asarray(y_sample)
+    elif loss.ops_method is None:
+        return False
+    elif loss.sparse_targets:
+        y_true = numpy.zeros(2, dtype="int64")
     else:
-        y_true = numpy.zeros((n,) + tuple(output_shape), dtype="float32")
+        y_true = numpy.zeros((2,) + tuple(output_shape), dtype="float32")
+    y_pred = numpy.full((len(y_true),) + tuple(output_shape), 1.0 / output_shape[-1],
+                        dtype="float32")
     for metric in metrics:
         try:
             probe = copy.deepcopy(metric)
@@ -49,6 +57,7 @@ def check_metrics_fit(metrics, loss, output_shape):
                              f"{type(loss).__name__} on model outputs of shape "
                              f"{tuple(output_shape)} (targets of shape {y_true.shape[1:]} "
                              f"per sample): {type(exc).__name__}: {exc}") from exc
+    return True
 
 
 def check_callbacks(callbacks):

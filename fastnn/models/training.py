@@ -57,8 +57,10 @@ class TrainingMixin:
              self._fused_head) = previous
             raise
 
-    def _refresh_metric_choice(self):
-        """Re-resolve "accuracy" once the output shape is known (binary for one column)."""
+    def _refresh_metric_choice(self, y_sample=None):
+        """Re-resolve "accuracy" once the output shape is known (binary for one column),
+        and try the metrics once on targets of the loss's form (``y_sample``: a few real
+        ones, needed for a user's loss, whose target form only the data tells)."""
         if not self.built or self.loss is None:
             return
         out_shape = self.layers[-1].output_shape
@@ -67,8 +69,9 @@ class TrainingMixin:
             if isinstance(spec, str) else spec for spec in self._metric_specs]
         checked = (self.loss, tuple(map(id, self._metric_specs)), tuple(out_shape))
         if self._metrics_checked != checked:  # once per compile and output shape
-            argument_checks.check_metrics_fit(self.compiled_metrics, self.loss, out_shape)
-            self._metrics_checked = checked
+            if argument_checks.check_metrics_fit(self.compiled_metrics, self.loss, out_shape,
+                                                 y_sample):
+                self._metrics_checked = checked
         last = self.layers[-1]
         act = getattr(last, "activation", None)
         self._fused_head = (act is not None and not self.loss.from_logits
@@ -167,6 +170,7 @@ class TrainingMixin:
         data.check_lengths(x, y, "y" + what)
         self._refresh_metric_choice()
         y = data.check_targets(y, self.loss, self.layers[-1].output_shape, x.dtype, "y" + what)
+        self._refresh_metric_choice(y[:2])
         sw = data.check_sample_weight(sample_weight, x.shape[0])
         return x, y, self._with_class_weight(y, sw, class_weight)
 
