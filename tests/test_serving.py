@@ -251,7 +251,11 @@ def test_body_bytes_in_flight_are_bounded(serve_module, model_file, monkeypatch)
 
 
 def test_health_answers_while_large_bodies_are_decoded(server):
-    """Four ~16 MB bodies at once: /health must not wait for their JSON decoding."""
+    """Eight ~16 MB bodies at once: /health must not wait for their JSON decoding.
+
+    Measured on 2 cores: decoding on the event loop held /health for 1.9-2.4 parse
+    times; decoded in worker processes, 0.2 parse times (1.25 with the machine
+    loaded by other jobs)."""
     url, _ = server
     padding = [0.123456789] * 1_000_000  # valid JSON the service must parse, then ignore
     body = json.dumps({"pad": padding, "instances": [[0.5] * N_FEATURES]}).encode()
@@ -274,7 +278,7 @@ def test_health_answers_while_large_bodies_are_decoded(server):
                 health.append(time.perf_counter() - begin)
                 time.sleep(0.02)
 
-    posters = [threading.Thread(target=post) for _ in range(4)]
+    posters = [threading.Thread(target=post) for _ in range(8)]
     poller = threading.Thread(target=poll)
     poller.start()
     for t in posters:
@@ -283,8 +287,6 @@ def test_health_answers_while_large_bodies_are_decoded(server):
         t.join(timeout=120)
     done.set()
     poller.join(timeout=60)
-    assert replies == [200] * 4
+    assert replies == [200] * 8
     assert len(health) >= 3
-    # Decoding four bodies on the event loop would hold /health for several parse times;
-    # the bound leaves room for scheduling noise on a loaded 2-core machine.
-    assert max(health) < max(0.5, parse_seconds), (max(health), parse_seconds)
+    assert max(health) < max(0.3, 1.2 * parse_seconds), (max(health), parse_seconds)
