@@ -150,7 +150,7 @@ class Huber(_Pointwise):
 
     ops_method = "huber_loss"
 
-    def __init__(self, delta=1.0, name=None):
+    def __init__(self, delta=1.0, name="huber_loss"):
         super().__init__(name)
         if not delta > 0:
             raise ValueError(f"Huber delta must be > 0, got {delta!r}")

@@ -1,0 +1,160 @@
+"""Losses against Keras: per-sample functions, Loss objects, reductions, names, configs."""
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import fastnn  # noqa: E402
+from compat_marks import assert_close, cases, missing  # noqa: E402
+
+RNG = np.random.default_rng(0)
+N, K = 5, 3
+LOGITS = RNG.normal(size=(N, K)).astype("float32")
+PROBS = (np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)).astype("float32")
+IDS = np.array([0, 2, 1, 1, 0])
+ONE_HOT = np.eye(K, dtype="float32")[IDS]
+BIN_TRUE = (RNG.random((N, K)) > 0.5).astype("float32")
+BIN_PRED = (1 / (1 + np.exp(-LOGITS))).astype("float32")
+REG_TRUE = RNG.normal(size=(N, K)).astype("float32")
+REG_PRED = RNG.normal(size=(N, K)).astype("float32")
+POS_TRUE = np.abs(REG_TRUE) + 0.5
+POS_PRED = np.abs(REG_PRED) + 0.5
+SIGNS = np.where(BIN_TRUE > 0, 1.0, -1.0).astype("float32")
+WEIGHTS = np.array([1.0, 0.5, 2.0, 0.0, 1.5], "float32")
+
+# function name, class name, (y_true, y_pred)
+LOSSES = {
+    "mean_squared_error": ("MeanSquaredError", (REG_TRUE, REG_PRED)),
+    "mean_absolute_error": ("MeanAbsoluteError", (REG_TRUE, REG_PRED)),
+    "mean_absolute_percentage_error": ("MeanAbsolutePercentageError", (POS_TRUE, POS_PRED)),
+    "mean_squared_logarithmic_error": ("MeanSquaredLogarithmicError", (POS_TRUE, POS_PRED)),
+    "binary_crossentropy": ("BinaryCrossentropy", (BIN_TRUE, BIN_PRED)),
+    "categorical_crossentropy": ("CategoricalCrossentropy", (ONE_HOT, PROBS)),
+    "sparse_categorical_crossentropy": ("SparseCategoricalCrossentropy", (IDS, PROBS)),
+    "hinge": ("Hinge", (SIGNS, REG_PRED)),
+    "squared_hinge": ("SquaredHinge", (SIGNS, REG_PRED)),
+    "categorical_hinge": ("CategoricalHinge", (ONE_HOT, REG_PRED)),
+    "huber": ("Huber", (REG_TRUE, REG_PRED)),
+    "log_cosh": ("LogCosh", (REG_TRUE, REG_PRED)),
+    "kl_divergence": ("KLDivergence", (ONE_HOT * 0.8 + 0.05, PROBS)),
+    "poisson": ("Poisson", (POS_TRUE, POS_PRED)),
+    "cosine_similarity": ("CosineSimilarity", (REG_TRUE, REG_PRED)),
+}
+FUNCTIONS = sorted(LOSSES)
+CLASSES = sorted(v[0] for v in LOSSES.values())
+DATA = {cls: data for cls, data in LOSSES.values()}
+NOT_YET = ("MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "SquaredHinge",
+           "LogCosh", "KLDivergence", "Poisson", "CosineSimilarity")
+FN_NOT_YET = ("mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+              "squared_hinge", "log_cosh", "kl_divergence", "poisson", "cosine_similarity")
+PER_SAMPLE = missing("loss functions return one value per sample")
+MISSING_FN = {name: PER_SAMPLE for name in FUNCTIONS}
+MISSING_CLS = {name: missing(f"loss {name}") for name in NOT_YET}
+
+
+@pytest.mark.parametrize("name", cases(FUNCTIONS, MISSING_FN))
+def test_function_is_per_sample(name):
+    y_true, y_pred = LOSSES[name][1]
+    want = np.asarray(getattr(keras.losses, name)(y_true, y_pred))
+    got = np.asarray(getattr(fastnn.losses, name)(y_true, y_pred))
+    assert got.shape == want.shape == (N,)
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", cases(CLASSES, MISSING_CLS))
+def test_object_mean_value(name):
+    y_true, y_pred = DATA[name]
+    want = float(getattr(keras.losses, name)()(y_true, y_pred))
+    got = float(getattr(fastnn.losses, name)()(y_true, y_pred))
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", cases(CLASSES, MISSING_CLS))
+def test_object_with_sample_weight(name):
+    y_true, y_pred = DATA[name]
+    want = float(getattr(keras.losses, name)()(y_true, y_pred, sample_weight=WEIGHTS))
+    got = float(getattr(fastnn.losses, name)()(y_true, y_pred, sample_weight=WEIGHTS))
+    assert_close(got, want)
+
+
+REDUCTION = missing("Loss(reduction=...)")
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none", "sum_over_batch_size", "mean"])
+@pytest.mark.parametrize("name", cases(["MeanSquaredError", "CategoricalCrossentropy",
+                                        "BinaryCrossentropy", "Huber"],
+                                       {n: REDUCTION for n in CLASSES}))
+def test_reduction(name, reduction):
+    y_true, y_pred = DATA[name]
+    want = np.asarray(getattr(keras.losses, name)(reduction=reduction)(y_true, y_pred))
+    got = np.asarray(getattr(fastnn.losses, name)(reduction=reduction)(y_true, y_pred))
+    assert got.shape == want.shape
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", cases(CLASSES, MISSING_CLS))
+def test_default_name(name):
+    assert getattr(fastnn.losses, name)().name == getattr(keras.losses, name)().name
+
+
+@pytest.mark.parametrize("name", cases(CLASSES, {**MISSING_CLS, **{
+    n: REDUCTION for n in CLASSES if n not in NOT_YET}}))
+def test_config_keys(name):
+    want = set(getattr(keras.losses, name)().get_config()) - {"dtype"}
+    assert want <= set(getattr(fastnn.losses, name)().get_config())
+
+
+@pytest.mark.parametrize("name", ["CategoricalCrossentropy", "BinaryCrossentropy",
+                                  "SparseCategoricalCrossentropy"])
+def test_from_logits(name):
+    y_true = {"CategoricalCrossentropy": ONE_HOT, "BinaryCrossentropy": BIN_TRUE,
+              "SparseCategoricalCrossentropy": IDS}[name]
+    want = float(getattr(keras.losses, name)(from_logits=True)(y_true, LOGITS))
+    got = float(getattr(fastnn.losses, name)(from_logits=True)(y_true, LOGITS))
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.3])
+@pytest.mark.parametrize("name", ["CategoricalCrossentropy", "BinaryCrossentropy"])
+def test_label_smoothing(name, smoothing):
+    y_true, y_pred = DATA[name]
+    want = float(getattr(keras.losses, name)(label_smoothing=smoothing)(y_true, y_pred))
+    got = float(getattr(fastnn.losses, name)(label_smoothing=smoothing)(y_true, y_pred))
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("delta", [0.5, 2.0])
+def test_huber_delta(delta):
+    want = float(keras.losses.Huber(delta=delta)(REG_TRUE, REG_PRED))
+    got = float(fastnn.losses.Huber(delta=delta)(REG_TRUE, REG_PRED))
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("alias", cases(["mse", "mae", "mape", "msle", "binary_crossentropy",
+                                         "categorical_crossentropy", "hinge"],
+                                        {"mape": missing("loss 'mape'"),
+                                         "msle": missing("loss 'msle'"),
+                                         **{a: PER_SAMPLE for a in (
+                                             "mse", "mae", "binary_crossentropy",
+                                             "categorical_crossentropy", "hinge")}}))
+def test_get_by_string_is_per_sample(alias):
+    fn = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
+          "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error"}
+    y_true, y_pred = LOSSES[fn.get(alias, alias)][1]
+    want = np.asarray(keras.losses.get(alias)(y_true, y_pred))
+    got = np.asarray(fastnn.losses.get(alias)(y_true, y_pred))
+    assert got.shape == want.shape
+    assert_close(got, want)
+
+
+def test_unknown_name_raises_value_error():
+    with pytest.raises(ValueError):
+        keras.losses.get("mean_sqared_error")
+    with pytest.raises(ValueError):
+        fastnn.losses.get("mean_sqared_error")
+
+
+def test_loss_object_returns_a_scalar():
+    want = keras.losses.MeanSquaredError()(REG_TRUE, REG_PRED)
+    got = fastnn.losses.MeanSquaredError()(REG_TRUE, REG_PRED)
+    assert np.ndim(got) == np.ndim(want) == 0
