@@ -71,6 +71,10 @@ class L2(Regularizer):
         return {"l2": self.l2}
 
 
+# Keras' lower-case forms, the ones most tutorials use: ``kernel_regularizer=l2(1e-4)``.
+l1, l2, l1_l2 = L1, L2, L1L2
+
+
 def get(identifier):
     if identifier is None:
         return None

@@ -74,7 +74,7 @@ def test_layer_backward_matches_finite_differences(backend, name):
     layer.build(x.shape[1:])
     _randomize_weights(layer)
     report = gradient_check(layer, x)
-    expected = {"x"} | {w.name for w in layer.trainable_weights}
+    expected = {"x"} | {w.path for w in layer.trainable_weights}
     assert set(report.errors) == expected
     assert report.max_error < TOL, str(report)
 

@@ -1,5 +1,5 @@
 """Input, Dense, Activation and Flatten."""
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from ..backend import get_ops
 from .base import Layer, _as_shape, register
 from ..utils.checks import check_positive_int
@@ -42,6 +42,8 @@ class Dense(Layer):
         use_bias: add a bias vector.
         kernel_initializer, bias_initializer: names or Initializer objects.
         kernel_regularizer, bias_regularizer: L1/L2 penalties.
+        kernel_constraint, bias_constraint: ``fastnn.constraints`` (e.g. ``MaxNorm(3)``),
+            applied after every optimizer step.
 
     Example:
         >>> layer = Dense(3, activation="relu", input_shape=(4,))
@@ -49,7 +51,8 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.units = check_positive_int(f"{type(self).__name__} units", units)
         self.activation = activations.get(activation)
@@ -58,6 +61,8 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.kernel = self.bias = None
 
     def compute_output_shape(self, input_shape):
@@ -70,10 +75,12 @@ class Dense(Layer):
         super().build(input_shape)
         self.kernel = self.add_weight("kernel", (self.input_shape[0], self._kernel_width()),
                                       self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self._kernel_width(),), self.bias_initializer,
-                                        regularizer=self.bias_regularizer)
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def _kernel_width(self):
         return self.units
@@ -136,6 +143,8 @@ class Dense(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
         )
         return config
 

@@ -14,7 +14,8 @@ from ..layers.core import Dense
 
 
 def _is_plain_dense(layer, last):
-    if type(layer) is not Dense or layer.kernel_regularizer or layer.bias_regularizer:
+    if (type(layer) is not Dense or layer.kernel_regularizer or layer.bias_regularizer
+            or layer.activity_regularizer):
         return False
     name = layer.activation.name
     if name not in ACTIVATION_CODES or layer.activation.params:

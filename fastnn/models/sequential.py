@@ -11,7 +11,7 @@ import threading
 import numpy
 
 from ..backend import get_num_threads, get_ops, use_backend
-from ..layers.base import Layer
+from ..layers.base import Layer, auto_name
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
 from ..utils.checks import check_batch_size, check_positive_int
@@ -34,8 +34,8 @@ class Sequential(TrainingMixin):
         ...               metrics=["accuracy"])
     """
 
-    def __init__(self, layers=None, name=None):
-        self.name = name or "sequential"
+    def __init__(self, layers=None, name=None, trainable=True):
+        self.name = name or auto_name("sequential")
         self.layers = []
         self._input_shape = None
         self._store = None
@@ -46,22 +46,92 @@ class Sequential(TrainingMixin):
         self._init_training()
         for layer in layers or []:
             self.add(layer)
+        if not trainable:
+            self.trainable = False
+
+    @classmethod
+    def _unbuilt(cls, layers, name=None):
+        """A model holding ``layers`` that builds nothing yet (for loaders that check each
+        weight shape against a file before allocating it)."""
+        model = cls(name=name)
+        for layer in layers:
+            if isinstance(layer, InputLayer):
+                model._input_shape = layer.declared_input_shape
+            else:
+                model.layers.append(layer)
+        if model._input_shape is None and model.layers:
+            model._input_shape = model.layers[0].declared_input_shape
+        return model
 
     # ---------------------------------------------------------------- structure
     def add(self, layer):
-        """Append a layer (an ``Input(...)`` only as the first entry)."""
+        """Append a layer (an ``Input(...)`` only as the first entry).
+
+        When the input shape is known (``Input``, ``input_shape=``, ``input_dim=`` or an
+        earlier build) the layer is built at once, as in Keras, so its weights exist
+        before any training; a layer that cannot take the current output shape is
+        refused and the model stays as it was.
+        """
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a fastnn layer, got {layer!r}")
-        if self.built:
-            raise ValueError("Cannot add layers to a model that is already built")
         if isinstance(layer, InputLayer):
             if self.layers or self._input_shape is not None:
                 raise ValueError("Input(...) may only start a Sequential model")
             self._input_shape = layer.declared_input_shape
             return
+        if any(other.name == layer.name for other in self.layers):
+            raise ValueError(f"The model already has a layer named {layer.name!r}: layer "
+                             f"names must be unique")
         if not self.layers and self._input_shape is None and layer.declared_input_shape:
             self._input_shape = layer.declared_input_shape
-        self.layers.append(layer)  # built lazily (first fit/predict) or by build(), as Keras
+        self.layers.append(layer)
+        if self._input_shape is not None:
+            was_built = layer.built
+            try:
+                self.build()
+            except Exception:
+                self.layers.pop()
+                if not was_built:
+                    layer.unbuild()
+                if self.layers:
+                    self.build()
+                raise
+            self._structure_changed()
+
+    def pop(self):
+        """Remove the last layer and return it (Keras' ``Sequential.pop``)."""
+        if not self.layers:
+            raise TypeError("There are no layers in the model to pop")
+        layer = self.layers.pop()
+        if self.layers and self.built:
+            self.build()
+        elif not self.layers:
+            self.built, self._store = False, None
+        self._structure_changed()
+        return layer
+
+    def get_layer(self, name=None, index=None):
+        """A layer by ``name`` or by position ``index`` in ``model.layers``."""
+        if index is not None and name is not None:
+            raise ValueError("Give get_layer a name or an index, not both")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer index {index} is out of range: the model has "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No layer named {name!r}; the layers are "
+                             f"{[layer.name for layer in self.layers]}")
+        raise ValueError("get_layer needs a name or an index")
+
+    def _structure_changed(self):
+        """Forget what depended on the old layer list (compiled paths, metric choice)."""
+        self._inference_cache = (None, None)
+        self._stack_cache = (None, None)
+        self._refresh_metric_choice()
 
     def build(self, input_shape=None):
         """Create every layer's weights for samples of ``input_shape`` (no batch dim)."""

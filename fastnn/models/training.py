@@ -33,6 +33,7 @@ class TrainingMixin:
         self.history = None
         self._fused_head = False
         self._stack_cache = (None, None)
+        self._constraints_cache = (None, [])
 
     # ---------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
@@ -61,6 +62,7 @@ class TrainingMixin:
         last = self.layers[-1]
         act = getattr(last, "activation", None)
         self._fused_head = (act is not None and not self.loss.from_logits
+                            and last.activity_regularizer is None
                             and act.name in self.loss.fuses_with
                             and _takes_apply_activation(last))
 
@@ -73,7 +75,9 @@ class TrainingMixin:
         return ["loss"] + [m.name for m in self.compiled_metrics]
 
     # ---------------------------------------------------------------- one step
-    def _run_forward(self, x, training):
+    def _run_forward(self, x, training, activity=None):
+        """The model's output and each layer's cache; with a list ``activity``, the
+        activity-regularized layers' (index, penalty, gradient) are appended to it."""
         caches = []
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -82,6 +86,8 @@ class TrainingMixin:
             else:
                 x, cache = layer.forward(x, training)
             caches.append(cache)
+            if activity is not None and layer.activity_regularizer is not None:
+                activity.append((i, *_activity_penalty(get_ops(), layer, x)))
         return x, caches
 
     def _loss_and_outputs(self, ops, out, y, sample_weight, grad):
@@ -103,21 +109,36 @@ class TrainingMixin:
             loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
                                     team)
             self.optimizer.apply(self._store)
+            self._apply_constraints(ops)
             return loss, stack.output(x.shape[0])
-        out, caches = self._run_forward(x, True)
+        activity = []
+        out, caches = self._run_forward(x, True, activity)
         grad = ops.xp.empty_like(out)
         loss, pred = self._loss_and_outputs(ops, out, y, sample_weight, grad)
-        loss += self._regularization(ops)
+        loss += self._regularization(ops) + sum(penalty for _, penalty, _ in activity)
+        activity_grads = {i: g for i, _, g in activity}
         first = self._first_trainable_index()
         last = len(self.layers) - 1
         for i in range(last, first - 1, -1):
             layer = self.layers[i]
+            if i in activity_grads:
+                grad = grad + activity_grads[i]
             kwargs = {"apply_activation": False} if i == last and self._fused_head else {}
             grad = layer.backward(grad, caches[i], need_dx=i > first, **kwargs)
         for layer in self.layers:
             layer.add_regularization_gradients(ops)
         self.optimizer.apply(self._store)
+        self._apply_constraints(ops)
         return loss, pred
+
+    def _apply_constraints(self, ops):
+        """Project constrained weights after a step (``kernel_constraint=``...), as Keras."""
+        key = (self._store, tuple(layer.trainable for layer in self.layers))
+        if self._constraints_cache[0] != key:
+            self._constraints_cache = (key, [w for layer in self.layers
+                                             for w in layer.trainable_weights if w.constraint])
+        for weight in self._constraints_cache[1]:
+            weight.value[...] = weight.constraint.apply(ops.xp, weight.value)
 
     def _stack_plan(self, ops, batch):
         """(dense stack, loss code, first trainable layer) for a plain Dense model, else None."""
@@ -142,9 +163,10 @@ class TrainingMixin:
 
     def _test_step(self, x, y, sample_weight=None):
         ops = get_ops()
-        out, _ = self._run_forward(x, False)
+        activity = []
+        out, _ = self._run_forward(x, False, activity)
         loss, pred = self._loss_and_outputs(ops, out, y, sample_weight, None)
-        return loss + self._regularization(ops), pred
+        return loss + self._regularization(ops) + sum(p for _, p, _ in activity), pred
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what=""):
         """Check and convert (x, y, sample_weight); raises before touching the model."""
@@ -339,6 +361,16 @@ def _log_value(value):
     """A metric result for logs: a float, or an array for per-class / per-threshold metrics."""
     arr = numpy.asarray(value)
     return float(arr) if arr.ndim == 0 else arr
+
+
+def _activity_penalty(ops, layer, out):
+    """``layer``'s activity penalty on its output ``out`` and the penalty's gradient, both
+    divided by the batch size (Keras 3)."""
+    n = out.shape[0]
+    grad = ops.xp.zeros_like(out)
+    layer.activity_regularizer.add_gradient(ops, out, grad)
+    grad *= grad.dtype.type(1.0 / n)
+    return layer.activity_regularizer.penalty(ops, out) / n, grad
 
 
 def _takes_apply_activation(layer):

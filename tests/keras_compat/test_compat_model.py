@@ -12,9 +12,6 @@ from compat_marks import assert_close, deliberate, missing  # noqa: E402
 
 RNG = np.random.default_rng(4)
 X = RNG.normal(size=(6, 4)).astype("float32")
-BUILT_AT_CONSTRUCTION = missing("a model with a known input shape is built at construction")
-SEQUENTIAL_GUIDE = missing("Sequential.pop / get_layer / add after summary")
-VARIABLES = missing("model.weights entries behave as Keras variables")
 MODEL_CLASS = missing("keras.Model base class")
 SERIALIZATION = missing("clone_model / from_config / to_json / model_from_json")
 
@@ -42,26 +39,22 @@ def _quiet_keras_warnings():
 
 
 # ---------------------------------------------------------------- built at construction
-@BUILT_AT_CONSTRUCTION
 @pytest.mark.parametrize("how", HOWS)
 def test_built_flag(how):
     assert declared(fastnn, how).built == declared(keras, how).built
 
 
-@BUILT_AT_CONSTRUCTION
 @pytest.mark.parametrize("how", HOWS)
 def test_get_weights_before_training(how):
     want = [w.shape for w in declared(keras, how).get_weights()]
     assert [w.shape for w in declared(fastnn, how).get_weights()] == want
 
 
-@BUILT_AT_CONSTRUCTION
 @pytest.mark.parametrize("how", HOWS)
 def test_model_weights_before_training(how):
     assert len(declared(fastnn, how).weights) == len(declared(keras, how).weights) == 4
 
 
-@BUILT_AT_CONSTRUCTION
 @pytest.mark.parametrize("how", HOWS)
 def test_layer_kernel_before_training(how):
     k, f = declared(keras, how), declared(fastnn, how)
@@ -77,7 +70,6 @@ def test_set_weights_before_training_then_predict(how):
     assert_close(f.predict(X, verbose=0), k.predict(X, verbose=0))
 
 
-@BUILT_AT_CONSTRUCTION
 @pytest.mark.parametrize("how", HOWS)
 def test_layer_set_weights_before_training(how):
     k, f = declared(keras, how), declared(fastnn, how)
@@ -127,7 +119,6 @@ def guide_model(lib):
     return model
 
 
-@SEQUENTIAL_GUIDE
 def test_add_after_summary():
     counts = []
     for lib in (keras, fastnn):
@@ -138,7 +129,6 @@ def test_add_after_summary():
     assert counts[0] == counts[1] == 4 * 3 + 3 + 3 * 2 + 2
 
 
-@SEQUENTIAL_GUIDE
 def test_add_after_count_params():
     counts = []
     for lib in (keras, fastnn):
@@ -149,7 +139,6 @@ def test_add_after_count_params():
     assert counts == [2, 2]
 
 
-@SEQUENTIAL_GUIDE
 def test_pop():
     out = []
     for lib in (keras, fastnn):
@@ -160,19 +149,16 @@ def test_pop():
     assert out[0] == out[1]
 
 
-@SEQUENTIAL_GUIDE
 def test_get_layer_by_name():
     assert guide_model(fastnn).get_layer("first").name == guide_model(keras).get_layer(
         "first").name
 
 
-@SEQUENTIAL_GUIDE
 def test_get_layer_by_index():
     assert guide_model(fastnn).get_layer(index=0).name == guide_model(keras).get_layer(
         index=0).name
 
 
-@SEQUENTIAL_GUIDE
 def test_get_layer_unknown_name_raises_value_error():
     with pytest.raises(ValueError):
         guide_model(keras).get_layer("nope")
@@ -202,8 +188,6 @@ def test_model_names_are_unique():
     assert (f1.name == f2.name) == (k1.name == k2.name)
 
 
-test_model_names_are_unique = missing("unique auto names for models")(test_model_names_are_unique)
-
 
 def test_explicit_layer_name_kept():
     k = keras.layers.Dense(2, name="head")
@@ -220,16 +204,12 @@ def test_layers_with_the_same_name_raise():
                            fastnn.layers.Dense(2, name="a")])
 
 
-test_layers_with_the_same_name_raise = missing("duplicate layer names are refused")(
-    test_layers_with_the_same_name_raise)
-
 
 # ---------------------------------------------------------------- weights as variables
 def first_weight(lib):
     return declared(lib, "Input").weights[0]
 
 
-@VARIABLES
 @pytest.mark.parametrize("attr", ["shape", "dtype", "name", "trainable"])
 def test_variable_attributes(attr):
     k, f = first_weight(keras), first_weight(fastnn)
@@ -239,19 +219,16 @@ def test_variable_attributes(attr):
         tuple(want) if attr == "shape" else str(want))
 
 
-@VARIABLES
 def test_variable_as_numpy_array():
     k, f = first_weight(keras), first_weight(fastnn)
     assert np.asarray(f).shape == np.asarray(k).shape
     assert np.asarray(f).dtype == np.asarray(k).dtype
 
 
-@VARIABLES
 def test_variable_numpy_method():
     assert first_weight(fastnn).numpy().shape == first_weight(keras).numpy().shape
 
 
-@VARIABLES
 def test_variable_assign():
     values = np.full((4, 3), 0.5, "float32")
     out = []
@@ -262,7 +239,6 @@ def test_variable_assign():
     assert_close(out[1], out[0])
 
 
-@VARIABLES
 def test_variable_path():
     assert first_weight(fastnn).path.split("/")[-1] == first_weight(keras).path.split("/")[-1]
 
