@@ -9,11 +9,12 @@ sparse loss, categorical accuracy for one-hot losses, else exact accuracy.
 """
 from .accuracy import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
 from ..utils.registry import serialize
-from .base import Mean, MeanMetricWrapper, Metric, registry
+from .auc import AUC
+from .base import Mean, MeanMetricWrapper, Metric, Sum, registry
 from .confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
                         TruePositives)
 from .f_score import F1Score, FBetaScore
-from .regression import MeanAbsoluteError, MeanSquaredError
+from .regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
 
 
 def _accuracy_for(name, loss, output_shape):
@@ -38,7 +39,7 @@ def get(identifier, loss=None, output_shape=None):
     return registry.resolve(identifier, Metric)
 
 
-__all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
+__all__ = ["Metric", "Mean", "Sum", "AUC", "RootMeanSquaredError", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
            "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
            "F1Score", "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives",
            "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize"]

@@ -1,4 +1,5 @@
-"""Regression metrics: mean squared and mean absolute error (mean over columns per sample)."""
+"""Regression metrics: mean squared, root mean squared and mean absolute error (mean over
+columns per sample)."""
 import numpy
 
 from .base import MeanMetricWrapper, per_sample, register
@@ -22,3 +23,11 @@ class MeanAbsoluteError(MeanMetricWrapper):
 
     def values(self, y_true, y_pred):
         return per_sample(numpy.abs(y_pred - y_true.reshape(y_pred.shape)))
+
+
+@register()
+class RootMeanSquaredError(MeanSquaredError):
+    """Square root of the (weighted) mean squared error over everything seen."""
+
+    def result(self):
+        return float(numpy.sqrt(super().result()))
