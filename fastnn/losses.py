@@ -1,4 +1,10 @@
-"""Losses with Keras names, defaults and reduction (mean over the batch).
+"""Losses with Keras names, defaults and reductions.
+
+Two forms, as in Keras: ``Loss`` objects (``MeanSquaredError(reduction=...)``),
+which ``compile`` takes and which reduce per-sample values when called, and
+per-sample functions (``mean_squared_error(y_true, y_pred)``, one value per
+sample; see ``fastnn.loss_functions``). Reductions: "sum_over_batch_size"
+(default; "mean" is the same), "sum", "mean_with_sample_weight" and "none".
 
 Each loss computes, in one Ops call, the batch loss and the gradient with
 respect to the predictions. Cross-entropies after a softmax/sigmoid output
@@ -9,61 +15,92 @@ is exact where Keras' clipping at 1e-7 would cap it.
 """
 import numpy
 
+from . import loss_functions
 from .backend import get_ops
 from .utils.registry import Registry, serialize, snake_case
 
 _registry = Registry("loss", "losses")
+REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")
 
 
 class Loss:
-    """Base class. ``__call__(y_true, y_pred, sample_weight=None)`` returns the mean loss."""
+    """Base class. ``__call__(y_true, y_pred, sample_weight=None)`` returns the reduced loss
+    (a float; per-sample values for ``reduction="none"``)."""
 
     ops_method = None          # Ops method on predictions
     logits_method = None       # fused Ops method on logits, when the head activation allows
     fuses_with = ()            # output activations that can be fused with this loss
     sparse_targets = False
+    function = None            # the per-sample function (fastnn.loss_functions)
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, reduction="sum_over_batch_size"):
+        if reduction is None:
+            reduction = "none"
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"Unknown reduction {reduction!r}; use one of "
+                             f"{', '.join(REDUCTIONS)}")
         self.name = name or snake_case(type(self).__name__)
+        self.reduction = reduction
 
     def _extra(self):
         return {}
 
     from_logits = False
 
+    def _scale(self, n, sample_weight):
+        """What the weighted sum of per-sample losses is multiplied by under the reduction
+        ("none" trains as the default, "sum_over_batch_size")."""
+        if self.reduction == "sum":
+            return 1.0
+        if self.reduction == "mean_with_sample_weight" and sample_weight is not None:
+            total = float(sample_weight.sum())
+            return 1.0 / total if total else 0.0
+        return 1.0 / n
+
     def value_and_grad(self, ops, pred, targets, grad_out=None, sample_weight=None,
                        on_logits=False, probs_out=None):
-        """Mean loss over the batch; fills ``grad_out`` with its gradient.
+        """The reduced loss over the batch; fills ``grad_out`` with its gradient.
 
         ``on_logits``: ``pred`` holds logits (``from_logits=True``, or a fused
         softmax/sigmoid head); ``probs_out`` then receives the probabilities.
         """
-        n = pred.shape[0]
+        scale = self._scale(pred.shape[0], sample_weight)
         if on_logits or self.from_logits:
             if probs_out is None:
                 probs_out = ops.xp.empty_like(pred)
             total = getattr(ops, self.logits_method)(pred, targets, probs_out, grad_out,
-                                                     sample_weight, 1.0 / n, **self._extra())
+                                                     sample_weight, scale, **self._extra())
         else:
             total = getattr(ops, self.ops_method)(pred, targets, grad_out, sample_weight,
-                                                  1.0 / n, **self._extra())
-        return total / n
+                                                  scale, **self._extra())
+        return total * scale
+
+    def _function_kwargs(self):
+        return {}
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        """Per-sample values (``fastnn.loss_functions``) reduced as ``reduction`` says."""
         ops = get_ops()
-        pred = ops.asarray(y_pred)
-        if not numpy.issubdtype(pred.dtype, numpy.floating):
-            pred = pred.astype("float32")
-        if pred.ndim == 1:
-            pred = pred[:, None]
-        targets = ops.asarray(y_true)
-        if not self.sparse_targets and targets.ndim == 1:
-            targets = targets[:, None]
-        w = None if sample_weight is None else ops.asarray(sample_weight, dtype=pred.dtype)
-        return self.value_and_grad(ops, pred, targets, sample_weight=w)
+        y_true, y_pred = ops.to_numpy(ops.asarray(y_true)), ops.to_numpy(ops.asarray(y_pred))
+        values = type(self).function(y_true, y_pred, **self._function_kwargs())
+        if sample_weight is not None:
+            w = numpy.asarray(sample_weight, dtype=values.dtype).reshape(-1)
+            if w.shape[0] != values.shape[0]:
+                raise ValueError(f"sample_weight has {w.shape[0]} entries for "
+                                 f"{values.shape[0]} samples")
+            values = values * w
+        if self.reduction == "none":
+            return values
+        total = float(values.sum(dtype="float64"))
+        if self.reduction == "sum":
+            return total
+        if self.reduction == "mean_with_sample_weight" and sample_weight is not None:
+            weight = float(w.sum())
+            return total / weight if weight else 0.0
+        return total / values.shape[0] if values.shape[0] else 0.0
 
     def get_config(self):
-        return {"name": self.name}
+        return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
     def from_config(cls, config):
@@ -78,8 +115,9 @@ def _register(*aliases):
 
 
 class _CrossEntropy(Loss):
-    def __init__(self, from_logits=False, label_smoothing=0.0, name=None):
-        super().__init__(name)
+    def __init__(self, from_logits=False, label_smoothing=0.0, name=None,
+                 reduction="sum_over_batch_size"):
+        super().__init__(name, reduction)
         if not 0 <= label_smoothing <= 1:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.from_logits = bool(from_logits)
@@ -88,8 +126,11 @@ class _CrossEntropy(Loss):
     def _extra(self):
         return {"label_smoothing": self.label_smoothing}
 
+    def _function_kwargs(self):
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits,
+        return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing}
 
 
@@ -100,6 +141,7 @@ class CategoricalCrossentropy(_CrossEntropy):
     ops_method = "crossentropy_loss"
     logits_method = "softmax_cross_entropy"
     fuses_with = ("softmax",)
+    function = staticmethod(loss_functions.categorical_crossentropy)
 
 
 @_register()
@@ -110,15 +152,19 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     logits_method = "softmax_cross_entropy"
     fuses_with = ("softmax",)
     sparse_targets = True
+    function = staticmethod(loss_functions.sparse_categorical_crossentropy)
 
-    def __init__(self, from_logits=False, name=None):
-        super().__init__(from_logits=from_logits, name=name)
+    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size"):
+        super().__init__(from_logits=from_logits, name=name, reduction=reduction)
 
     def _extra(self):
         return {}
 
+    def _function_kwargs(self):
+        return {"from_logits": self.from_logits}
+
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits}
 
 
 @_register()
@@ -128,6 +174,7 @@ class BinaryCrossentropy(_CrossEntropy):
     ops_method = "binary_crossentropy_loss"
     logits_method = "sigmoid_cross_entropy"
     fuses_with = ("sigmoid",)
+    function = staticmethod(loss_functions.binary_crossentropy)
 
 
 class _Pointwise(Loss):
@@ -137,11 +184,13 @@ class _Pointwise(Loss):
 @_register("mse")
 class MeanSquaredError(_Pointwise):
     ops_method = "mean_squared_error_loss"
+    function = staticmethod(loss_functions.mean_squared_error)
 
 
 @_register("mae")
 class MeanAbsoluteError(_Pointwise):
     ops_method = "mean_absolute_error_loss"
+    function = staticmethod(loss_functions.mean_absolute_error)
 
 
 @_register()
@@ -149,9 +198,10 @@ class Huber(_Pointwise):
     """0.5 d^2 where |d| <= delta, else delta * (|d| - delta / 2)."""
 
     ops_method = "huber_loss"
+    function = staticmethod(loss_functions.huber)
 
-    def __init__(self, delta=1.0, name="huber_loss"):
-        super().__init__(name)
+    def __init__(self, delta=1.0, name="huber_loss", reduction="sum_over_batch_size"):
+        super().__init__(name, reduction)
         if not delta > 0:
             raise ValueError(f"Huber delta must be > 0, got {delta!r}")
         self.delta = float(delta)
@@ -159,8 +209,11 @@ class Huber(_Pointwise):
     def _extra(self):
         return {"delta": self.delta}
 
+    def _function_kwargs(self):
+        return {"delta": self.delta}
+
     def get_config(self):
-        return {"name": self.name, "delta": self.delta}
+        return {**super().get_config(), "delta": self.delta}
 
 
 @_register()
@@ -168,6 +221,7 @@ class Hinge(_Pointwise):
     """max(0, 1 - y * s) with labels in {-1, 1} (0/1 labels are mapped to -1/1)."""
 
     ops_method = "hinge_loss"
+    function = staticmethod(loss_functions.hinge)
 
 
 @_register()
@@ -175,17 +229,24 @@ class CategoricalHinge(_Pointwise):
     """Multi-class SVM: max(0, 1 + max_{j != y} s_j - s_y)."""
 
     ops_method = "categorical_hinge_loss"
+    function = staticmethod(loss_functions.categorical_hinge)
 
 
 def get(identifier):
-    """Resolve a name, a Loss or a {"class_name", "config"} dict."""
+    """Resolve a name, a Loss, a per-sample function of this module or a
+    {"class_name", "config"} dict to a Loss object."""
+    if callable(identifier) and identifier in _FUNCTION_CLASSES:
+        return _FUNCTION_CLASSES[identifier]()
     return _registry.resolve(identifier, Loss)
 
 
+# Keras' per-sample functions (one value per sample). ``compile(loss=...)`` also takes them.
+from .loss_functions import (binary_crossentropy, categorical_crossentropy,  # noqa: E402
+                             categorical_hinge, hinge, huber, mae, mean_absolute_error,
+                             mean_squared_error, mse, sparse_categorical_crossentropy)
 
-# Keras' function-style names.
-mean_squared_error = mse = MeanSquaredError()
-mean_absolute_error = mae = MeanAbsoluteError()
-binary_crossentropy = BinaryCrossentropy()
-categorical_crossentropy = CategoricalCrossentropy()
-sparse_categorical_crossentropy = SparseCategoricalCrossentropy()
+_FUNCTION_CLASSES = {
+    mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
+    huber: Huber, hinge: Hinge, categorical_hinge: CategoricalHinge,
+    binary_crossentropy: BinaryCrossentropy, categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy}

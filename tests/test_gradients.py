@@ -212,7 +212,9 @@ LOSSES = [losses.MeanSquaredError(), losses.MeanAbsoluteError(), losses.Huber(de
           losses.Hinge(), losses.CategoricalHinge(), losses.BinaryCrossentropy(),
           losses.BinaryCrossentropy(label_smoothing=0.1), losses.CategoricalCrossentropy(),
           losses.CategoricalCrossentropy(label_smoothing=0.2),
-          losses.SparseCategoricalCrossentropy()]
+          losses.SparseCategoricalCrossentropy(),
+          losses.MeanSquaredError(reduction="sum"),
+          losses.CategoricalCrossentropy(reduction="mean_with_sample_weight")]
 FUSED = [loss for loss in LOSSES if loss.logits_method is not None]
 
 
@@ -242,13 +244,18 @@ def _check_loss(ops, loss, pred, targets, on_logits):
     assert numpy.abs(analytic - numeric).max() < TOL * scale, type(loss).__name__
 
 
-@pytest.mark.parametrize("loss", LOSSES, ids=lambda loss: loss.name)
+def _loss_id(loss):
+    return loss.name if loss.reduction == "sum_over_batch_size" else \
+        f"{loss.name}-{loss.reduction}"
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=_loss_id)
 def test_loss_gradient_on_predictions_with_sample_weight(backend, loss):
     pred, targets = _loss_inputs(loss, numpy.random.default_rng(0))
     _check_loss(backend, loss, pred, targets, on_logits=False)
 
 
-@pytest.mark.parametrize("loss", FUSED, ids=lambda loss: loss.name)
+@pytest.mark.parametrize("loss", FUSED, ids=_loss_id)
 def test_fused_loss_gradient_on_logits_with_sample_weight(backend, loss):
     _, targets = _loss_inputs(loss, numpy.random.default_rng(0))
     logits = numpy.random.default_rng(1).normal(size=(5, 4)) * 2

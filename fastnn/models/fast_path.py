@@ -35,7 +35,8 @@ def loss_code(model):
     loss = model.loss
     head = model.layers[-1].activation.name
     kind = type(loss).__name__
-    if getattr(loss, "label_smoothing", 0):
+    if getattr(loss, "label_smoothing", 0) or loss.reduction not in ("sum_over_batch_size",
+                                                                      "mean", "none"):
         return None
     logits = head == "linear" if loss.from_logits else None
     if kind in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy"):
