@@ -241,8 +241,8 @@ def get(identifier):
 
 
 # Keras' per-sample functions (one value per sample). ``compile(loss=...)`` also takes them.
-from .loss_functions import (binary_crossentropy, categorical_crossentropy,  # noqa: E402
-                             categorical_hinge, hinge, huber, mae, mean_absolute_error,
+from .loss_functions import (binary_crossentropy, categorical_crossentropy,  # noqa: E402, F401
+                             categorical_hinge, hinge, huber, mae, mean_absolute_error,  # noqa: F401
                              mean_squared_error, mse, sparse_categorical_crossentropy)
 
 _FUNCTION_CLASSES = {

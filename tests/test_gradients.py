@@ -116,6 +116,16 @@ def test_every_activation_backward(backend, name):
     assert report.max_error < TOL, f"{name}: {report}"
 
 
+@pytest.mark.parametrize("config", [
+    {"name": "gelu", "approximate": True}, {"name": "relu", "max_value": 1.0},
+    {"name": "relu", "negative_slope": 0.1, "threshold": 0.5},
+    {"name": "leaky_relu", "negative_slope": 0.05}], ids=lambda c: "-".join(map(str, c.values())))
+def test_activation_with_keras_arguments_backward(backend, config):
+    layer = layers.Activation(activations.get(config), **F64)
+    report = gradient_check(layer, away_from_kinks((4, 5), kinks=(0.0, 0.5, 1.0)))
+    assert report.max_error < TOL, f"{config}: {report}"
+
+
 def test_model_with_every_kind_of_layer_and_a_loss(backend):
     model = fastnn.Sequential([
         layers.Dense(6, activation="relu", input_shape=(5,), **F64),

@@ -39,7 +39,7 @@ def get(identifier, loss=None, output_shape=None):
     return registry.resolve(identifier, Metric)
 
 
-__all__ = ["Metric", "Mean", "Sum", "AUC", "RootMeanSquaredError", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
-           "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
+__all__ = ["Metric", "Mean", "Sum", "AUC", "RootMeanSquaredError", "MeanMetricWrapper",
+           "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
            "F1Score", "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives",
            "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize"]

@@ -5,7 +5,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import fastnn  # noqa: E402
-from compat_marks import assert_close, cases, missing  # noqa: E402
+from compat_marks import assert_close, cases  # noqa: E402
 
 X = np.linspace(-3.7, 3.3, 24, dtype="float32").reshape(4, 6)  # no exact kinks
 
