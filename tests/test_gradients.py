@@ -51,6 +51,17 @@ LAYER_CASES = {
     "layernorm_no_center": lambda: layers.LayerNormalization(center=False, **F64),
     "flatten": lambda: layers.Flatten(**F64),
     "input": lambda: layers.InputLayer(shape=(5,), **F64),
+    "gaussian_noise": lambda: layers.GaussianNoise(0.3, seed=1, **F64),
+    "gaussian_dropout": lambda: layers.GaussianDropout(0.3, seed=2, **F64),
+    "gaussian_dropout_stream": lambda: layers.GaussianDropout(0.3, **F64),
+    "alpha_dropout": lambda: layers.AlphaDropout(0.3, seed=3, **F64),
+    "unit_normalization": lambda: layers.UnitNormalization(**F64),
+    "identity": lambda: layers.Identity(**F64),
+    "activity_regularization": lambda: layers.ActivityRegularization(l1=0.1, **F64),
+    "normalization": lambda: layers.Normalization(mean=[0.5] * 5, variance=[0.2, 1, 2, 3, 4],
+                                                  **F64),
+    "normalization_invert": lambda: layers.Normalization(mean=0.3, variance=2.0, invert=True,
+                                                         **F64),
 }
 
 

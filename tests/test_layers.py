@@ -32,6 +32,13 @@ EXAMPLES = {
     "LayerNormalization": lambda: layers.LayerNormalization(epsilon=1e-5, scale=False),
     "Flatten": lambda: layers.Flatten(),
     "InputLayer": lambda: layers.InputLayer(shape=(5,)),
+    "Normalization": lambda: layers.Normalization(mean=[0.0] * 5, variance=[2.0] * 5),
+    "UnitNormalization": lambda: layers.UnitNormalization(),
+    "GaussianNoise": lambda: layers.GaussianNoise(0.2, seed=1),
+    "GaussianDropout": lambda: layers.GaussianDropout(0.3, seed=2),
+    "AlphaDropout": lambda: layers.AlphaDropout(0.1, seed=3),
+    "ActivityRegularization": lambda: layers.ActivityRegularization(l1=0.01, l2=0.02),
+    "Identity": lambda: layers.Identity(),
 }
 
 

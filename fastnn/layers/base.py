@@ -136,7 +136,8 @@ class Layer:
     def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None,
                    constraint=None):
         init = initializers.get(initializer)
-        value = get_ops().asarray(init(tuple(shape), self.dtype))
+        # reshape: asarray may make a 0-d value (a counter) 1-d
+        value = get_ops().asarray(init(tuple(shape), self.dtype)).reshape(tuple(shape))
         weight = Weight(name, value, trainable=trainable,
                         regularizer=regularizers.get(regularizer),
                         constraint=constraints.get(constraint), path=f"{self.name}/{name}")
