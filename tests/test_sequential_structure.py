@@ -145,3 +145,30 @@ def test_activity_penalty_is_in_the_reported_loss():
     outputs = x.sum(axis=1)  # 3 and 2
     want = np.mean(outputs ** 2) + 0.5 * np.abs(outputs).sum() / 2
     assert model.evaluate(x, np.zeros((2, 1)), verbose=0) == pytest.approx(want, rel=1e-6)
+
+
+def test_model_base_class_and_functional_api_error():
+    model = fastnn.Sequential([fastnn.Input((2,)), layers.Dense(1)])
+    assert isinstance(model, fastnn.Model) and fastnn.models.Model is fastnn.Model
+    with pytest.raises(NotImplementedError, match="Sequential"):
+        fastnn.Model(inputs=None, outputs=None)
+
+
+def test_from_config_to_json_and_clone_make_fresh_models():
+    model = fastnn.Sequential([fastnn.Input((3,)), layers.Dense(4, activation="relu"),
+                               layers.Dropout(0.2), layers.Dense(2)], name="net")
+    for clone in (fastnn.Sequential.from_config(model.get_config()),
+                  fastnn.models.model_from_json(model.to_json()),
+                  fastnn.models.clone_model(model)):
+        assert clone is not model and clone.built and clone.name == "net"
+        assert [type(layer) for layer in clone.layers] == [type(layer) for layer in model.layers]
+        assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+        assert all(a is not b for a, b in zip(clone.weights, model.weights))
+
+
+@pytest.mark.parametrize("text", ["not json", '{"class_name": "os.system", "config": {}}',
+                                  '{"class_name": "Sequential", "config": {"layers": '
+                                  '[{"class_name": "Eval", "config": {}}]}}'])
+def test_model_from_json_refuses_what_it_cannot_read(text):
+    with pytest.raises(ValueError):
+        fastnn.models.model_from_json(text)

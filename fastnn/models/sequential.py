@@ -15,13 +15,14 @@ from ..layers.base import Layer, auto_name
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
 from ..utils.checks import check_batch_size, check_positive_int
-from . import data, fast_path, saving
+from . import cloning, data, fast_path, saving
 from .inference import InferencePlan
+from .model import Model
 from .parameters import ParameterStore
 from .training import TrainingMixin
 
 
-class Sequential(TrainingMixin):
+class Sequential(TrainingMixin, Model):
     """A linear stack of layers with a Keras-style API.
 
     Example:
@@ -402,6 +403,15 @@ class Sequential(TrainingMixin):
             config["layers"].append({"class_name": type(layer).__name__,
                                      "config": layer.get_config()})
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new model from ``get_config()`` output (fresh weights)."""
+        return cloning.sequential_from_config(cls, config)
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string; ``models.model_from_json`` reads it back."""
+        return cloning.to_json(self, **kwargs)
 
     def to_backend(self, name):
         """Move the model's weights, gradients and optimizer state to backend ``name``'s

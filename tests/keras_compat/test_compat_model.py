@@ -12,8 +12,6 @@ from compat_marks import assert_close, deliberate, missing  # noqa: E402
 
 RNG = np.random.default_rng(4)
 X = RNG.normal(size=(6, 4)).astype("float32")
-MODEL_CLASS = missing("keras.Model base class")
-SERIALIZATION = missing("clone_model / from_config / to_json / model_from_json")
 
 
 def declared(lib, how):
@@ -262,20 +260,17 @@ def test_freezing_moves_weights_to_non_trainable():
 
 
 # ---------------------------------------------------------------- Model, configs, cloning
-@MODEL_CLASS
 def test_isinstance_model():
     assert isinstance(declared(keras, "Input"), keras.Model)
     assert isinstance(declared(fastnn, "Input"), fastnn.Model)
 
 
-@MODEL_CLASS
 def test_models_namespace_has_model_and_sequential():
     for lib in (keras, fastnn):
         assert lib.models.Sequential is lib.Sequential
         assert lib.models.Model is lib.Model
 
 
-@SERIALIZATION
 def test_from_config_round_trip():
     out = []
     for lib in (keras, fastnn):
@@ -285,7 +280,6 @@ def test_from_config_round_trip():
     assert out[0] == out[1]
 
 
-@SERIALIZATION
 def test_to_json_and_model_from_json():
     out = []
     for lib in (keras, fastnn):
@@ -296,7 +290,6 @@ def test_to_json_and_model_from_json():
     assert out[0] == out[1]
 
 
-@SERIALIZATION
 def test_clone_model_has_fresh_weights_of_the_same_shapes():
     out = []
     for lib in (keras, fastnn):
