@@ -276,16 +276,23 @@ class Sequential(TrainingMixin, Model):
         """Predictions for one batch (all of ``x`` at once)."""
         return self(x)
 
-    def predict(self, x, batch_size=32, verbose=0, callbacks=None, mc_samples=None):
+    def predict(self, x, batch_size=32, verbose=0, steps=None, callbacks=None,
+                mc_samples=None):
         """Predictions for ``x``, computed ``batch_size`` rows at a time: a NumPy array, or a
         CuPy array when ``x`` is one and the backend is "cupy".
 
         Args:
+            steps: predict only the first ``steps`` batches.
+            callbacks: get the ``on_predict_*`` hooks (batch ends carry ``{"outputs": y}``).
+            verbose: accepted for Keras compatibility; nothing is printed (``predict`` is
+                the serving path, called from many threads).
             mc_samples: Monte-Carlo dropout (Gal & Ghahramani 2016): the mean of this many
                 passes with Dropout/DropConnect active and everything else (batch norm
                 included) in inference mode. None: one deterministic pass.
         """
         batch_size = check_batch_size(batch_size)
+        if callbacks or steps is not None:
+            return self._predict_with_callbacks(x, batch_size, steps, callbacks, mc_samples)
         if mc_samples is None and hasattr(x, "__len__") and len(x) <= batch_size:
             return self(x)  # one batch: the same (thin) path as model(x)
         forward = self._forward
@@ -305,6 +312,31 @@ class Sequential(TrainingMixin, Model):
             stop = min(start + batch_size, n)
             out[start:stop] = result(forward(ops.asarray(x[start:stop])))
         return out
+
+    def _predict_with_callbacks(self, x, batch_size, steps, callbacks, mc_samples):
+        """``predict`` batch by batch with the ``on_predict_*`` hooks, as Keras calls them."""
+        from ..callbacks import CallbackList
+        steps = None if steps is None else check_positive_int("steps", steps)
+        x = self._check_x(x)
+        ops = get_ops()
+        n_batches = -(-x.shape[0] // batch_size)
+        if steps is not None:
+            n_batches = min(n_batches, steps)
+        cb = CallbackList(list(callbacks or []), self,
+                          {"verbose": 0, "epochs": 1, "steps": n_batches})
+        cb.on_predict_begin()
+        outputs = []
+        for step in range(n_batches):
+            cb.on_predict_batch_begin(step)
+            xb = ops.asarray(x[step * batch_size:(step + 1) * batch_size])
+            y = self._forward_mc(xb, check_positive_int("mc_samples", mc_samples)) \
+                if mc_samples is not None else self._forward(xb)
+            y = ops.to_numpy(y) if isinstance(x, numpy.ndarray) else y
+            outputs.append(y)
+            cb.on_predict_batch_end(step, {"outputs": y})
+        cb.on_predict_end()
+        xp = numpy if isinstance(x, numpy.ndarray) else ops.xp
+        return xp.concatenate(outputs, axis=0)
 
     def _forward_mc(self, x, samples):
         """Mean of ``samples`` forward passes with only the dropout-style layers training."""

@@ -14,9 +14,10 @@ from .. import optimizers as optimizers_mod
 from ..backend import get_ops
 from ..backend.threads import get_num_threads
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..callbacks.progbar import EvaluationLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
-from . import data, fast_path
+from . import data, fast_path, loop_options
 
 
 class ModelNotCompiledError(ValueError, RuntimeError):
@@ -30,35 +31,50 @@ class TrainingMixin:
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
+        self._metric_specs, self._weighted_metric_specs = [], []
+        self._loss_weight = 1.0
         self.history = None
         self._fused_head = False
         self._stack_cache = (None, None)
         self._constraints_cache = (None, [])
 
     # ---------------------------------------------------------------- compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Set the optimizer, loss and metrics (names or objects, as in Keras)."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, **execution_options):
+        """Set the optimizer, loss and metrics (names or objects, as in Keras).
+
+        ``metrics`` ignore sample weights; ``weighted_metrics`` use them (Keras).
+        ``loss_weights`` scales the loss (one number: a Sequential has one output).
+        ``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and ``auto_scale_loss``
+        are accepted and have no effect: every step runs in compiled kernels here.
+        """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        loop_options.check_execution_options(execution_options)
+        weight = loop_options.loss_weight(loss_weights)
         optimizer = optimizers_mod.get(optimizer)
         loss = losses_mod.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_mod.Metric)):
-            metrics = [metrics]
-        resolved = [metrics_mod.get(m, loss=loss) for m in metrics]
-        self.optimizer, self.loss, self._metric_specs = optimizer, loss, list(metrics)
-        self.compiled_metrics = resolved
+        metrics, weighted = _metric_list(metrics), _metric_list(weighted_metrics)
+        resolved = [metrics_mod.get(m, loss=loss) for m in metrics + weighted]
+        self.optimizer, self.loss, self._metric_specs = optimizer, loss, metrics
+        self._weighted_metric_specs, self._loss_weight = weighted, weight
+        self.compiled_metrics = _name_weighted(resolved, len(metrics))
         self._refresh_metric_choice()
+
+    @property
+    def compiled(self):
+        """True once ``compile`` has run (Keras' ``model.compiled``)."""
+        return self.loss is not None
 
     def _refresh_metric_choice(self):
         """Re-resolve "accuracy" once the output shape is known (binary for one column)."""
         if not self.built or self.loss is None:
             return
         out_shape = self.layers[-1].output_shape
-        self.compiled_metrics = [
+        specs = self._metric_specs + self._weighted_metric_specs
+        self.compiled_metrics = _name_weighted([
             metrics_mod.get(spec, loss=self.loss, output_shape=out_shape)
-            if isinstance(spec, str) else spec for spec in self._metric_specs]
+            if isinstance(spec, str) else spec for spec in specs], len(self._metric_specs))
         last = self.layers[-1]
         act = getattr(last, "activation", None)
         self._fused_head = (act is not None and not self.loss.from_logits
@@ -95,6 +111,10 @@ class TrainingMixin:
         probs = ops.xp.empty_like(out) if on_logits else None
         loss = self.loss.value_and_grad(ops, out, y, grad, sample_weight, on_logits=on_logits,
                                         probs_out=probs)
+        if self._loss_weight != 1.0:  # compile(loss_weights=...)
+            loss *= self._loss_weight
+            if grad is not None:
+                grad *= grad.dtype.type(self._loss_weight)
         return loss, (probs if on_logits else out)
 
     def _regularization(self, ops):
@@ -147,7 +167,7 @@ class TrainingMixin:
         if cached_key == key and (plan is None or plan[0].max_batch >= batch):
             return plan
         plan = None
-        if fast_path.plain_dense_stack(self):
+        if fast_path.plain_dense_stack(self) and self._loss_weight == 1.0:
             code = fast_path.loss_code(self)
             first = fast_path.first_trainable(self)
             if code is not None and first is not None:
@@ -190,14 +210,16 @@ class TrainingMixin:
         return cw if sw is None else sw * cw
 
     def _update_metrics(self, y, pred, sample_weight):
+        """Update ``metrics`` without and ``weighted_metrics`` with the sample weights."""
         if not self.compiled_metrics:
             return
         ops = get_ops()
         pred = ops.to_numpy(pred)
         y = ops.to_numpy(y)
         sw = None if sample_weight is None else ops.to_numpy(sample_weight)
-        for metric in self.compiled_metrics:
-            metric.update_state(y, pred, sw)
+        unweighted = len(self._metric_specs)
+        for i, metric in enumerate(self.compiled_metrics):
+            metric.update_state(y, pred, sw if i >= unweighted else None)
 
     def _metric_logs(self, loss, prefix=""):
         """``{"loss": loss, metric name: result, ...}`` (names prefixed for validation)."""
@@ -234,37 +256,69 @@ class TrainingMixin:
         return _as_result(self._metric_logs(loss), return_dict)
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
-                 return_dict=False, callbacks=None):
-        """Mean loss and metrics over (x, y): ``[loss, *metrics]`` (a float with no metrics)."""
+                 steps=None, callbacks=None, return_dict=False):
+        """Mean loss and metrics over (x, y): ``[loss, *metrics]`` (a float with no metrics).
+
+        ``steps``: evaluate only the first ``steps`` batches. ``callbacks`` get the
+        ``on_test_*`` hooks. ``verbose`` ("auto" = 1) prints a summary line, as Keras.
+        """
         self._require_compiled("evaluate")
         batch_size = check_batch_size(batch_size)
+        steps = loop_options.optional_steps("steps", steps)
         x, y, sw = self._prepare(x, y, sample_weight)
-        logs = self._evaluate_prepared(x, y, sw, batch_size)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        cbs = list(callbacks or [])
+        if verbose:
+            cbs.append(EvaluationLogger(verbose))
+        n_batches = -(-x.shape[0] // batch_size)
+        cb = CallbackList(cbs, self, {"verbose": verbose, "epochs": 1,
+                                      "steps": min(steps or n_batches, n_batches)})
+        cb.on_test_begin()
+        logs = self._evaluate_prepared(x, y, sw, batch_size, steps=steps, cb=cb)
+        cb.on_test_end(logs)
         return _as_result(logs, return_dict)
 
-    def _evaluate_prepared(self, x, y, sw, batch_size, prefix=""):
+    def _evaluate_prepared(self, x, y, sw, batch_size, prefix="", steps=None, cb=None):
         ops = get_ops()
         tracker = metrics_mod.Mean()
         self._reset_metrics()
         n = x.shape[0]
-        for start in range(0, n, batch_size):
+        hooks = cb is not None and cb.wants_test_batch_hooks
+        for step, start in enumerate(range(0, n, batch_size)):
+            if steps is not None and step >= steps:
+                break
+            if hooks:
+                cb.on_test_batch_begin(step)
             stop = min(start + batch_size, n)
             wb = None if sw is None else ops.asarray(sw[start:stop])
             loss, pred = self._test_step(ops.asarray(x[start:stop]), ops.asarray(y[start:stop]),
                                          wb)
             tracker.update_state(loss, stop - start)
             self._update_metrics(y[start:stop], pred, wb)
+            if hooks:
+                cb.on_test_batch_end(step, self._metric_logs(tracker.result()))
         return self._metric_logs(tracker.result(), prefix)
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0):
-        """Train for ``epochs`` epochs; returns a History (``history.history["loss"]``...)."""
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a History (``history.history["loss"]``...).
+
+        As in Keras: ``steps_per_epoch`` batches make an epoch (the order of samples runs
+        on across epochs); validation runs after the epochs ``validation_freq`` selects
+        (an int n: every n-th; a list: those 1-based epochs), on ``validation_steps``
+        batches of ``validation_batch_size`` (default ``batch_size``).
+        """
         self._require_compiled("fit")
         batch_size = check_batch_size(batch_size)
         epochs = check_non_negative_int("epochs", epochs)
         initial_epoch = check_non_negative_int("initial_epoch", initial_epoch)
         validation_split = check_unit_interval("validation_split", validation_split)
+        steps_per_epoch = loop_options.optional_steps("steps_per_epoch", steps_per_epoch)
+        val_options = (check_batch_size(validation_batch_size or batch_size),
+                       loop_options.optional_steps("validation_steps", validation_steps),
+                       loop_options.validation_epochs(validation_freq))
         x, y, sw = self._prepare(x, y, sample_weight)
         val = None
         if validation_data is not None:
@@ -291,14 +345,16 @@ class TrainingMixin:
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         cbs.append(history)
-        steps = -(-x.shape[0] // batch_size)
+        steps = steps_per_epoch or -(-x.shape[0] // batch_size)
         cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose,
                                       "batch_size": batch_size})
         self.history = history
-        self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb)
+        self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
+                       steps_per_epoch, val_options)
         return history
 
-    def _fit_loop(self, x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb):
+    def _fit_loop(self, x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
+                  steps_per_epoch=None, val_options=None):
         ops = get_ops()
         n = x.shape[0]
         x_dev, y_dev = ops.asarray(x), ops.asarray(y)
@@ -306,18 +362,20 @@ class TrainingMixin:
         xbuf = ops.xp.empty((min(batch_size, n),) + x.shape[1:], dtype=x.dtype)
         ybuf = ops.xp.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
         wbuf = None if sw is None else ops.xp.empty(min(batch_size, n), dtype=sw.dtype)
-        rng = get_rng()
+        batches = loop_options.BatchOrder(n, batch_size, shuffle, get_rng())
+        order, order_dev = None, None
+        val_batch_size, val_steps, validate_after = val_options or (batch_size, None,
+                                                                    lambda epoch: True)
         self.stop_training = False
         cb.on_train_begin()
         logs = {}
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else numpy.arange(n)
-            order_dev = ops.asarray(order)
             tracker = metrics_mod.Mean()
             self._reset_metrics()
-            for step, start in enumerate(range(0, n, batch_size)):
-                stop = min(start + batch_size, n)
+            for step, batch_order, start, stop in batches.epoch(steps_per_epoch):
+                if batch_order is not order:
+                    order, order_dev = batch_order, ops.asarray(batch_order)
                 m = stop - start
                 idx = order_dev[start:stop]
                 xb = _gather_rows(ops.xp, x_dev, idx, xbuf[:m])
@@ -333,10 +391,11 @@ class TrainingMixin:
                     if self.stop_training:  # e.g. TerminateOnNaN: stop after this batch
                         break
             logs = self._metric_logs(tracker.result())
-            if val is not None:
+            if val is not None and validate_after(epoch):
                 cb.on_test_begin()
-                logs.update(self._evaluate_prepared(*val, batch_size, prefix="val_"))
-                cb.on_test_end()
+                val_logs = self._evaluate_prepared(*val, val_batch_size, steps=val_steps, cb=cb)
+                cb.on_test_end(val_logs)
+                logs.update({"val_" + key: value for key, value in val_logs.items()})
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -347,6 +406,24 @@ class TrainingMixin:
         """With ``use_ema``, end training holding the averaged weights (Keras 3)."""
         if self.optimizer is not None and self.optimizer.use_ema and "ema" in self.optimizer.state:
             self._store.params[...] = self.optimizer.state["ema"]
+
+
+def _metric_list(metrics):
+    if metrics is None:
+        return []
+    if isinstance(metrics, (str, metrics_mod.Metric)):
+        return [metrics]
+    return list(metrics)
+
+
+def _name_weighted(resolved, unweighted):
+    """Weighted metrics whose name an unweighted one already has get a "weighted_" prefix
+    (Keras: ``metrics=["mae"], weighted_metrics=["mae"]`` log "mae" and "weighted_mae")."""
+    taken = {metric.name for metric in resolved[:unweighted]}
+    for metric in resolved[unweighted:]:
+        if metric.name in taken:
+            metric.name = "weighted_" + metric.name
+    return resolved
 
 
 def _as_result(logs, return_dict):

@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import fastnn  # noqa: E402
-from compat_marks import assert_close, missing  # noqa: E402
+from compat_marks import assert_close, deliberate  # noqa: E402
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(8, 3)).astype("float32")
@@ -19,9 +19,6 @@ HOOKS = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
          "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end",
          "on_predict_batch_begin", "on_predict_batch_end"]
-FIT_ARGS = missing("fit/evaluate/predict arguments of Keras (validation_freq, steps, ...)")
-TEST_HOOKS = missing("evaluate/predict callbacks and the test/predict batch hooks")
-COMPILE_ARGS = missing("compile(weighted_metrics=, loss_weights=, run_eagerly=, ...)")
 
 
 def recorder(lib):
@@ -134,13 +131,11 @@ def test_hook_order_of_fit_with_validation_without_test_batches():
     assert [e[0] for e in train_hooks(f)] == [e[0] for e in train_hooks(k)]
 
 
-@TEST_HOOKS
 def test_hook_order_of_fit_with_validation():
     (_, _, k), (_, _, f) = both(VAL)
     assert [e[0] for e in f] == [e[0] for e in k]
 
 
-@TEST_HOOKS
 def test_logs_keys_of_fit_with_validation():
     (_, _, k), (_, _, f) = both(VAL)
     assert f == k
@@ -168,9 +163,6 @@ def test_on_batch_aliases_are_called():
         counts.append(cb.calls)
     assert counts[1] == counts[0]
 
-
-test_on_batch_aliases_are_called = missing("on_batch_begin/on_batch_end aliases")(
-    test_on_batch_aliases_are_called)
 
 
 def test_stop_training_from_a_callback():
@@ -252,7 +244,6 @@ def test_metric_string_gives_the_same_logs_key(setup):
     assert keys[1] == keys[0]
 
 
-@FIT_ARGS
 def test_validation_freq():
     (_, k, _), (_, f, _) = both(freeze(dict(validation_data="XY", validation_freq=2,
                                             epochs=3)))
@@ -260,20 +251,17 @@ def test_validation_freq():
         key: len(v) for key, v in k.history.items()}
 
 
-@FIT_ARGS
 def test_validation_batch_size():
     (_, k, _), (_, f, _) = both(freeze(dict(validation_data="XY", validation_batch_size=2)))
     assert_close(f.history["val_loss"], k.history["val_loss"], rtol=1e-5)
 
 
-@FIT_ARGS
 def test_steps_per_epoch():
     (_, k, ke), (_, f, fe) = both(freeze(dict(steps_per_epoch=1)))
     assert f.params["steps"] == k.params["steps"]
     assert [e[0] for e in fe] == [e[0] for e in ke]
 
 
-@FIT_ARGS
 def test_validation_steps():
     (_, k, _), (_, f, _) = both(freeze(dict(validation_data="XY", validation_steps=1)))
     assert_close(f.history["val_loss"], k.history["val_loss"], rtol=1e-5)
@@ -299,7 +287,6 @@ def test_evaluate_return_dict():
     assert list(f) == list(k)
 
 
-@missing("compiled metrics are not weighted by sample_weight (only weighted_metrics are)")
 def test_evaluate_with_batch_size_and_sample_weight():
     w = np.linspace(0.2, 2, 8).astype("float32")
     k = model(keras).evaluate(X, Y, batch_size=3, sample_weight=w, verbose=0)
@@ -307,7 +294,6 @@ def test_evaluate_with_batch_size_and_sample_weight():
     assert_close(f, k, rtol=1e-5)
 
 
-@TEST_HOOKS
 def test_evaluate_callbacks_hooks():
     out = []
     for lib in (keras, fastnn):
@@ -317,7 +303,6 @@ def test_evaluate_callbacks_hooks():
     assert out[1] == out[0]
 
 
-@TEST_HOOKS
 def test_predict_callbacks_hooks():
     out = []
     for lib in (keras, fastnn):
@@ -327,14 +312,12 @@ def test_predict_callbacks_hooks():
     assert out[1] == out[0]
 
 
-@FIT_ARGS
 def test_evaluate_steps():
     k = model(keras).evaluate(X, Y, batch_size=4, steps=1, verbose=0)
     f = model(fastnn).evaluate(X, Y, batch_size=4, steps=1, verbose=0)
     assert_close(f, k)
 
 
-@FIT_ARGS
 def test_predict_steps():
     k = model(keras).predict(X, batch_size=4, steps=1, verbose=0)
     f = model(fastnn).predict(X, batch_size=4, steps=1, verbose=0)
@@ -368,12 +351,12 @@ def test_metrics_names_after_evaluate():
     assert f.metrics_names == k.metrics_names
 
 
-test_metrics_names_after_evaluate = missing("metrics_names lists compile_metrics as Keras")(
+test_metrics_names_after_evaluate = deliberate(
+    "metrics_names lists each metric's name, not Keras 3's ['loss', 'compile_metrics']")(
     test_metrics_names_after_evaluate)
 
 
 # ---------------------------------------------------------------- compile arguments
-@COMPILE_ARGS
 def test_weighted_metrics():
     keys = []
     for lib in (keras, fastnn):
@@ -383,13 +366,11 @@ def test_weighted_metrics():
     assert keys[1] == keys[0]
 
 
-@COMPILE_ARGS
 def test_loss_weights_scale_the_loss():
     out = [model(lib, loss_weights=2.0).evaluate(X, Y, verbose=0) for lib in (keras, fastnn)]
     assert_close(out[1], out[0], rtol=1e-5)
 
 
-@COMPILE_ARGS
 @pytest.mark.parametrize("kwargs", [dict(run_eagerly=True), dict(jit_compile=False),
                                     dict(steps_per_execution=1)], ids=lambda k: list(k)[0])
 def test_compile_execution_arguments_accepted(kwargs):
@@ -397,7 +378,6 @@ def test_compile_execution_arguments_accepted(kwargs):
     assert_close(out[1], out[0], rtol=1e-5)
 
 
-@COMPILE_ARGS
 def test_compiled_flag():
     out = []
     for lib in (keras, fastnn):
@@ -409,12 +389,10 @@ def test_compiled_flag():
 
 
 # ---------------------------------------------------------------- default output
-DEFAULT_VERBOSITY = missing("evaluate/predict print a progress bar by default")
-
-
 @pytest.mark.parametrize("call", [
-    pytest.param("evaluate", marks=DEFAULT_VERBOSITY),
-    pytest.param("predict", marks=DEFAULT_VERBOSITY), "fit"])
+    "evaluate", "fit",
+    pytest.param("predict", marks=deliberate(
+        "predict prints nothing by default: it is the serving path, called from threads"))])
 def test_default_verbosity_prints_progress(call, capsys):
     printed = []
     for lib in (keras, fastnn):
