@@ -106,9 +106,94 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     return -log_p[numpy.arange(ids.size), ids]
 
 
+# ---------------------------------------------------------------- value and gradient
+# The losses below have no fused Ops kernel: each is a pair of (per-sample values,
+# gradient of those values with respect to y_pred), so one definition serves both the
+# per-sample function and training (``Loss.value_and_grad`` on the host).
+
+def _mape(y_true, y_pred):
+    denom = numpy.maximum(numpy.abs(y_true), EPSILON)
+    k = y_pred.shape[-1]
+    values = 100.0 * numpy.mean(numpy.abs((y_true - y_pred) / denom), axis=-1)
+    return values, 100.0 / k * numpy.sign(y_pred - y_true) / denom
+
+
+def _msle(y_true, y_pred):
+    k = y_pred.shape[-1]
+    p = numpy.maximum(y_pred, EPSILON)
+    diff = numpy.log1p(p) - numpy.log1p(numpy.maximum(y_true, EPSILON))
+    grad = 2.0 / k * diff / (1 + p) * (y_pred > EPSILON)
+    return numpy.mean(diff ** 2, axis=-1), grad
+
+
+def _hinge_labels(y_true):
+    return 2 * y_true - 1 if numpy.isin(y_true, (0, 1)).all() else y_true
+
+
+def _squared_hinge(y_true, y_pred):
+    t = _hinge_labels(y_true)
+    margin = numpy.maximum(1 - t * y_pred, 0)
+    return numpy.mean(margin ** 2, axis=-1), -2.0 / y_pred.shape[-1] * margin * t
+
+
+def _log_cosh(y_true, y_pred):
+    d = y_pred - y_true
+    # log(cosh(d)) = d + softplus(-2 d) - log 2, stable for large |d|
+    values = d + numpy.logaddexp(0, -2 * d) - numpy.log(2.0)
+    return numpy.mean(values, axis=-1), numpy.tanh(d) / y_pred.shape[-1]
+
+
+def _kl_divergence(y_true, y_pred):
+    t = numpy.clip(y_true, EPSILON, 1)
+    p = numpy.clip(y_pred, EPSILON, 1)
+    inside = (y_pred > EPSILON) & (y_pred < 1)
+    return (t * numpy.log(t / p)).sum(axis=-1), -t / p * inside
+
+
+def _poisson(y_true, y_pred):
+    k = y_pred.shape[-1]
+    values = numpy.mean(y_pred - y_true * numpy.log(y_pred + EPSILON), axis=-1)
+    return values, (1 - y_true / (y_pred + EPSILON)) / k
+
+
+def _cosine_similarity(y_true, y_pred):
+    t = y_true / numpy.sqrt(numpy.maximum((y_true ** 2).sum(-1, keepdims=True), 1e-12))
+    norm = numpy.sqrt(numpy.maximum((y_pred ** 2).sum(-1, keepdims=True), 1e-12))
+    p = y_pred / norm
+    cos = (t * p).sum(axis=-1, keepdims=True)
+    return -cos[..., 0], -(t - cos * p) / norm
+
+
+VALUE_AND_GRAD = {
+    "mean_absolute_percentage_error": _mape, "mean_squared_logarithmic_error": _msle,
+    "squared_hinge": _squared_hinge, "log_cosh": _log_cosh, "kl_divergence": _kl_divergence,
+    "poisson": _poisson, "cosine_similarity": _cosine_similarity,
+}
+
+
+def _values_only(pair):
+    def function(y_true, y_pred):
+        return pair(*_pair(y_true, y_pred))[0]
+    function.__name__ = pair.__name__.lstrip("_")
+    function.__doc__ = f"Keras' per-sample ``{function.__name__}``."
+    return function
+
+
+mean_absolute_percentage_error = _values_only(_mape)
+mean_squared_logarithmic_error = _values_only(_msle)
+squared_hinge = _values_only(_squared_hinge)
+log_cosh = _values_only(_log_cosh)
+kl_divergence = _values_only(_kl_divergence)
+poisson = _values_only(_poisson)
+cosine_similarity = _values_only(_cosine_similarity)
+
 mse = mean_squared_error
 mae = mean_absolute_error
+mape = mean_absolute_percentage_error
+msle = mean_squared_logarithmic_error
 
 __all__ = ["mean_squared_error", "mean_absolute_error", "huber", "hinge", "categorical_hinge",
            "binary_crossentropy", "categorical_crossentropy",
-           "sparse_categorical_crossentropy", "mse", "mae"]
+           "sparse_categorical_crossentropy", "mean_absolute_percentage_error",
+           "mean_squared_logarithmic_error", "squared_hinge", "log_cosh", "kl_divergence",
+           "poisson", "cosine_similarity", "mse", "mae", "mape", "msle"]

@@ -65,6 +65,8 @@ class Loss:
         softmax/sigmoid head); ``probs_out`` then receives the probabilities.
         """
         scale = self._scale(pred.shape[0], sample_weight)
+        if self.ops_method is None:
+            return self._host_value_and_grad(ops, pred, targets, grad_out, sample_weight, scale)
         if on_logits or self.from_logits:
             if probs_out is None:
                 probs_out = ops.xp.empty_like(pred)
@@ -74,6 +76,18 @@ class Loss:
             total = getattr(ops, self.ops_method)(pred, targets, grad_out, sample_weight,
                                                   scale, **self._extra())
         return total * scale
+
+    def _host_value_and_grad(self, ops, pred, targets, grad_out, sample_weight, scale):
+        """A loss without a fused kernel: its (values, gradient) pair from
+        ``fastnn.loss_functions.VALUE_AND_GRAD``, computed on the host."""
+        p = ops.to_numpy(pred)
+        t = ops.to_numpy(targets).astype(p.dtype, copy=False).reshape(p.shape)
+        values, grad = loss_functions.VALUE_AND_GRAD[self.name_of_function](t, p)
+        w = None if sample_weight is None else ops.to_numpy(sample_weight).reshape(-1)
+        if grad_out is not None:
+            factor = scale if w is None else scale * w[:, None]
+            grad_out[...] = ops.asarray((grad * factor).astype(p.dtype, copy=False))
+        return float((values if w is None else values * w).sum()) * scale
 
     def _function_kwargs(self):
         return {}
@@ -232,6 +246,41 @@ class CategoricalHinge(_Pointwise):
     function = staticmethod(loss_functions.categorical_hinge)
 
 
+class _HostLoss(_Pointwise):
+    """A loss computed from ``fastnn.loss_functions``' (values, gradient) pair."""
+
+    name_of_function = None
+
+    def __init__(self, name=None, reduction="sum_over_batch_size"):
+        super().__init__(name or self.name_of_function, reduction)
+
+
+def _host_loss(class_name, function_name, doc, *aliases):
+    cls = type(class_name, (_HostLoss,), {
+        "__doc__": doc, "name_of_function": function_name,
+        "function": staticmethod(getattr(loss_functions, function_name))})
+    cls.__module__ = __name__
+    _register(*aliases)(cls)
+    return cls
+
+
+MeanAbsolutePercentageError = _host_loss(
+    "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
+    "100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7)).", "mape")
+MeanSquaredLogarithmicError = _host_loss(
+    "MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
+    "mean((log(1 + y_pred) - log(1 + y_true)) ** 2).", "msle")
+SquaredHinge = _host_loss("SquaredHinge", "squared_hinge",
+                          "mean(max(0, 1 - y * s) ** 2), 0/1 labels mapped to -1/1.")
+LogCosh = _host_loss("LogCosh", "log_cosh", "mean(log(cosh(y_pred - y_true))).", "logcosh")
+KLDivergence = _host_loss("KLDivergence", "kl_divergence",
+                          "sum(y_true * log(y_true / y_pred)), both clipped to [1e-7, 1].",
+                          "kld", "kullback_leibler_divergence")
+Poisson = _host_loss("Poisson", "poisson", "mean(y_pred - y_true * log(y_pred + 1e-7)).")
+CosineSimilarity = _host_loss("CosineSimilarity", "cosine_similarity",
+                              "-cos(y_true, y_pred) over the last axis (-1 when aligned).")
+
+
 def get(identifier):
     """Resolve a name, a Loss, a per-sample function of this module or a
     {"class_name", "config"} dict to a Loss object."""
@@ -242,11 +291,18 @@ def get(identifier):
 
 # Keras' per-sample functions (one value per sample). ``compile(loss=...)`` also takes them.
 from .loss_functions import (binary_crossentropy, categorical_crossentropy,  # noqa: E402, F401
-                             categorical_hinge, hinge, huber, mae, mean_absolute_error,  # noqa: F401
-                             mean_squared_error, mse, sparse_categorical_crossentropy)
+                             categorical_hinge, cosine_similarity, hinge, huber,
+                             kl_divergence, log_cosh, mae, mape, mean_absolute_error,
+                             mean_absolute_percentage_error, mean_squared_error,
+                             mean_squared_logarithmic_error, mse, msle, poisson,
+                             sparse_categorical_crossentropy, squared_hinge)
 
 _FUNCTION_CLASSES = {
     mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
     huber: Huber, hinge: Hinge, categorical_hinge: CategoricalHinge,
     binary_crossentropy: BinaryCrossentropy, categorical_crossentropy: CategoricalCrossentropy,
-    sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    mean_absolute_percentage_error: MeanAbsolutePercentageError,
+    mean_squared_logarithmic_error: MeanSquaredLogarithmicError, squared_hinge: SquaredHinge,
+    log_cosh: LogCosh, kl_divergence: KLDivergence, poisson: Poisson,
+    cosine_similarity: CosineSimilarity}

@@ -226,6 +226,16 @@ def _loss_inputs(loss, rng, n=5, k=4):
             rng.choice([-1.0, 1.0], (n, k))
     if isinstance(loss, losses.CategoricalHinge):
         return rng.normal(size=(n, k)), numpy.eye(k)[rng.integers(0, k, n)]
+    if isinstance(loss, losses.SquaredHinge):
+        return away_from_kinks((n, k), kinks=(-1.0, 1.0), seed=3), \
+            rng.choice([-1.0, 1.0], (n, k))
+    if isinstance(loss, (losses.MeanSquaredLogarithmicError, losses.Poisson)):
+        return rng.uniform(0.2, 2.0, (n, k)), rng.uniform(0.2, 2.0, (n, k))
+    if isinstance(loss, losses.KLDivergence):
+        return rng.uniform(0.1, 0.9, (n, k)), rng.dirichlet(numpy.ones(k), n)
+    if isinstance(loss, losses.MeanAbsolutePercentageError):
+        targets = rng.uniform(0.5, 2.0, (n, k))
+        return targets + rng.choice([-0.3, 0.3], (n, k)), targets
     return rng.normal(size=(n, k)), rng.normal(size=(n, k))
 
 
@@ -235,7 +245,10 @@ LOSSES = [losses.MeanSquaredError(), losses.MeanAbsoluteError(), losses.Huber(de
           losses.CategoricalCrossentropy(label_smoothing=0.2),
           losses.SparseCategoricalCrossentropy(),
           losses.MeanSquaredError(reduction="sum"),
-          losses.CategoricalCrossentropy(reduction="mean_with_sample_weight")]
+          losses.CategoricalCrossentropy(reduction="mean_with_sample_weight"),
+          losses.MeanAbsolutePercentageError(), losses.MeanSquaredLogarithmicError(),
+          losses.SquaredHinge(), losses.LogCosh(), losses.KLDivergence(), losses.Poisson(),
+          losses.CosineSimilarity()]
 FUSED = [loss for loss in LOSSES if loss.logits_method is not None]
 
 
