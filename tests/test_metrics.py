@@ -256,3 +256,17 @@ def test_mean_and_sum_with_broadcast_weights():
     assert mean.result() == pytest.approx(2.0) and total.result() == pytest.approx(4.0)
     with pytest.raises(ValueError, match="sample_weight"):
         mean.update_state(values, sample_weight=[1.0, 2.0, 3.0])
+
+
+def test_top_k_mape_and_cosine_similarity():
+    top2 = metrics.TopKCategoricalAccuracy(k=2)
+    top2.update_state(numpy.eye(3)[[0, 1]], [[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])
+    assert top2.result() == pytest.approx(0.5)
+    mape = metrics.MeanAbsolutePercentageError()
+    mape.update_state([[2.0], [4.0]], [[1.0], [5.0]])
+    assert mape.result() == pytest.approx((50 + 25) / 2)
+    cos = metrics.CosineSimilarity()
+    cos.update_state([[1.0, 0.0], [0.0, 2.0]], [[3.0, 0.0], [0.0, -1.0]])
+    assert cos.result() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="k must"):
+        metrics.TopKCategoricalAccuracy(k=0)

@@ -7,14 +7,16 @@ Strings follow Keras 3: the class name or its snake_case form ("precision",
 cross-entropy loss or a one-column output, sparse categorical accuracy for a
 sparse loss, categorical accuracy for one-hot losses, else exact accuracy.
 """
-from .accuracy import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
+from .accuracy import (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+                       TopKCategoricalAccuracy)
 from ..utils.registry import serialize
 from .auc import AUC
 from .base import Mean, MeanMetricWrapper, Metric, Sum, registry
 from .confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
                         TruePositives)
 from .f_score import F1Score, FBetaScore
-from .regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
+from .regression import (CosineSimilarity, MeanAbsoluteError, MeanAbsolutePercentageError,
+                         MeanSquaredError, RootMeanSquaredError)
 
 
 def _accuracy_for(name, loss, output_shape):
@@ -42,4 +44,5 @@ def get(identifier, loss=None, output_shape=None):
 __all__ = ["Metric", "Mean", "Sum", "AUC", "RootMeanSquaredError", "MeanMetricWrapper",
            "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
            "F1Score", "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives",
-           "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "get", "serialize"]
+           "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "TopKCategoricalAccuracy",
+           "MeanAbsolutePercentageError", "CosineSimilarity", "get", "serialize"]
