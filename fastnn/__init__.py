@@ -13,5 +13,6 @@ from .models import Model, Sequential
 __version__ = "0.1.0"
 
 __all__ = ["Model", "Sequential", "Input", "activations", "backend", "callbacks",
-           "constraints", "initializers", "layers", "losses", "metrics", "models", "optimizers", "regularizers", "utils",
+           "constraints", "initializers", "layers", "losses", "metrics", "models", "optimizers",
+           "regularizers", "utils",
            "set_backend", "get_backend", "set_num_threads", "get_num_threads", "__version__"]

@@ -42,7 +42,8 @@ def get(identifier, loss=None, output_shape=None):
 
 
 __all__ = ["Metric", "Mean", "Sum", "AUC", "RootMeanSquaredError", "MeanMetricWrapper",
-           "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
+           "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
+           "Precision", "Recall",
            "F1Score", "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives",
            "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "TopKCategoricalAccuracy",
            "MeanAbsolutePercentageError", "CosineSimilarity", "get", "serialize"]

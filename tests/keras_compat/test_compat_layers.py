@@ -5,7 +5,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import fastnn  # noqa: E402
-from compat_marks import assert_close, cases, missing  # noqa: E402
+from compat_marks import assert_close, cases  # noqa: E402
 
 RNG = np.random.default_rng(2)
 X = RNG.normal(size=(5, 6)).astype("float32")
@@ -44,7 +44,7 @@ MISSING = {}
 # Keys Keras configs carry for features fastnn has no counterpart for.
 KERAS_ONLY_KEYS = {"quantization_config", "renorm", "renorm_clipping", "renorm_momentum",
                    "synchronized", "lora_rank", "lora_alpha", "noise_shape", "dtype",
-                   "data_format"}
+                   "data_format", "rms_scaling"}
 CONSTRAINT_KEYS = {"kernel_constraint", "bias_constraint", "beta_constraint",
                    "gamma_constraint", "alpha_constraint"}
 
@@ -90,10 +90,7 @@ def test_count_params(layer_id):
     assert f.count_params() == k.count_params()
 
 
-NORM_ARGS = missing("initializer, regularizer and constraint arguments of "
-                    "BatchNormalization and LayerNormalization")
-CONFIG_MARKS = {i: NORM_ARGS for i in ("BatchNormalization", "BatchNormalization_args",
-                                       "LayerNormalization", "LayerNormalization_args")}
+CONFIG_MARKS = {}
 
 
 @pytest.mark.parametrize("layer_id", cases(IDS, CONFIG_MARKS))

@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import fastnn  # noqa: E402
-from compat_marks import assert_close, deliberate, missing  # noqa: E402
+from compat_marks import assert_close, deliberate  # noqa: E402
 
 RNG = np.random.default_rng(4)
 X = RNG.normal(size=(6, 4)).astype("float32")
