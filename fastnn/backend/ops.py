@@ -631,6 +631,26 @@ class Ops:
         accumulator += grad * grad
         param -= t(lr) * grad / self.xp.sqrt(accumulator + t(epsilon))
 
+    def adamax_step(self, param, grad, m, u, lr, beta_1, epsilon, step, beta_2,
+                    weight_decay=0.0):
+        """m += (1 - b1) (g - m);  u = max(b2 u, |g|);  p -= lr m / ((1 - b1^t)(u + eps))
+        (Keras 3 Adamax; ``step`` is t, counted from 1)."""
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        m += t(1 - beta_1) * (grad - m)
+        self.xp.maximum(t(beta_2) * u, self.xp.abs(grad), out=u)
+        param -= t(lr) * m / (t(1 - beta_1 ** step) * (u + t(epsilon)))
+
+    def lion_step(self, param, grad, m, lr, beta_1, beta_2, weight_decay=0.0):
+        """p -= lr * sign(b1 m + (1 - b1) g);  m = b2 m + (1 - b2) g  (Chen et al. 2023)."""
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        param -= t(lr) * self.xp.sign(t(beta_1) * m + t(1 - beta_1) * grad)
+        m *= t(beta_2)
+        m += t(1 - beta_2) * grad
+
     def adadelta_step(self, param, grad, acc_grad, acc_delta, lr, rho, epsilon,
                       weight_decay=0.0):
         """Eg = rho*Eg + (1-rho)*g^2;  d = sqrt(Ed + eps)/sqrt(Eg + eps) * g;

@@ -243,6 +243,51 @@ class RMSprop(Optimizer):
                 "epsilon": self.epsilon, "centered": self.centered}
 
 
+@_register
+class Adamax(_AdamFamily):
+    """Adamax, Adam with the infinity norm (Kingma & Ba 2015, section 7.1):
+    ``m = b1 * m + (1 - b1) * g``;  ``u = max(b2 * u, |g|)``;
+    ``p -= lr / (1 - b1**t) * m / (u + eps)``.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        beta_1, beta_2: decay rates in [0, 1), default 0.9 and 0.999.
+        epsilon: > 0, default 1e-7.
+    """
+
+    slots = ("m", "u")
+
+    def _update(self, ops, param, grad, slots, lr):
+        ops.adamax_step(param, grad, slots["m"], slots["u"], lr, self.beta_1, self.epsilon,
+                        self.iterations, self.beta_2, self._decay())
+
+
+@_register
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023): ``p -= lr * sign(b1 * m + (1 - b1) * g)``, then
+    ``m = b2 * m + (1 - b2) * g``. Every step has the same size per entry, so it wants a
+    learning rate 3-10x smaller than Adam's.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        beta_1: interpolation for the update direction, in [0, 1), default 0.9.
+        beta_2: momentum decay, in [0, 1), default 0.99.
+    """
+
+    slots = ("m",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1 = check_unit_interval("beta_1", beta_1)
+        self.beta_2 = check_unit_interval("beta_2", beta_2)
+
+    def _update(self, ops, param, grad, slots, lr):
+        ops.lion_step(param, grad, slots["m"], lr, self.beta_1, self.beta_2, self._decay())
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
 def get(identifier):
     """Resolve a name ("adam", "sgd", ...), an Optimizer or a {"class_name", "config"} dict."""
     return _registry.resolve(identifier, Optimizer)
@@ -250,4 +295,5 @@ def get(identifier):
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Nadam", "Adagrad", "Adadelta", "RMSprop",
+           "Adamax", "Lion",
            "schedules", "get", "serialize"]

@@ -32,7 +32,7 @@ OPTIMIZERS = {
     "Ftrl": ("Ftrl", dict(learning_rate=0.1)),
 }
 IDS = sorted(OPTIMIZERS)
-MISSING = {i: missing(f"optimizer {OPTIMIZERS[i][0]}") for i in ("Adamax", "Lion", "Ftrl")}
+MISSING = {"Ftrl": missing("optimizer Ftrl")}
 
 
 def make(lib, opt_id):
@@ -88,8 +88,7 @@ def test_learning_rate_assignment(opt_id):
 
 
 @pytest.mark.parametrize("name", cases(["sgd", "adam", "rmsprop", "adagrad", "adadelta",
-                                        "nadam", "adamw", "adamax"],
-                                       {"adamax": missing("optimizer Adamax")}))
+                                        "nadam", "adamw", "adamax", "lion"], {}))
 def test_get_by_string(name):
     k, f = keras.optimizers.get(name), fastnn.optimizers.get(name)
     assert type(f).__name__ == type(k).__name__
