@@ -169,6 +169,20 @@ def ref_lion(lr, b1=0.9, b2=0.99):
     return step
 
 
+def ref_ftrl(lr, power=-0.5, init=0.1, l1=0.0, l2=0.0, l2s=0.0, beta=0.0):
+    n, z = init, 0.0
+
+    def step(p, g, t):
+        nonlocal n, z
+        eta = lr(t)
+        new_n = n + g * g
+        z = z + g + 2 * l2s * p - (new_n ** -power - n ** -power) / eta * p
+        quadratic = new_n ** -power / eta + 2 * (l2 + beta / (2 * eta))
+        n = new_n
+        return (numpy.clip(z, -l1, l1) - z) / quadratic
+    return step
+
+
 def _constant(value):
     return lambda t: value
 
@@ -203,6 +217,12 @@ CASES = {
     "lion": (lambda: optimizers.Lion(0.01), lambda: ref_lion(_constant(0.01))),
     "lion_betas": (lambda: optimizers.Lion(0.01, beta_1=0.5, beta_2=0.9),
                    lambda: ref_lion(_constant(0.01), 0.5, 0.9)),
+    "ftrl": (lambda: optimizers.Ftrl(0.1), lambda: ref_ftrl(_constant(0.1))),
+    "ftrl_regularized": (
+        lambda: optimizers.Ftrl(0.1, learning_rate_power=-0.7, l1_regularization_strength=0.01,
+                                l2_regularization_strength=0.02,
+                                l2_shrinkage_regularization_strength=0.01, beta=0.1),
+        lambda: ref_ftrl(_constant(0.1), -0.7, 0.1, 0.01, 0.02, 0.01, 0.1)),
 }
 
 BACKENDS = ["numpy", "cpu"]
@@ -360,6 +380,7 @@ ALL = [optimizers.SGD(0.02, momentum=0.5, nesterov=True, clipnorm=1.0),
        optimizers.RMSprop(0.002, rho=0.8, momentum=0.3, centered=True, weight_decay=0.001),
        optimizers.Adamax(0.002, beta_2=0.99, clipnorm=1.0),
        optimizers.Lion(0.0003, beta_1=0.95, weight_decay=0.01),
+       optimizers.Ftrl(0.05, l1_regularization_strength=0.001, beta=0.5),
        optimizers.SGD(schedules.CosineDecay(0.1, 100, alpha=0.1, warmup_target=0.2,
                                             warmup_steps=10))]
 

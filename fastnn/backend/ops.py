@@ -651,6 +651,24 @@ class Ops:
         m *= t(beta_2)
         m += t(1 - beta_2) * grad
 
+    def ftrl_step(self, param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage,
+                  beta, weight_decay=0.0):
+        """FTRL-proximal (McMahan et al. 2013) as Keras 3 computes it::
+
+            n' = n + g^2;  z += g + 2 l2s p - (n'^-c - n^-c) / lr * p   (c = lr_power)
+            p = (clip(z, -l1, l1) - z) / (n'^-c / lr + 2 (l2 + beta / (2 lr)));  n = n'
+        """
+        xp = self.xp
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        new_acc = accumulator + grad * grad
+        power_new, power_old = new_acc ** t(-lr_power), accumulator ** t(-lr_power)
+        linear += grad + t(2 * l2_shrinkage) * param - (power_new - power_old) / t(lr) * param
+        quadratic = power_new / t(lr) + t(2 * (l2 + beta / (2.0 * lr)))
+        param[...] = (xp.clip(linear, t(-l1), t(l1)) - linear) / quadratic
+        accumulator[...] = new_acc
+
     def adadelta_step(self, param, grad, acc_grad, acc_delta, lr, rho, epsilon,
                       weight_decay=0.0):
         """Eg = rho*Eg + (1-rho)*g^2;  d = sqrt(Ed + eps)/sqrt(Eg + eps) * g;

@@ -5,7 +5,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import fastnn  # noqa: E402
-from compat_marks import assert_close, cases, missing  # noqa: E402
+from compat_marks import assert_close, cases  # noqa: E402
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(8, 3)).astype("float32")
@@ -30,9 +30,12 @@ OPTIMIZERS = {
     "Adamax": ("Adamax", dict(learning_rate=0.01)),
     "Lion": ("Lion", dict(learning_rate=0.01)),
     "Ftrl": ("Ftrl", dict(learning_rate=0.1)),
+    "Ftrl_regularized": ("Ftrl", dict(learning_rate=0.1, l1_regularization_strength=0.01,
+                                      l2_regularization_strength=0.02,
+                                      l2_shrinkage_regularization_strength=0.01, beta=0.1)),
 }
 IDS = sorted(OPTIMIZERS)
-MISSING = {"Ftrl": missing("optimizer Ftrl")}
+MISSING = {}
 
 
 def make(lib, opt_id):
