@@ -80,3 +80,17 @@ def test_dense_config_round_trip_keeps_constraints():
     layer = layers.Dense(3, kernel_constraint=constraints.MaxNorm(2.0, axis=1))
     clone = layers.Dense.from_config(layer.get_config())
     assert clone.kernel_constraint.get_config() == {"max_value": 2.0, "axis": 1}
+
+
+def test_orthogonal_regularizer_is_zero_on_orthogonal_rows_and_checks_its_input():
+    from fastnn import regularizers
+    reg = regularizers.OrthogonalRegularizer(factor=1.0)
+    assert reg(np.eye(3, 4)) == pytest.approx(0.0)
+    assert reg(np.ones((3, 4))) == pytest.approx(0.5)  # every pair has cosine 1
+    with pytest.raises(ValueError, match="2-D"):
+        reg(np.ones(4))
+    with pytest.raises(ValueError, match="mode"):
+        regularizers.OrthogonalRegularizer(mode="diagonal")
+    again = regularizers.get(regularizers.serialize(regularizers.OrthogonalRegularizer(
+        0.2, "columns")))
+    assert again.get_config() == {"factor": 0.2, "mode": "columns"}

@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 import fastnn
-from fastnn import activations, layers, losses
+from fastnn import activations, layers, losses, regularizers
 from fastnn.backend import use_backend
 from fastnn.utils import gradient_check, numerical_gradient
 
@@ -135,6 +135,19 @@ def test_activation_with_keras_arguments_backward(backend, config):
     layer = layers.Activation(activations.get(config), **F64)
     report = gradient_check(layer, away_from_kinks((4, 5), kinks=(0.0, 0.5, 1.0)))
     assert report.max_error < TOL, f"{config}: {report}"
+
+
+@pytest.mark.parametrize("reg", [
+    regularizers.L1L2(0.01, 0.02), regularizers.OrthogonalRegularizer(0.3),
+    regularizers.OrthogonalRegularizer(0.3, mode="columns")],
+    ids=["l1_l2", "orthogonal_rows", "orthogonal_columns"])
+def test_regularizer_gradient(backend, reg):
+    w = backend.asarray(away_from_kinks((4, 3), seed=2))
+    analytic = backend.xp.zeros_like(w)
+    reg.add_gradient(backend, w, analytic)
+    numeric = numerical_gradient(lambda: reg.penalty(backend, w), w)
+    assert numpy.abs(backend.to_numpy(analytic)).max() > 0
+    numpy.testing.assert_allclose(backend.to_numpy(analytic), numeric, rtol=1e-5, atol=1e-9)
 
 
 def test_model_with_every_kind_of_layer_and_a_loss(backend):
