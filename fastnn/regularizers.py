@@ -74,7 +74,7 @@ class L2(Regularizer):
 @_registry.register("OrthogonalRegularizer", "orthogonal_regularizer")
 class OrthogonalRegularizer(Regularizer):
     """Pushes a kernel's rows (``mode="rows"``) or columns towards orthogonality:
-    ``factor / 2 * mean over pairs i != j of |cos(w_i, w_j)|`` (Keras 3).
+    ``factor * mean over pairs i < j of |cos(w_i, w_j)|`` (Keras 3).
 
     Rows are L2-normalised (norms below 1e-7 count as 1e-7) before their dot products.
     """

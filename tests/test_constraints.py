@@ -86,7 +86,7 @@ def test_orthogonal_regularizer_is_zero_on_orthogonal_rows_and_checks_its_input(
     from fastnn import regularizers
     reg = regularizers.OrthogonalRegularizer(factor=1.0)
     assert reg(np.eye(3, 4)) == pytest.approx(0.0)
-    assert reg(np.ones((3, 4))) == pytest.approx(0.5)  # every pair has cosine 1
+    assert reg(np.ones((3, 4))) == pytest.approx(1.0)  # every pair has cosine 1
     with pytest.raises(ValueError, match="2-D"):
         reg(np.ones(4))
     with pytest.raises(ValueError, match="mode"):
