@@ -114,3 +114,12 @@ def test_evaluate_prints_its_result_by_default(capsys):
     assert "loss:" in out and "mae:" in out
     model().evaluate(X, Y, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+def test_two_metrics_with_one_name_log_separately():
+    m = fastnn.Sequential([fastnn.Input((3,)), layers.Dense(1, activation="sigmoid")])
+    m.compile(optimizer="sgd", loss="binary_crossentropy",
+              metrics=[fastnn.metrics.Precision(), fastnn.metrics.Precision(thresholds=0.9)],
+              weighted_metrics=[fastnn.metrics.Precision()])
+    logs = m.evaluate(X, (X[:, :1] > 0).astype("float32"), verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "precision", "precision_1", "weighted_precision"]

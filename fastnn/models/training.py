@@ -417,12 +417,22 @@ def _metric_list(metrics):
 
 
 def _name_weighted(resolved, unweighted):
-    """Weighted metrics whose name an unweighted one already has get a "weighted_" prefix
-    (Keras: ``metrics=["mae"], weighted_metrics=["mae"]`` log "mae" and "weighted_mae")."""
+    """Log names for the compiled metrics: a weighted metric whose name an unweighted one
+    already has gets a "weighted_" prefix (Keras: ``metrics=["mae"],
+    weighted_metrics=["mae"]`` log "mae" and "weighted_mae"), and any name still taken
+    gets ``_1``, ``_2``, ... so two ``Precision()`` objects log "precision" and
+    "precision_1"."""
     taken = {metric.name for metric in resolved[:unweighted]}
     for metric in resolved[unweighted:]:
         if metric.name in taken:
             metric.name = "weighted_" + metric.name
+    seen = set()
+    for metric in resolved:
+        base, count = metric.name, 0
+        while metric.name in seen:
+            count += 1
+            metric.name = f"{base}_{count}"
+        seen.add(metric.name)
     return resolved
 
 
