@@ -374,3 +374,61 @@ def test_predict_on_wrong_width_raises_value_error():
     for lib in (keras, fastnn):
         with pytest.raises(ValueError):
             declared(lib, "Input").predict(np.ones((3, 5), "float32"), verbose=0)
+
+
+def test_save_and_load_model_round_trip(tmp_path):
+    out = []
+    for lib in (keras, fastnn):
+        model = declared(lib, "Input")
+        model.compile(optimizer="adam", loss="mse")
+        path = str(tmp_path / f"{lib.__name__}.keras")
+        model.save(path)
+        loaded = lib.models.load_model(path)
+        assert_close(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
+        out.append((type(loaded.optimizer).__name__, [type(layer).__name__
+                                                      for layer in loaded.layers]))
+    assert out[0] == out[1]
+
+
+def test_summary_totals_match():
+    import re
+    totals = []
+    for lib in (keras, fastnn):
+        model = lib.Sequential([lib.Input((4,)), lib.layers.Dense(3),
+                                lib.layers.BatchNormalization(), lib.layers.Dense(2)])
+        lines = []
+        model.summary(print_fn=lambda s, *a, **k: lines.append(str(s)))
+        text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(lines))
+        totals.append([int(re.search(rf"{kind} params: ([\d,]+)", text).group(1)
+                           .replace(",", "")) for kind in ("Total", "Trainable",
+                                                           "Non-trainable")])
+    assert totals[0] == totals[1] == [15 + 12 + 8, 15 + 6 + 8, 6]
+
+
+def test_model_trainable_false_freezes_everything():
+    out = []
+    for lib in (keras, fastnn):
+        model = declared(lib, "Input")
+        model.trainable = False
+        out.append((len(model.trainable_weights), len(model.non_trainable_weights)))
+    assert out[0] == out[1] == (0, 4)
+
+
+def test_freezing_all_but_the_last_layer():
+    out = []
+    for lib in (keras, fastnn):
+        model = declared(lib, "Input")
+        for layer in model.layers[:-1]:
+            layer.trainable = False
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse")
+        before = model.get_weights()
+        model.train_on_batch(X, X[:, :2])
+        out.append([not np.array_equal(a, b) for a, b in zip(before, model.get_weights())])
+    assert out[0] == out[1] == [False, False, True, True]
+
+
+def test_named_input_and_layers():
+    for lib in (keras, fastnn):
+        model = lib.Sequential([lib.Input((4,), name="pixels"),
+                                lib.layers.Dense(2, name="logits")])
+        assert [layer.name for layer in model.layers] == ["logits"]
