@@ -31,6 +31,8 @@ LAYER_CASES = {
     "dense": lambda: layers.Dense(3, activation="tanh", **F64),
     "dense_no_bias": lambda: layers.Dense(3, use_bias=False, **F64),
     "dense_relu": lambda: layers.Dense(3, activation="relu", **F64),
+    "dense_sequence": lambda: layers.Dense(3, activation="sigmoid", **F64),
+    "dropconnect_sequence": lambda: layers.DropConnect(3, rate=0.3, seed=4, **F64),
     "relu": lambda: layers.ReLU(**F64),
     "relu_keras_args": lambda: layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.5,
                                            **F64),
@@ -66,7 +68,7 @@ LAYER_CASES = {
 
 
 def _layer_input(name):
-    if name == "flatten":
+    if name in ("flatten", "dense_sequence", "dropconnect_sequence"):
         return away_from_kinks((4, 2, 3))
     return away_from_kinks((4, 5), kinks=(0.0, 0.5, 1.5))
 

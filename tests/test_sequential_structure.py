@@ -172,3 +172,20 @@ def test_from_config_to_json_and_clone_make_fresh_models():
 def test_model_from_json_refuses_what_it_cannot_read(text):
     with pytest.raises(ValueError):
         fastnn.models.model_from_json(text)
+
+
+def test_dense_maps_the_last_axis_of_sequences_and_maxout_refuses_them():
+    model = fastnn.Sequential([fastnn.Input((4, 3)), layers.Dense(5, activation="relu"),
+                               layers.Flatten(), layers.Dense(2)])
+    assert model.layers[0].output_shape == (4, 5) and model.output_shape == (None, 2)
+    x = RNG.normal(size=(6, 4, 3)).astype("float32")
+    per_step = np.maximum(x @ model.layers[0].get_weights()[0] + model.layers[0].get_weights()[1],
+                          0)
+    np.testing.assert_allclose(layers.Flatten()(model.layers[0](x)), per_step.reshape(6, -1),
+                               rtol=1e-5, atol=1e-6)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, RNG.normal(size=(6, 2)), verbose=0)
+    np.testing.assert_allclose(model.compile_for_inference().predict(x), model.predict(x),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="Flatten"):
+        fastnn.Sequential([fastnn.Input((4, 3)), layers.Maxout(2)])

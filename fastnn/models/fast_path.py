@@ -15,7 +15,7 @@ from ..layers.core import Dense
 
 def _is_plain_dense(layer, last):
     if (type(layer) is not Dense or layer.kernel_regularizer or layer.bias_regularizer
-            or layer.activity_regularizer):
+            or layer.activity_regularizer or len(layer.input_shape) != 1):
         return False
     name = layer.activation.name
     if name not in ACTIVATION_CODES or layer.activation.params:

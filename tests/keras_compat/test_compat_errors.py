@@ -6,7 +6,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import fastnn  # noqa: E402
-from compat_marks import deliberate, missing  # noqa: E402
+from compat_marks import assert_close, deliberate  # noqa: E402
 
 X = np.random.default_rng(8).normal(size=(6, 3)).astype("float32")
 
@@ -64,8 +64,16 @@ def test_predict_on_one_unbatched_sample_raises_value_error():
     assert kinds == [ValueError, ValueError]
 
 
-@missing("Dense on inputs of rank > 2 (applied to the last axis)")
 def test_dense_on_a_sequence_of_vectors():
     x = np.ones((2, 4, 3), "float32")
     shapes = [np.shape(lib.layers.Dense(5)(x)) for lib in (keras, fastnn)]
     assert shapes[0] == shapes[1] == (2, 4, 5)
+
+
+def test_dense_on_a_sequence_with_the_same_weights():
+    x = np.random.default_rng(1).normal(size=(2, 4, 3)).astype("float32")
+    k, f = keras.layers.Dense(5, activation="tanh"), fastnn.layers.Dense(5, activation="tanh")
+    k.build((None, 4, 3))
+    f.build((4, 3))
+    f.set_weights(k.get_weights())
+    assert_close(f(x), k(x))
