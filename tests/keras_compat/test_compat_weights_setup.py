@@ -5,7 +5,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import fastnn  # noqa: E402
-from compat_marks import assert_close, cases, missing  # noqa: E402
+from compat_marks import assert_close, cases  # noqa: E402
 
 RNG = np.random.default_rng(6)
 W = RNG.normal(size=(5, 4)).astype("float32")
