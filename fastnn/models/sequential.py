@@ -185,6 +185,21 @@ class Sequential(TrainingMixin, Model):
                         layer.unbuild()
                 raise
 
+    def _build_state(self):
+        """What ``_restore_build_state`` needs to undo a deferred build."""
+        return self.built, self._input_shape, [layer.built for layer in self.layers]
+
+    def _restore_build_state(self, state):
+        """Undo a build made since ``state`` (data that built the model was then refused)."""
+        built, input_shape, layers_built = state
+        if built or not self.built:
+            return
+        for layer, was_built in zip(self.layers, layers_built):
+            if not was_built:
+                layer.unbuild()
+        self.built, self._store, self._input_shape = False, None, input_shape
+        self._inference_cache = self._stack_cache = (None, None)
+
     @property
     def trainable(self):
         """False once ``model.trainable = False`` froze every layer (Keras)."""

@@ -189,17 +189,24 @@ class TrainingMixin:
         return loss + self._regularization(ops) + sum(p for _, p, _ in activity), pred
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what=""):
-        """Check and convert (x, y, sample_weight); raises before touching the model."""
-        x = self._check_x(x, "x" + what)
-        if x.shape[0] == 0:
-            raise ValueError(f"x{what} has no samples")
-        if y is None:
-            raise ValueError(f"y{what} is missing: training and evaluation need targets")
-        data.check_lengths(x, y, "y" + what)
-        self._refresh_metric_choice()
-        y = data.check_targets(y, self.loss, self.layers[-1].output_shape, x.dtype, "y" + what)
-        sw = data.check_sample_weight(sample_weight, x.shape[0])
-        return x, y, self._with_class_weight(y, sw, class_weight)
+        """Check and convert (x, y, sample_weight); raises before touching the model (a
+        build from this ``x`` is undone when ``y`` or the weights are then refused)."""
+        build_state = self._build_state()
+        try:
+            x = self._check_x(x, "x" + what)
+            if x.shape[0] == 0:
+                raise ValueError(f"x{what} has no samples")
+            if y is None:
+                raise ValueError(f"y{what} is missing: training and evaluation need targets")
+            data.check_lengths(x, y, "y" + what)
+            self._refresh_metric_choice()
+            y = data.check_targets(y, self.loss, self.layers[-1].output_shape, x.dtype,
+                                   "y" + what)
+            sw = data.check_sample_weight(sample_weight, x.shape[0])
+            return x, y, self._with_class_weight(y, sw, class_weight)
+        except Exception:
+            self._restore_build_state(build_state)
+            raise
 
     def _with_class_weight(self, y, sw, class_weight):
         """Fold ``class_weight`` into the sample weights (training data only, as Keras)."""
