@@ -10,6 +10,10 @@ Calling one on an array computes it with the current backend::
     >>> fastnn.activations.relu(np.array([-1.0, 2.0], dtype="float32"))
     array([0., 2.], dtype=float32)
 
+Besides the classic units there are Keras 3's ``relu6``, ``softsign``,
+``hard_sigmoid`` (``relu6(x + 3) / 6``), ``hard_silu`` (= ``hard_swish``),
+``exponential``, ``mish`` and ``log_softmax``, each with its backward pass.
+
 ``step`` (threshold at 0: 1 for x >= 0 else 0) has a zero gradient everywhere,
 so a network of step units cannot learn by backpropagation; it is here for
 teaching perceptrons.
@@ -22,26 +26,57 @@ from .utils.registry import Registry
 _registry = Registry("activation")
 
 
+def _variant(name, params, ndim):
+    """The Ops method and its parameters for Keras-style keyword arguments."""
+    if name in ("softmax", "log_softmax") and "axis" in params:
+        params = dict(params)
+        axis = params.pop("axis")
+        if axis not in (-1, ndim - 1):
+            raise ValueError(f"{name} supports only the last axis, got axis={axis}")
+    if name == "relu" and params:
+        keras_args = {"negative_slope": 0.0, "max_value": None, "threshold": 0.0, **params}
+        if keras_args != {"negative_slope": 0.0, "max_value": None, "threshold": 0.0}:
+            return "general_relu", keras_args
+        return "relu", {}
+    if name == "leaky_relu" and "negative_slope" in params:
+        params = dict(params)
+        params["alpha"] = float(params.pop("negative_slope"))
+    if name == "gelu" and "approximate" in params:
+        approximate = params.get("approximate")
+        params = {k: v for k, v in params.items() if k != "approximate"}
+        return ("gelu_tanh" if approximate else "gelu"), params
+    return name, params
+
+
 class ActivationFunction:
     """One activation: name, Ops methods and hyperparameters (e.g. ``alpha``)."""
 
     def __init__(self, name, in_place=True, **params):
         self.name = name
-        self.in_place = in_place
         self.params = params
+        # Keras-style arguments pick the Ops method, e.g. relu(max_value=6) -> general_relu.
+        self._method, self._method_params = _variant(name, params, 2)
+        self.in_place = in_place and self._method == name
 
     def forward(self, ops, x, out=None):
-        return getattr(ops, self.name)(x, out=out, **self.params)
+        return getattr(ops, self._method)(x, out=out, **self._method_params)
 
     def backward(self, ops, dy, x, y, out=None):
-        return getattr(ops, "backprop_" + self.name)(dy, x, y, out=out, **self.params)
+        return getattr(ops, "backprop_" + self._method)(dy, x, y, out=out,
+                                                        **self._method_params)
 
     def __call__(self, x, **params):
+        """Apply to ``x`` with the current backend; Keras' keyword arguments are accepted
+        (``relu(x, negative_slope, max_value, threshold)``, ``leaky_relu(x,
+        negative_slope)``, ``gelu(x, approximate)``, ``softmax(x, axis=-1)``)."""
         ops = get_ops()
         merged = {**self.params, **params}
         if isinstance(x, (Tensor, Variable)):  # inside custom code: recorded on its tape
-            return apply_activation(self.name, x, merged)
-        return getattr(ops, self.name)(ops.asarray(x), **merged)
+            method, merged = _variant(self.name, merged, len(x.shape))
+            return apply_activation(method, x, merged)
+        x = ops.asarray(x)
+        method, merged = _variant(self.name, merged, x.ndim)
+        return getattr(ops, method)(x, **merged)
 
     def get_config(self):
         return {"name": self.name, **self.params}
@@ -69,7 +104,15 @@ softplus = _define("softplus", in_place=False)
 gelu = _define("gelu", in_place=False)
 silu = _define("silu", in_place=False)
 softmax = _define("softmax")
-_registry.register("swish")(silu)
+relu6 = _define("relu6", in_place=False)
+softsign = _define("softsign", in_place=False)
+hard_sigmoid = _define("hard_sigmoid", in_place=False)
+hard_silu = _define("hard_silu", in_place=False)
+exponential = _define("exponential", in_place=False)
+mish = _define("mish", in_place=False)
+log_softmax = _define("log_softmax", in_place=False)
+swish = _registry.register("swish")(silu)
+hard_swish = _registry.register("hard_swish")(hard_silu)
 
 
 def get(identifier):

@@ -236,6 +236,49 @@ class LecunUniform(_FixedVarianceScaling):
     preset = {"scale": 1.0, "mode": "fan_in", "distribution": "uniform"}
 
 
+@_register
+class Orthogonal(_Random):
+    """A random orthogonal matrix times ``gain`` (Saxe et al. 2014): the QR factor of a
+    Gaussian matrix, signs fixed by R's diagonal; tensors are flattened to
+    (prod(shape[:-1]), shape[-1]) first, as in Keras."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def __call__(self, shape, dtype="float32"):
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal needs a shape of rank >= 2, got {shape}")
+        rows, cols = int(numpy.prod(shape[:-1])), shape[-1]
+        a = self._rng().normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
+        q, r = numpy.linalg.qr(a)
+        q *= numpy.sign(numpy.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(shape).astype(dtype)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
+@_register
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only)."""
+
+    def __init__(self, gain=1.0):
+        self.gain = float(gain)
+
+    def __call__(self, shape, dtype="float32"):
+        shape = tuple(shape)
+        if len(shape) != 2:
+            raise ValueError(f"Identity needs a 2-D shape, got {shape}")
+        return (self.gain * numpy.eye(*shape)).astype(dtype)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
 # Keras' short aliases.
 _registry.register("uniform")(RandomUniform)
 _registry.register("normal")(RandomNormal)

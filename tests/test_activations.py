@@ -37,6 +37,14 @@ REFERENCE = {
     "silu": lambda x: x * sigmoid(x),
     "swish": lambda x: x * sigmoid(x),
     "softmax": softmax,
+    "relu6": lambda x: np.clip(x, 0, 6),
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "hard_sigmoid": lambda x: np.clip(x / 6 + 0.5, 0, 1),
+    "hard_silu": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    "hard_swish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    "exponential": np.exp,
+    "mish": lambda x: x * np.tanh(np.log1p(np.exp(x))),
+    "log_softmax": lambda x: np.log(softmax(x)),
 }
 
 
@@ -82,3 +90,24 @@ def test_unknown_names_and_plain_functions_are_refused():
         activations.get("rleu")
     with pytest.raises(ValueError, match="no backward pass"):
         activations.get(np.tanh)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("kwargs", [dict(negative_slope=0.1), dict(max_value=6.0),
+                                    dict(threshold=0.5, max_value=2.0, negative_slope=0.2)])
+def test_relu_keyword_arguments(backend, kwargs):
+    t, m, s = kwargs.get("threshold", 0.0), kwargs.get("max_value"), kwargs.get(
+        "negative_slope", 0.0)
+    want = np.where(X >= t, X, s * (X - t))
+    want = want if m is None else np.minimum(want, m)
+    with use_backend(backend):
+        np.testing.assert_allclose(activations.relu(X, **kwargs), want, rtol=1e-12)
+
+
+def test_gelu_approximate_and_leaky_slope():
+    tanh_form = 0.5 * X * (1 + np.tanh(math.sqrt(2 / math.pi) * (X + 0.044715 * X ** 3)))
+    np.testing.assert_allclose(activations.gelu(X, approximate=True), tanh_form, rtol=1e-12)
+    np.testing.assert_allclose(activations.leaky_relu(X, negative_slope=0.1),
+                               np.where(X > 0, X, 0.1 * X), rtol=1e-12)
+    with pytest.raises(ValueError, match="last axis"):
+        activations.softmax(X, axis=0)

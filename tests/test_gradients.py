@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 import fastnn
-from fastnn import activations, layers, losses
+from fastnn import activations, layers, losses, regularizers
 from fastnn.backend import use_backend
 from fastnn.utils import gradient_check, numerical_gradient
 
@@ -31,6 +31,8 @@ LAYER_CASES = {
     "dense": lambda: layers.Dense(3, activation="tanh", **F64),
     "dense_no_bias": lambda: layers.Dense(3, use_bias=False, **F64),
     "dense_relu": lambda: layers.Dense(3, activation="relu", **F64),
+    "dense_sequence": lambda: layers.Dense(3, activation="sigmoid", **F64),
+    "dropconnect_sequence": lambda: layers.DropConnect(3, rate=0.3, seed=4, **F64),
     "relu": lambda: layers.ReLU(**F64),
     "relu_keras_args": lambda: layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.5,
                                            **F64),
@@ -51,11 +53,22 @@ LAYER_CASES = {
     "layernorm_no_center": lambda: layers.LayerNormalization(center=False, **F64),
     "flatten": lambda: layers.Flatten(**F64),
     "input": lambda: layers.InputLayer(shape=(5,), **F64),
+    "gaussian_noise": lambda: layers.GaussianNoise(0.3, seed=1, **F64),
+    "gaussian_dropout": lambda: layers.GaussianDropout(0.3, seed=2, **F64),
+    "gaussian_dropout_stream": lambda: layers.GaussianDropout(0.3, **F64),
+    "alpha_dropout": lambda: layers.AlphaDropout(0.3, seed=3, **F64),
+    "unit_normalization": lambda: layers.UnitNormalization(**F64),
+    "identity": lambda: layers.Identity(**F64),
+    "activity_regularization": lambda: layers.ActivityRegularization(l1=0.1, **F64),
+    "normalization": lambda: layers.Normalization(mean=[0.5] * 5, variance=[0.2, 1, 2, 3, 4],
+                                                  **F64),
+    "normalization_invert": lambda: layers.Normalization(mean=0.3, variance=2.0, invert=True,
+                                                         **F64),
 }
 
 
 def _layer_input(name):
-    if name == "flatten":
+    if name in ("flatten", "dense_sequence", "dropconnect_sequence"):
         return away_from_kinks((4, 2, 3))
     return away_from_kinks((4, 5), kinks=(0.0, 0.5, 1.5))
 
@@ -74,7 +87,7 @@ def test_layer_backward_matches_finite_differences(backend, name):
     layer.build(x.shape[1:])
     _randomize_weights(layer)
     report = gradient_check(layer, x)
-    expected = {"x"} | {w.name for w in layer.trainable_weights}
+    expected = {"x"} | {w.path for w in layer.trainable_weights}
     assert set(report.errors) == expected
     assert report.max_error < TOL, str(report)
 
@@ -114,6 +127,29 @@ def test_every_activation_backward(backend, name):
     layer = layers.Activation(name, **F64)
     report = gradient_check(layer, away_from_kinks((4, 5)))
     assert report.max_error < TOL, f"{name}: {report}"
+
+
+@pytest.mark.parametrize("config", [
+    {"name": "gelu", "approximate": True}, {"name": "relu", "max_value": 1.0},
+    {"name": "relu", "negative_slope": 0.1, "threshold": 0.5},
+    {"name": "leaky_relu", "negative_slope": 0.05}], ids=lambda c: "-".join(map(str, c.values())))
+def test_activation_with_keras_arguments_backward(backend, config):
+    layer = layers.Activation(activations.get(config), **F64)
+    report = gradient_check(layer, away_from_kinks((4, 5), kinks=(0.0, 0.5, 1.0)))
+    assert report.max_error < TOL, f"{config}: {report}"
+
+
+@pytest.mark.parametrize("reg", [
+    regularizers.L1L2(0.01, 0.02), regularizers.OrthogonalRegularizer(0.3),
+    regularizers.OrthogonalRegularizer(0.3, mode="columns")],
+    ids=["l1_l2", "orthogonal_rows", "orthogonal_columns"])
+def test_regularizer_gradient(backend, reg):
+    w = backend.asarray(away_from_kinks((4, 3), seed=2))
+    analytic = backend.xp.zeros_like(w)
+    reg.add_gradient(backend, w, analytic)
+    numeric = numerical_gradient(lambda: reg.penalty(backend, w), w)
+    assert numpy.abs(backend.to_numpy(analytic)).max() > 0
+    numpy.testing.assert_allclose(backend.to_numpy(analytic), numeric, rtol=1e-5, atol=1e-9)
 
 
 def test_model_with_every_kind_of_layer_and_a_loss(backend):
@@ -207,6 +243,16 @@ def _loss_inputs(loss, rng, n=5, k=4):
             rng.choice([-1.0, 1.0], (n, k))
     if isinstance(loss, losses.CategoricalHinge):
         return rng.normal(size=(n, k)), numpy.eye(k)[rng.integers(0, k, n)]
+    if isinstance(loss, losses.SquaredHinge):
+        return away_from_kinks((n, k), kinks=(-1.0, 1.0), seed=3), \
+            rng.choice([-1.0, 1.0], (n, k))
+    if isinstance(loss, (losses.MeanSquaredLogarithmicError, losses.Poisson)):
+        return rng.uniform(0.2, 2.0, (n, k)), rng.uniform(0.2, 2.0, (n, k))
+    if isinstance(loss, losses.KLDivergence):
+        return rng.uniform(0.1, 0.9, (n, k)), rng.dirichlet(numpy.ones(k), n)
+    if isinstance(loss, losses.MeanAbsolutePercentageError):
+        targets = rng.uniform(0.5, 2.0, (n, k))
+        return targets + rng.choice([-0.3, 0.3], (n, k)), targets
     return rng.normal(size=(n, k)), rng.normal(size=(n, k))
 
 
@@ -214,7 +260,12 @@ LOSSES = [losses.MeanSquaredError(), losses.MeanAbsoluteError(), losses.Huber(de
           losses.Hinge(), losses.CategoricalHinge(), losses.BinaryCrossentropy(),
           losses.BinaryCrossentropy(label_smoothing=0.1), losses.CategoricalCrossentropy(),
           losses.CategoricalCrossentropy(label_smoothing=0.2),
-          losses.SparseCategoricalCrossentropy()]
+          losses.SparseCategoricalCrossentropy(),
+          losses.MeanSquaredError(reduction="sum"),
+          losses.CategoricalCrossentropy(reduction="mean_with_sample_weight"),
+          losses.MeanAbsolutePercentageError(), losses.MeanSquaredLogarithmicError(),
+          losses.SquaredHinge(), losses.LogCosh(), losses.KLDivergence(), losses.Poisson(),
+          losses.CosineSimilarity()]
 FUSED = [loss for loss in LOSSES if loss.logits_method is not None]
 
 
@@ -244,13 +295,18 @@ def _check_loss(ops, loss, pred, targets, on_logits):
     assert numpy.abs(analytic - numeric).max() < TOL * scale, type(loss).__name__
 
 
-@pytest.mark.parametrize("loss", LOSSES, ids=lambda loss: loss.name)
+def _loss_id(loss):
+    return loss.name if loss.reduction == "sum_over_batch_size" else \
+        f"{loss.name}-{loss.reduction}"
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=_loss_id)
 def test_loss_gradient_on_predictions_with_sample_weight(backend, loss):
     pred, targets = _loss_inputs(loss, numpy.random.default_rng(0))
     _check_loss(backend, loss, pred, targets, on_logits=False)
 
 
-@pytest.mark.parametrize("loss", FUSED, ids=lambda loss: loss.name)
+@pytest.mark.parametrize("loss", FUSED, ids=_loss_id)
 def test_fused_loss_gradient_on_logits_with_sample_weight(backend, loss):
     _, targets = _loss_inputs(loss, numpy.random.default_rng(0))
     logits = numpy.random.default_rng(1).normal(size=(5, 4)) * 2

@@ -151,3 +151,20 @@ def test_layers_use_their_initializers():
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (3, 2, 5)])
+def test_orthogonal_has_orthonormal_columns_or_rows(shape):
+    w = initializers.Orthogonal(gain=2.0, seed=1)(shape, "float64")
+    flat = w.reshape(-1, shape[-1]) / 2.0
+    gram = flat.T @ flat if flat.shape[0] >= flat.shape[1] else flat @ flat.T
+    np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=1e-12)
+    np.testing.assert_array_equal(w, initializers.Orthogonal(gain=2.0, seed=1)(shape, "float64"))
+
+
+def test_identity_initializer_and_errors():
+    np.testing.assert_array_equal(initializers.get("identity")((2, 3)), np.eye(2, 3))
+    with pytest.raises(ValueError, match="2-D"):
+        initializers.Identity()((2, 3, 4))
+    with pytest.raises(ValueError, match="rank"):
+        initializers.Orthogonal()((5,))

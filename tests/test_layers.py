@@ -27,11 +27,20 @@ EXAMPLES = {
     "Maxout": lambda: layers.Maxout(3, pieces=4, bias_initializer="ones"),
     "Dropout": lambda: layers.Dropout(0.25, seed=3),
     "DropConnect": lambda: layers.DropConnect(4, rate=0.2, activation="relu", seed=9),
-    "BatchNormalization": lambda: layers.BatchNormalization(momentum=0.9, epsilon=1e-4,
-                                                            center=False),
-    "LayerNormalization": lambda: layers.LayerNormalization(epsilon=1e-5, scale=False),
+    "BatchNormalization": lambda: layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-4, center=False, gamma_initializer="he_normal",
+        gamma_regularizer="l2", gamma_constraint="non_neg", moving_variance_initializer="ones"),
+    "LayerNormalization": lambda: layers.LayerNormalization(
+        epsilon=1e-5, scale=False, beta_initializer="ones", beta_constraint="max_norm"),
     "Flatten": lambda: layers.Flatten(),
     "InputLayer": lambda: layers.InputLayer(shape=(5,)),
+    "Normalization": lambda: layers.Normalization(mean=[0.0] * 5, variance=[2.0] * 5),
+    "UnitNormalization": lambda: layers.UnitNormalization(),
+    "GaussianNoise": lambda: layers.GaussianNoise(0.2, seed=1),
+    "GaussianDropout": lambda: layers.GaussianDropout(0.3, seed=2),
+    "AlphaDropout": lambda: layers.AlphaDropout(0.1, seed=3),
+    "ActivityRegularization": lambda: layers.ActivityRegularization(l1=0.01, l2=0.02),
+    "Identity": lambda: layers.Identity(),
 }
 
 

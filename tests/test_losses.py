@@ -118,3 +118,50 @@ def test_label_smoothing_matches_keras():
     want = _keras("cce", probs, smoothed).mean()
     assert losses.CategoricalCrossentropy(label_smoothing=0.2)(onehot, probs) == \
         pytest.approx(want, rel=1e-6)
+
+
+# ---------------------------------------------------------------- per-sample functions
+_RNG = np.random.default_rng(11)
+_P = _RNG.dirichlet(np.ones(3), size=6)
+_IDS = np.array([0, 2, 1, 1, 0, 2])
+_ONE_HOT = np.eye(3)[_IDS]
+_REG = _RNG.normal(size=(6, 3))
+_CASES = {
+    "MeanSquaredError": (_REG, _P), "MeanAbsoluteError": (_REG, _P), "Huber": (_REG, _P),
+    "Hinge": (np.sign(_REG), _REG), "CategoricalHinge": (_ONE_HOT, _REG),
+    "BinaryCrossentropy": ((_REG > 0).astype(float), _P),
+    "CategoricalCrossentropy": (_ONE_HOT, _P), "SparseCategoricalCrossentropy": (_IDS, _P),
+}
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight"])
+@pytest.mark.parametrize("name", sorted(_CASES))
+def test_per_sample_values_reduce_to_the_training_loss(name, reduction):
+    """The user-facing per-sample math and the fused training kernels agree."""
+    y_true, y_pred = _CASES[name]
+    w = np.linspace(0.5, 2.0, 6)
+    loss = getattr(losses, name)(reduction=reduction)
+    values = type(loss).function(y_true, y_pred)
+    assert values.shape == (6,)
+    with use_backend("numpy") as ops:
+        targets = np.asarray(y_true, dtype="float64")
+        if targets.ndim == 1 and not loss.sparse_targets:
+            targets = targets[:, None]
+        trained = loss.value_and_grad(ops, np.asarray(y_pred, "float64"), targets,
+                                      np.empty_like(y_pred), w)
+    assert loss(y_true, y_pred, sample_weight=w) == pytest.approx(trained, rel=1e-6)
+
+
+def test_reduction_none_returns_weighted_values():
+    values = losses.MeanSquaredError(reduction="none")(_REG, _P, sample_weight=np.arange(6))
+    np.testing.assert_allclose(values, np.arange(6) * ((_P - _REG) ** 2).mean(axis=1))
+
+
+def test_unknown_reduction_raises():
+    with pytest.raises(ValueError, match="reduction"):
+        losses.MeanSquaredError(reduction="avg")
+
+
+def test_compile_accepts_a_per_sample_function():
+    assert isinstance(losses.get(losses.sparse_categorical_crossentropy),
+                      losses.SparseCategoricalCrossentropy)

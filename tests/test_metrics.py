@@ -209,3 +209,64 @@ def _binary_problem():
     x = rng.normal(size=(200, 4)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("float32")
     return x, y
+
+
+# ---------------------------------------------------------------- AUC, RMSE, Mean and Sum
+def _roc_auc_exact(y, p):
+    """Probability that a random positive scores above a random negative (ties count 1/2)."""
+    pos, neg = p[y == 1], p[y == 0]
+    return ((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def test_auc_roc_approaches_the_rank_statistic():
+    rng = numpy.random.default_rng(3)
+    y = (rng.random(400) > 0.6).astype("float32")
+    p = numpy.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
+    m = metrics.AUC(num_thresholds=2000)
+    m.update_state(y[:200], p[:200])
+    m.update_state(y[200:], p[200:])
+    assert m.result() == pytest.approx(_roc_auc_exact(y, p), abs=2e-3)
+
+
+def test_auc_pr_of_a_perfect_ranking_is_one():
+    y = numpy.array([0, 0, 1, 1], "float32")
+    m = metrics.AUC(curve="PR")
+    m.update_state(y, numpy.array([0.1, 0.2, 0.8, 0.9]))
+    assert m.result() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [dict(curve="XY"), dict(num_thresholds=1),
+                                 dict(summation_method="avg")])
+def test_auc_bad_arguments(bad):
+    with pytest.raises(ValueError):
+        metrics.AUC(**bad)
+
+
+def test_root_mean_squared_error():
+    m = metrics.RootMeanSquaredError()
+    m.update_state([[0.0], [0.0]], [[3.0], [4.0]])
+    assert m.result() == pytest.approx(numpy.sqrt(12.5))
+
+
+def test_mean_and_sum_with_broadcast_weights():
+    mean, total = metrics.Mean(), metrics.Sum()
+    values = numpy.array([[1.0, 3.0], [5.0, 7.0]])
+    for m in (mean, total):
+        m.update_state(values, sample_weight=[1.0, 0.0])
+    assert mean.result() == pytest.approx(2.0) and total.result() == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        mean.update_state(values, sample_weight=[1.0, 2.0, 3.0])
+
+
+def test_top_k_mape_and_cosine_similarity():
+    top2 = metrics.TopKCategoricalAccuracy(k=2)
+    top2.update_state(numpy.eye(3)[[0, 1]], [[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])
+    assert top2.result() == pytest.approx(0.5)
+    mape = metrics.MeanAbsolutePercentageError()
+    mape.update_state([[2.0], [4.0]], [[1.0], [5.0]])
+    assert mape.result() == pytest.approx((50 + 25) / 2)
+    cos = metrics.CosineSimilarity()
+    cos.update_state([[1.0, 0.0], [0.0, 2.0]], [[3.0, 0.0], [0.0, -1.0]])
+    assert cos.result() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="k must"):
+        metrics.TopKCategoricalAccuracy(k=0)

@@ -79,7 +79,8 @@ def probs(rng, shape, dtype):
 ACTIVATIONS = {
     "linear": {}, "step": {}, "relu": {}, "leaky_relu": {"alpha": 0.3}, "elu": {"alpha": 0.7},
     "selu": {}, "sigmoid": {}, "tanh": {}, "softplus": {}, "gelu": {}, "silu": {},
-    "softmax": {},
+    "softmax": {}, "relu6": {}, "softsign": {}, "hard_sigmoid": {}, "hard_silu": {},
+    "exponential": {}, "mish": {}, "log_softmax": {}, "gelu_tanh": {},
 }
 
 

@@ -147,6 +147,42 @@ def ref_rmsprop(lr, rho=0.9, momentum=0.0, eps=1e-7, centered=False):
     return step
 
 
+def ref_adamax(lr, b1=0.9, b2=0.999, eps=1e-7):
+    m = u = 0.0
+
+    def step(p, g, t):
+        nonlocal m, u
+        m = b1 * m + (1 - b1) * g
+        u = numpy.maximum(b2 * u, numpy.abs(g))
+        return p - lr(t) / (1 - b1 ** t) * m / (u + eps)
+    return step
+
+
+def ref_lion(lr, b1=0.9, b2=0.99):
+    m = 0.0
+
+    def step(p, g, t):
+        nonlocal m
+        p = p - lr(t) * numpy.sign(b1 * m + (1 - b1) * g)
+        m = b2 * m + (1 - b2) * g
+        return p
+    return step
+
+
+def ref_ftrl(lr, power=-0.5, init=0.1, l1=0.0, l2=0.0, l2s=0.0, beta=0.0):
+    n, z = init, 0.0
+
+    def step(p, g, t):
+        nonlocal n, z
+        eta = lr(t)
+        new_n = n + g * g
+        z = z + g + 2 * l2s * p - (new_n ** -power - n ** -power) / eta * p
+        quadratic = new_n ** -power / eta + 2 * (l2 + beta / (2 * eta))
+        n = new_n
+        return (numpy.clip(z, -l1, l1) - z) / quadratic
+    return step
+
+
 def _constant(value):
     return lambda t: value
 
@@ -175,6 +211,18 @@ CASES = {
     "rmsprop_centered_momentum": (
         lambda: optimizers.RMSprop(0.01, rho=0.8, momentum=0.5, centered=True),
         lambda: ref_rmsprop(_constant(0.01), rho=0.8, momentum=0.5, centered=True)),
+    "adamax": (lambda: optimizers.Adamax(0.05), lambda: ref_adamax(_constant(0.05))),
+    "adamax_betas": (lambda: optimizers.Adamax(0.05, beta_1=0.5, beta_2=0.9),
+                     lambda: ref_adamax(_constant(0.05), 0.5, 0.9)),
+    "lion": (lambda: optimizers.Lion(0.01), lambda: ref_lion(_constant(0.01))),
+    "lion_betas": (lambda: optimizers.Lion(0.01, beta_1=0.5, beta_2=0.9),
+                   lambda: ref_lion(_constant(0.01), 0.5, 0.9)),
+    "ftrl": (lambda: optimizers.Ftrl(0.1), lambda: ref_ftrl(_constant(0.1))),
+    "ftrl_regularized": (
+        lambda: optimizers.Ftrl(0.1, learning_rate_power=-0.7, l1_regularization_strength=0.01,
+                                l2_regularization_strength=0.02,
+                                l2_shrinkage_regularization_strength=0.01, beta=0.1),
+        lambda: ref_ftrl(_constant(0.1), -0.7, 0.1, 0.01, 0.02, 0.01, 0.1)),
 }
 
 BACKENDS = ["numpy", "cpu"]
@@ -330,6 +378,9 @@ ALL = [optimizers.SGD(0.02, momentum=0.5, nesterov=True, clipnorm=1.0),
        optimizers.Adagrad(0.05, initial_accumulator_value=0.2),
        optimizers.Adadelta(0.5, rho=0.9),
        optimizers.RMSprop(0.002, rho=0.8, momentum=0.3, centered=True, weight_decay=0.001),
+       optimizers.Adamax(0.002, beta_2=0.99, clipnorm=1.0),
+       optimizers.Lion(0.0003, beta_1=0.95, weight_decay=0.01),
+       optimizers.Ftrl(0.05, l1_regularization_strength=0.001, beta=0.5),
        optimizers.SGD(schedules.CosineDecay(0.1, 100, alpha=0.1, warmup_target=0.2,
                                             warmup_steps=10))]
 

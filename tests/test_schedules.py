@@ -108,3 +108,33 @@ def test_optimizer_follows_schedule_step_by_step(schedule, formula):
 def test_bad_arguments_raise_value_error(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_polynomial_decay_formula_and_cycle():
+    s = schedules.PolynomialDecay(0.1, 10, end_learning_rate=0.01, power=2.0)
+    for step in (0, 3, 10, 25):
+        p = min(step, 10) / 10
+        assert s(step) == pytest.approx((0.1 - 0.01) * (1 - p) ** 2 + 0.01)
+    cyc = schedules.PolynomialDecay(0.1, 10, cycle=True)
+    assert cyc(15) == pytest.approx((0.1 - 1e-4) * (1 - 15 / 20) + 1e-4)
+
+
+def test_cosine_decay_restarts_restarts():
+    s = schedules.CosineDecayRestarts(1.0, 10, t_mul=1.0, m_mul=0.5)
+    assert s(0) == pytest.approx(1.0) and s(5) == pytest.approx(0.5)
+    assert s(10) == pytest.approx(0.5)  # the second period starts at half the peak
+    longer = schedules.CosineDecayRestarts(1.0, 10, t_mul=2.0)
+    assert longer(10) == pytest.approx(1.0) and longer(20) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("make", [lambda: schedules.PolynomialDecay(0.1, 10, power=3.0),
+                                  lambda: schedules.CosineDecayRestarts(0.1, 5, alpha=0.1)])
+def test_new_schedules_round_trip(make):
+    s = make()
+    again = schedules.get(schedules.serialize(s))
+    assert [again(i) for i in range(30)] == [s(i) for i in range(30)]
+
+
+def test_cosine_decay_restarts_rejects_a_zero_period():
+    with pytest.raises(ValueError, match="first_decay_steps"):
+        schedules.CosineDecayRestarts(0.1, 0)

@@ -204,6 +204,81 @@ class Ops:
             slope = xp.where(x >= max_value, t(0), slope)
         return _result(xp, out, dy * slope)
 
+    def relu6(self, x, out=None):
+        """``min(max(x, 0), 6)``."""
+        t = x.dtype.type
+        return _result(self.xp, out, self.xp.clip(x, t(0), t(6)))
+
+    def backprop_relu6(self, dy, x, y, out=None):
+        return _result(self.xp, out, dy * ((x > 0) & (x < 6)).astype(dy.dtype))
+
+    def softsign(self, x, out=None):
+        """``x / (1 + |x|)``."""
+        return _result(self.xp, out, x / (x.dtype.type(1) + self.xp.abs(x)))
+
+    def backprop_softsign(self, dy, x, y, out=None):
+        d = x.dtype.type(1) + self.xp.abs(x)
+        return _result(self.xp, out, dy / (d * d))
+
+    def hard_sigmoid(self, x, out=None):
+        """Keras 3: ``relu6(x + 3) / 6``, i.e. ``clip(x / 6 + 1/2, 0, 1)``."""
+        t = x.dtype.type
+        return _result(self.xp, out, self.xp.clip(x / t(6) + t(0.5), t(0), t(1)))
+
+    def backprop_hard_sigmoid(self, dy, x, y, out=None):
+        t = dy.dtype.type
+        inside = ((x > -3) & (x < 3)).astype(dy.dtype)
+        return _result(self.xp, out, dy * inside * t(1 / 6))
+
+    def hard_silu(self, x, out=None):
+        """``x * hard_sigmoid(x)`` (also called hard swish)."""
+        return _result(self.xp, out, x * self.hard_sigmoid(x))
+
+    def backprop_hard_silu(self, dy, x, y, out=None):
+        t = dy.dtype.type
+        inside = ((x > -3) & (x < 3)).astype(dy.dtype)
+        return _result(self.xp, out, dy * (self.hard_sigmoid(x) + x * inside * t(1 / 6)))
+
+    def exponential(self, x, out=None):
+        return _result(self.xp, out, self.xp.exp(x))
+
+    def backprop_exponential(self, dy, x, y, out=None):
+        return _result(self.xp, out, dy * self.xp.exp(x))
+
+    def mish(self, x, out=None):
+        """``x * tanh(softplus(x))`` (Misra 2019)."""
+        return _result(self.xp, out, x * self.xp.tanh(self.softplus(x)))
+
+    def backprop_mish(self, dy, x, y, out=None):
+        th = self.xp.tanh(self.softplus(x))
+        return _result(self.xp, out, dy * (th + x * (1 - th * th) * self.sigmoid(x)))
+
+    def log_softmax(self, x, out=None):
+        """Row-wise ``x - logsumexp(x)`` over the last axis."""
+        xp = self.xp
+        shifted = x - x.max(axis=-1, keepdims=True)
+        return _result(xp, out, shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True)))
+
+    def backprop_log_softmax(self, dy, x, y, out=None):
+        xp = self.xp
+        return _result(xp, out, dy - xp.exp(y) * dy.sum(axis=-1, keepdims=True))
+
+    def gelu_tanh(self, x, out=None):
+        """GELU's tanh approximation (Keras' ``gelu(x, approximate=True)``)."""
+        xp = self.xp
+        t = x.dtype.type
+        inner = t(math.sqrt(2 / math.pi)) * (x + t(0.044715) * x ** 3)
+        return _result(xp, out, t(0.5) * x * (t(1) + xp.tanh(inner)))
+
+    def backprop_gelu_tanh(self, dy, x, y, out=None):
+        xp = self.xp
+        t = x.dtype.type
+        c = t(math.sqrt(2 / math.pi))
+        th = xp.tanh(c * (x + t(0.044715) * x ** 3))
+        d = t(0.5) * (t(1) + th) + t(0.5) * x * (t(1) - th * th) * c * (
+            t(1) + t(3 * 0.044715) * x * x)
+        return _result(xp, out, dy * d)
+
     def prelu(self, x, alpha, out=None):
         """Parametric ReLU: ``x`` where x > 0, else ``alpha * x`` (alpha broadcasts over rows)."""
         return _result(self.xp, out, self.xp.where(x > 0, x, alpha * x))
@@ -555,6 +630,44 @@ class Ops:
             param -= t(lr * weight_decay) * param
         accumulator += grad * grad
         param -= t(lr) * grad / self.xp.sqrt(accumulator + t(epsilon))
+
+    def adamax_step(self, param, grad, m, u, lr, beta_1, epsilon, step, beta_2,
+                    weight_decay=0.0):
+        """m += (1 - b1) (g - m);  u = max(b2 u, |g|);  p -= lr m / ((1 - b1^t)(u + eps))
+        (Keras 3 Adamax; ``step`` is t, counted from 1)."""
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        m += t(1 - beta_1) * (grad - m)
+        self.xp.maximum(t(beta_2) * u, self.xp.abs(grad), out=u)
+        param -= t(lr) * m / (t(1 - beta_1 ** step) * (u + t(epsilon)))
+
+    def lion_step(self, param, grad, m, lr, beta_1, beta_2, weight_decay=0.0):
+        """p -= lr * sign(b1 m + (1 - b1) g);  m = b2 m + (1 - b2) g  (Chen et al. 2023)."""
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        param -= t(lr) * self.xp.sign(t(beta_1) * m + t(1 - beta_1) * grad)
+        m *= t(beta_2)
+        m += t(1 - beta_2) * grad
+
+    def ftrl_step(self, param, grad, accumulator, linear, lr, lr_power, l1, l2, l2_shrinkage,
+                  beta, weight_decay=0.0):
+        """FTRL-proximal (McMahan et al. 2013) as Keras 3 computes it::
+
+            n' = n + g^2;  z += g + 2 l2s p - (n'^-c - n^-c) / lr * p   (c = lr_power)
+            p = (clip(z, -l1, l1) - z) / (n'^-c / lr + 2 (l2 + beta / (2 lr)));  n = n'
+        """
+        xp = self.xp
+        t = param.dtype.type
+        if weight_decay:
+            param -= t(lr * weight_decay) * param
+        new_acc = accumulator + grad * grad
+        power_new, power_old = new_acc ** t(-lr_power), accumulator ** t(-lr_power)
+        linear += grad + t(2 * l2_shrinkage) * param - (power_new - power_old) / t(lr) * param
+        quadratic = power_new / t(lr) + t(2 * (l2 + beta / (2.0 * lr)))
+        param[...] = (xp.clip(linear, t(-l1), t(l1)) - linear) / quadratic
+        accumulator[...] = new_acc
 
     def adadelta_step(self, param, grad, acc_grad, acc_delta, lr, rho, epsilon,
                       weight_decay=0.0):

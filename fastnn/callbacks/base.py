@@ -26,16 +26,40 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None):
         pass
 
+    def on_batch_begin(self, batch, logs=None):
+        """Keras' older name: called by the default ``on_train_batch_begin``."""
+
+    def on_batch_end(self, batch, logs=None):
+        """Keras' older name: called by the default ``on_train_batch_end``."""
+
     def on_train_batch_begin(self, batch, logs=None):
-        pass
+        self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        pass
+        self.on_batch_end(batch, logs=logs)
 
     def on_test_begin(self, logs=None):
         pass
 
     def on_test_end(self, logs=None):
+        pass
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
         pass
 
 
@@ -48,9 +72,14 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
         # Batch hooks cost a Python call per step: skip them when nobody overrides them.
-        self.wants_batch_hooks = any(
-            _overrides(cb, "on_train_batch_begin") or _overrides(cb, "on_train_batch_end")
-            for cb in self.callbacks)
+        self.wants_batch_hooks = self._wants("on_train_batch_begin", "on_train_batch_end",
+                                             "on_batch_begin", "on_batch_end")
+        self.wants_test_batch_hooks = self._wants("on_test_batch_begin", "on_test_batch_end")
+        self.wants_predict_batch_hooks = self._wants("on_predict_batch_begin",
+                                                     "on_predict_batch_end")
+
+    def _wants(self, *hooks):
+        return any(_overrides(cb, hook) for cb in self.callbacks for hook in hooks)
 
     def _call(self, hook, *args, logs=None):
         # Keras passes a logs dict to every hook; one shared dict lets a callback
@@ -82,6 +111,24 @@ class CallbackList:
 
     def on_test_end(self, logs=None):
         self._call("on_test_end", logs=logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs=logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs=logs)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs=logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs=logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", batch, logs=logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", batch, logs=logs)
 
 
 def _overrides(callback, hook):

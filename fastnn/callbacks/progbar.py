@@ -1,4 +1,4 @@
-"""Keras-style progress output for ``fit(verbose=1 | 2)``."""
+"""Keras-style progress output for ``fit(verbose=1 | 2)`` and ``evaluate``."""
 import numbers
 import sys
 import time
@@ -93,4 +93,27 @@ class ProgbarLogger(Callback):
         else:
             self.stream.write(f"Epoch {epoch + 1}/{self.params.get('epochs')} - {timing}"
                               f" - {text}\n")
+        self.stream.flush()
+
+
+class EvaluationLogger(Callback):
+    """Prints ``evaluate``'s result as Keras does at the end of its progress bar:
+    ``"4/4 [====...] - 0s 2ms/step - loss: 0.1234 - accuracy: 0.9000"`` (verbose=1), or
+    without the bar (verbose=2)."""
+
+    def __init__(self, verbose=1, stream=None):
+        super().__init__()
+        self.verbose = verbose
+        self.stream = stream if stream is not None else sys.stdout
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        elapsed = time.perf_counter() - self._start
+        steps = self.params.get("steps") or 1
+        bar = f"{steps}/{steps} [{_bar(steps, steps)}] - " if self.verbose == 1 else ""
+        self.stream.write(f"{bar}{elapsed:.0f}s {_per_step(elapsed, steps)} - "
+                          f"{format_logs(logs or {})}\n")
         self.stream.flush()

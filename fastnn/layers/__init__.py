@@ -4,8 +4,11 @@ from .base import Layer, Weight, layer_registry
 from .core import Activation, Dense, Flatten, Input, InputLayer
 from .lambda_layer import Lambda
 from .maxout import Maxout
+from .noise import AlphaDropout, GaussianDropout, GaussianNoise
 from .normalization import BatchNormalization, LayerNormalization
+from .preprocessing import Normalization
 from .regularization import DropConnect, Dropout
+from .utility import ActivityRegularization, Identity, UnitNormalization
 
 
 def get(identifier):
@@ -41,4 +44,6 @@ def serialize(layer):
 
 __all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU",
            "PReLU", "ELU", "Softmax", "Lambda", "Maxout", "Flatten", "Dropout", "DropConnect",
-           "BatchNormalization", "LayerNormalization", "get", "serialize", "deserialize"]
+           "BatchNormalization", "LayerNormalization", "Normalization", "UnitNormalization",
+           "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+           "Identity", "get", "serialize", "deserialize"]

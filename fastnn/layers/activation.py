@@ -3,7 +3,7 @@
 All but PReLU are an ``Activation`` layer whose function is fixed by the
 layer's own hyperparameters; their configs hold those hyperparameters.
 """
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from ..activations import ActivationFunction
 from ..backend import get_ops
 from .base import Layer, register
@@ -116,11 +116,12 @@ class PReLU(Layer):
             ``shared_axes=[1]`` learns a single slope for 1-D features.
     """
 
-    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, shared_axes=None,
-                 **kwargs):
+    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
+                 shared_axes=None, **kwargs):
         super().__init__(**kwargs)
         self.alpha_initializer = initializers.get(alpha_initializer)
         self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.alpha_constraint = constraints.get(alpha_constraint)
         if shared_axes is not None:
             shared_axes = [shared_axes] if isinstance(shared_axes, int) else list(shared_axes)
             if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1
@@ -139,7 +140,8 @@ class PReLU(Layer):
                                  f"{self.input_shape}")
             shape[axis - 1] = 1
         self.alpha = self.add_weight("alpha", shape, self.alpha_initializer,
-                                     regularizer=self.alpha_regularizer)
+                                     regularizer=self.alpha_regularizer,
+                                     constraint=self.alpha_constraint)
 
     def forward(self, x, training=False):
         return get_ops().prelu(x, self.alpha.value), x
@@ -154,5 +156,6 @@ class PReLU(Layer):
         config = super().get_config()
         config.update(alpha_initializer=initializers.serialize(self.alpha_initializer),
                       alpha_regularizer=regularizers.serialize(self.alpha_regularizer),
+                      alpha_constraint=constraints.serialize(self.alpha_constraint),
                       shared_axes=self.shared_axes)
         return config

@@ -19,7 +19,7 @@ import functools
 
 import numpy
 
-from .. import initializers, regularizers
+from .. import constraints, initializers, regularizers
 from ..backend import get_ops
 from ..utils.checks import check_float_dtype
 from ..ops.tape import Tensor, Variable, active_tape
@@ -36,37 +36,81 @@ def register(cls):
 
 
 class Weight(Variable):
-    """A parameter array and, for trainable ones, its gradient array.
+    """A parameter array and, for trainable ones, its gradient array; it behaves like a
+    Keras variable (``np.asarray(w)``, ``w.numpy()``, ``w.assign(v)``, ``w.shape``,
+    ``w.dtype``, ``w.name``, ``w.path``, ``w.trainable``).
 
     In ``fastnn.ops`` calls and Python operators it reads as its array, as a
     Keras variable does.
 
     ``value`` and ``grad`` start as standalone arrays; a model re-points them
-    at views of its flat buffers (see ``fastnn.models.parameters``).
+    at views of its flat buffers (see ``fastnn.models.parameters``), so ``assign``
+    writes in place and never breaks that link.
     """
 
-    def __init__(self, name, value, trainable=True, regularizer=None):
+    def __init__(self, name, value, trainable=True, regularizer=None, constraint=None,
+                 path=None):
         self.name = name
+        self.path = path or name
         self.value = value
         self.grad = get_ops().alloc(value.shape, value.dtype) if trainable else None
         self.trainable = trainable
         self.regularizer = regularizer
+        self.constraint = constraint
 
     @property
     def shape(self):
         return tuple(self.value.shape)
 
+    @property
+    def dtype(self):
+        """The dtype's name, e.g. ``"float32"`` (as Keras variables report it)."""
+        return numpy.dtype(self.value.dtype).name
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
     def numpy(self):
         return numpy.array(get_ops().to_numpy(self.value))
 
+    def __array__(self, dtype=None, copy=None):
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def assign(self, value):
+        """Overwrite the values in place; the shape must match and values be finite."""
+        array = numpy.asarray(value)
+        if array.shape != self.shape:
+            raise ValueError(f"Cannot assign a value of shape {array.shape} to {self.path!r} "
+                             f"of shape {self.shape}")
+        if not numpy.issubdtype(array.dtype, numpy.number) or not numpy.isfinite(array).all():
+            raise ValueError(f"{self.path!r}: assigned values must be finite numbers")
+        self.value[...] = get_ops().asarray(array, dtype=self.value.dtype)
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self.numpy() + numpy.asarray(delta))
+
+    def assign_sub(self, delta):
+        return self.assign(self.numpy() - numpy.asarray(delta))
+
     def __repr__(self):
-        return f"<Weight {self.name} shape={self.shape}>"
+        return f"<Weight path={self.path} shape={self.shape} dtype={self.dtype}>"
+
+
+_name_counts = {}
+
+
+def auto_name(base):
+    """``base``, then ``base_1``, ``base_2``, ...: Keras' unique default names."""
+    count = _name_counts.get(base, 0)
+    _name_counts[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
 
 
 class Layer:
     """Base class of all layers."""
-
-    _name_counts = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -83,18 +127,16 @@ class Layer:
             self.__dict__.setdefault("_layer_attrs", []).append(name)
 
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None,
-                 dtype="float32"):
-        if name is None:
-            base = snake_case(type(self).__name__)
-            count = Layer._name_counts.get(base, 0)
-            Layer._name_counts[base] = count + 1
-            name = base if count == 0 else f"{base}_{count}"
-        self.name = name
+                 dtype="float32", activity_regularizer=None):
+        self.name = auto_name(snake_case(type(self).__name__)) if name is None else name
         self._trainable = bool(trainable)
         if input_shape is None and input_dim is not None:
             input_shape = (int(input_dim),)
         self.declared_input_shape = None if input_shape is None else _as_shape(input_shape)
         self.dtype = check_float_dtype(f"{type(self).__name__} dtype", dtype)
+        # A penalty on the layer's output, added to the loss divided by the batch size
+        # (Keras 3); the trainer adds its gradient to the output's gradient.
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -124,7 +166,7 @@ class Layer:
         self.built = False
 
     def add_weight(self, name=None, shape=None, initializer=None, trainable=True,
-                   regularizer=None, dtype=None, **kwargs):
+                   regularizer=None, dtype=None, constraint=None, **kwargs):
         """Create a weight of ``shape``, initialized by ``initializer`` (Glorot uniform when
         None, as Keras). Keras' forms ``add_weight(shape=..., initializer=..., name=...)``
         and ``add_weight(shape, initializer)`` work too."""
@@ -135,9 +177,11 @@ class Layer:
             initializer = "glorot_uniform"
         init = initializers.get(initializer)
         dtype = self.dtype if dtype is None else numpy.dtype(dtype).name
-        value = get_ops().asarray(init(tuple(shape), dtype), dtype=dtype)
-        weight = Weight(f"{self.name}/{name}", value, trainable=trainable,
-                        regularizer=regularizers.get(regularizer))
+        # reshape: asarray may make a 0-d value (a counter) 1-d
+        value = get_ops().asarray(init(tuple(shape), dtype), dtype=dtype).reshape(tuple(shape))
+        weight = Weight(name, value, trainable=trainable,
+                        regularizer=regularizers.get(regularizer),
+                        constraint=constraints.get(constraint), path=f"{self.name}/{name}")
         self._weights.append(weight)
         return weight
 
@@ -253,6 +297,8 @@ class Layer:
         config = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
         if self.declared_input_shape is not None:
             config["input_shape"] = list(self.declared_input_shape)
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod

@@ -1,5 +1,5 @@
 """Input, Dense, Activation and Flatten."""
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from ..backend import get_ops
 from .base import Layer, _as_shape, register
 from ..utils.checks import check_positive_int
@@ -42,6 +42,8 @@ class Dense(Layer):
         use_bias: add a bias vector.
         kernel_initializer, bias_initializer: names or Initializer objects.
         kernel_regularizer, bias_regularizer: L1/L2 penalties.
+        kernel_constraint, bias_constraint: ``fastnn.constraints`` (e.g. ``MaxNorm(3)``),
+            applied after every optimizer step.
 
     Example:
         >>> layer = Dense(3, activation="relu", input_shape=(4,))
@@ -49,7 +51,8 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.units = check_positive_int(f"{type(self).__name__} units", units)
         self.activation = activations.get(activation)
@@ -58,29 +61,54 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.kernel = self.bias = None
 
+    # Dense maps the last axis, so a sample may be a sequence of feature vectors (Keras);
+    # subclasses with their own forward pass (Maxout) take 1-D features only.
+    takes_sequences = True
+
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(f"Dense {self.name!r} takes 1-D features per sample, got input "
-                             f"shape {tuple(input_shape)}; add a Flatten layer first")
-        return (self.units,)
+        if len(input_shape) != 1 and not (self.takes_sequences and len(input_shape) > 1):
+            raise ValueError(f"{type(self).__name__} {self.name!r} takes 1-D features per "
+                             f"sample, got input shape {tuple(input_shape)}; add a Flatten "
+                             f"layer first")
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.kernel = self.add_weight("kernel", (self.input_shape[0], self._kernel_width()),
+        self.kernel = self.add_weight("kernel", (self.input_shape[-1], self._kernel_width()),
                                       self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self._kernel_width(),), self.bias_initializer,
-                                        regularizer=self.bias_regularizer)
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def _kernel_width(self):
         return self.units
 
     def forward(self, x, training=False, apply_activation=True):
         """Returns ``(y, cache)``; ``apply_activation=False`` returns the logits
-        (the trainer fuses a softmax/sigmoid head into the loss)."""
+        (the trainer fuses a softmax/sigmoid head into the loss). Inputs of rank > 2
+        are mapped along their last axis."""
+        if x.ndim <= 2:
+            return self._forward_rows(x, training, apply_activation)
+        lead = x.shape[:-1]
+        y, cache = self._forward_rows(x.reshape(-1, x.shape[-1]), training, apply_activation)
+        return y.reshape(lead + (y.shape[-1],)), ("leading", lead, cache)
+
+    def backward(self, dy, cache, need_dx=True, apply_activation=True):
+        if cache[0] != "leading":
+            return self._backward_rows(dy, cache, need_dx, apply_activation)
+        _, lead, cache = cache
+        dx = self._backward_rows(dy.reshape(-1, dy.shape[-1]), cache, need_dx,
+                                 apply_activation)
+        return None if dx is None else dx.reshape(lead + (dx.shape[-1],))
+
+    def _forward_rows(self, x, training, apply_activation):
         ops = get_ops()
         z, affine_cache = self._affine_forward(ops, x, training)
         act = self.activation
@@ -89,7 +117,7 @@ class Dense(Layer):
         y = act.forward(ops, z, out=z if act.in_place else None)
         return y, (affine_cache, None if act.in_place else z, y)
 
-    def backward(self, dy, cache, need_dx=True, apply_activation=True):
+    def _backward_rows(self, dy, cache, need_dx, apply_activation):
         ops = get_ops()
         affine_cache, z, y = cache
         act = self.activation
@@ -136,6 +164,8 @@ class Dense(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
         )
         return config
 

@@ -31,6 +31,8 @@ class Maxout(Dense):
         super().__init__(units, **kwargs)
         self.pieces = check_positive_int("Maxout pieces", pieces)
 
+    takes_sequences = False
+
     def _kernel_width(self):
         return self.units * self.pieces
 

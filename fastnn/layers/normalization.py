@@ -1,6 +1,7 @@
 """BatchNormalization and LayerNormalization with Keras semantics."""
 import numpy
 
+from .. import constraints, initializers, regularizers
 from ..backend import get_ops
 from .base import Layer, register
 from ..utils.checks import check_positive, is_number
@@ -17,10 +18,23 @@ class _Normalization(Layer):
     uses a constant 1 or 0.
     """
 
-    def __init__(self, epsilon=1e-3, center=True, scale=True, **kwargs):
+    def __init__(self, epsilon=1e-3, center=True, scale=True, axis=-1,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if axis not in (-1, 1, [-1], [1]):
+            raise ValueError(f"{type(self).__name__} normalises the features (axis=-1) of 1-D "
+                             f"samples, got axis={axis!r}")
+        self.axis = -1
         self.epsilon = _check_epsilon(epsilon)
         self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         self.gamma = self.beta = None
 
     def build(self, input_shape):
@@ -30,9 +44,13 @@ class _Normalization(Layer):
                              f"shape {self.input_shape}; add a Flatten layer first")
         d = self.input_shape
         if self.scale:
-            self.gamma = self.add_weight("gamma", d, "ones")
+            self.gamma = self.add_weight("gamma", d, self.gamma_initializer,
+                                         regularizer=self.gamma_regularizer,
+                                         constraint=self.gamma_constraint)
         if self.center:
-            self.beta = self.add_weight("beta", d, "zeros")
+            self.beta = self.add_weight("beta", d, self.beta_initializer,
+                                        regularizer=self.beta_regularizer,
+                                        constraint=self.beta_constraint)
         self._ones = numpy.ones(d, dtype=self.dtype)
         self._zeros = numpy.zeros(d, dtype=self.dtype)
 
@@ -52,7 +70,14 @@ class _Normalization(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(epsilon=self.epsilon, center=self.center, scale=self.scale)
+        config.update(axis=self.axis, epsilon=self.epsilon, center=self.center,
+                      scale=self.scale,
+                      beta_initializer=initializers.serialize(self.beta_initializer),
+                      gamma_initializer=initializers.serialize(self.gamma_initializer),
+                      beta_regularizer=regularizers.serialize(self.beta_regularizer),
+                      gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+                      beta_constraint=constraints.serialize(self.beta_constraint),
+                      gamma_constraint=constraints.serialize(self.gamma_constraint))
         return config
 
 
@@ -80,20 +105,24 @@ class BatchNormalization(_Normalization):
     """
 
     def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  synchronized=False, **kwargs):
         super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
         if not is_number(momentum) or not 0 <= momentum < 1:
             raise ValueError(f"BatchNormalization momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self.synchronized = bool(synchronized)
         # Set by fastnn.distributed while it trains: sums a float64 vector over processes.
         self.cross_replica_sum = None
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.moving_mean = self.add_weight("moving_mean", self.input_shape, "zeros",
-                                           trainable=False)
-        self.moving_variance = self.add_weight("moving_variance", self.input_shape, "ones",
+        self.moving_mean = self.add_weight("moving_mean", self.input_shape,
+                                           self.moving_mean_initializer, trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", self.input_shape,
+                                               self.moving_variance_initializer,
                                                trainable=False)
 
     def forward(self, x, training=False):
@@ -164,8 +193,9 @@ class BatchNormalization(_Normalization):
 
     def get_config(self):
         config = super().get_config()
-        config["momentum"] = self.momentum
-        config["synchronized"] = self.synchronized
+        config.update(momentum=self.momentum, moving_mean_initializer=initializers.serialize(
+            self.moving_mean_initializer), moving_variance_initializer=initializers.serialize(
+            self.moving_variance_initializer), synchronized=self.synchronized)
         return config
 
 

@@ -7,14 +7,17 @@ Strings follow Keras 3: the class name or its snake_case form ("precision",
 cross-entropy loss or a one-column output, sparse categorical accuracy for a
 sparse loss, categorical accuracy for one-hot losses, else exact accuracy.
 """
-from .accuracy import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
+from .accuracy import (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+                       TopKCategoricalAccuracy)
 from ..utils.registry import serialize as _serialize
-from .base import Mean, MeanMetricWrapper, Metric, registry
+from .auc import AUC
+from .base import Mean, MeanMetricWrapper, Metric, Sum, registry
 from .confusion import (FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives,
                         TruePositives)
 from .f_score import F1Score, FBetaScore
 from .function import FunctionMetric
-from .regression import MeanAbsoluteError, MeanSquaredError
+from .regression import (CosineSimilarity, MeanAbsoluteError, MeanAbsolutePercentageError,
+                         MeanSquaredError, RootMeanSquaredError)
 
 
 def _accuracy_for(name, loss, output_shape):
@@ -61,8 +64,10 @@ def serialize(metric):
     return entry
 
 
-__all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
-           "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall",
+__all__ = ["Metric", "Mean", "Sum", "AUC", "RootMeanSquaredError", "MeanMetricWrapper",
+           "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
+           "Precision", "Recall",
            "F1Score", "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives",
-           "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "FunctionMetric", "get",
+           "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "TopKCategoricalAccuracy",
+           "MeanAbsolutePercentageError", "CosineSimilarity", "FunctionMetric", "get",
            "serialize"]

@@ -1,4 +1,6 @@
 """Accuracy metrics (Keras names): exact match, thresholded, arg-max against one-hot or ids."""
+import numpy
+
 from .base import MeanMetricWrapper, per_sample, register
 
 
@@ -48,3 +50,25 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 
     def values(self, y_true, y_pred):
         return (y_true.reshape(-1).astype("int64") == y_pred.argmax(axis=-1)).astype("float64")
+
+
+@register()
+class TopKCategoricalAccuracy(MeanMetricWrapper):
+    """How often the one-hot target's class is among the ``k`` largest predictions."""
+
+    direction = "up"
+
+    def __init__(self, k=5, name=None):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"TopKCategoricalAccuracy k must be an int >= 1, got {k!r}")
+        self.k = k
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        target = y_true.argmax(axis=-1)
+        score = numpy.take_along_axis(y_pred, target[:, None], axis=-1)
+        # in the top k when fewer than k scores beat the target's (ties count for it)
+        return ((y_pred > score).sum(axis=-1) < self.k).astype("float64")
+
+    def get_config(self):
+        return {"name": self.name, "k": self.k}

@@ -120,19 +120,57 @@ def scalar_or_array(values):
     return float(values.reshape(-1)[0]) if values.size == 1 and values.ndim <= 1 else values
 
 
+def _weighted(values, sample_weight):
+    """(sum of w * values, sum of w) over all entries, ``sample_weight`` broadcast to the
+    shape of ``values`` as in Keras (one weight per sample spreads over its row)."""
+    values = numpy.asarray(values, dtype="float64")
+    if sample_weight is None:
+        return float(values.sum()), float(values.size)
+    w = numpy.asarray(sample_weight, dtype="float64")
+    if w.ndim and values.ndim and w.ndim < values.ndim and w.shape[0] == values.shape[0]:
+        w = w.reshape(w.shape + (1,) * (values.ndim - w.ndim))
+    try:
+        w = numpy.broadcast_to(w, values.shape)
+    except ValueError:
+        raise ValueError(f"sample_weight of shape {w.shape} does not fit values of shape "
+                         f"{values.shape}") from None
+    return float((values * w).sum()), float(w.sum())
+
+
+@register()
 class Mean(Metric):
-    """The weighted mean of the values given (the running loss)."""
+    """The (weighted) mean of every value given: ``update_state([1, 2, 4])``; the trainer's
+    running loss uses ``update_state(batch_loss, batch_size)``."""
 
     def reset_state(self):
         self.total = 0.0
         self.count = 0.0
 
-    def update_state(self, value, weight=1.0):
-        self.total += float(value) * weight
-        self.count += weight
+    def update_state(self, values, sample_weight=None):
+        if isinstance(values, float) and isinstance(sample_weight, (int, float)):
+            self.total += values * sample_weight  # the per-batch loss: no array work
+            self.count += sample_weight
+            return
+        total, count = _weighted(values, sample_weight)
+        self.total += total
+        self.count += count
 
     def result(self):
         return self.total / self.count if self.count else 0.0
+
+
+@register()
+class Sum(Metric):
+    """The (weighted) sum of every value given."""
+
+    def reset_state(self):
+        self.total = 0.0
+
+    def update_state(self, values, sample_weight=None):
+        self.total += _weighted(values, sample_weight)[0]
+
+    def result(self):
+        return self.total
 
 
 class MeanMetricWrapper(Metric):

@@ -50,7 +50,10 @@ def confusion_counts(y_true, y_pred, thresholds, sample_weight=None, top_k=None,
         w.reshape((-1,) + (1,) * (y_pred.ndim - 1)), y_pred.shape)
     truth = y_true.astype(bool).reshape(1, -1)
     weight = weight.reshape(1, -1)
-    positive = y_pred.reshape(1, -1) > thresholds[:, None]
+    # Thresholds in float32, as Keras holds them: float32(0.3) > 0.3 in float64 would
+    # count a prediction of exactly 0.3 as positive at threshold 0.3.
+    limits = numpy.asarray(thresholds, dtype="float32").astype("float64")
+    positive = y_pred.reshape(1, -1) > limits[:, None]
     return ((weight * (positive & truth)).sum(axis=1),
             (weight * (positive & ~truth)).sum(axis=1),
             (weight * (~positive & ~truth)).sum(axis=1),

@@ -38,7 +38,7 @@ def check_metrics_fit(metrics, loss, output_shape, y_sample=None):
     """
     if y_sample is not None:
         y_true = numpy.asarray(y_sample)
-    elif loss.ops_method is None:
+    elif loss.user_defined:
         return False
     elif loss.sparse_targets:
         y_true = numpy.zeros(2, dtype="int64")

@@ -76,7 +76,7 @@ def check_targets(y, loss, output_shape, dtype="float32", what="y"):
     """
     arr = _as_numeric_array(y, what)
     check_finite(arr, what)
-    if loss.ops_method is None:  # a user's loss: targets as given, in the model's dtype
+    if loss.user_defined:  # a user's loss: targets as given, in the model's dtype
         return numpy.ascontiguousarray(arr, dtype=dtype)
     width = output_shape[-1]
     if loss.sparse_targets:

@@ -14,7 +14,8 @@ from ..layers.core import Dense
 
 
 def _is_plain_dense(layer, last):
-    if type(layer) is not Dense or layer.kernel_regularizer or layer.bias_regularizer:
+    if (type(layer) is not Dense or layer.kernel_regularizer or layer.bias_regularizer
+            or layer.activity_regularizer or len(layer.input_shape) != 1):
         return False
     name = layer.activation.name
     if name not in ACTIVATION_CODES or layer.activation.params:
@@ -34,7 +35,8 @@ def loss_code(model):
     loss = model.loss
     head = model.layers[-1].activation.name
     kind = type(loss).__name__
-    if getattr(loss, "label_smoothing", 0):
+    if getattr(loss, "label_smoothing", 0) or loss.reduction not in ("sum_over_batch_size",
+                                                                      "mean", "none"):
         return None
     logits = head == "linear" if loss.from_logits else None
     if kind in ("SparseCategoricalCrossentropy", "CategoricalCrossentropy"):

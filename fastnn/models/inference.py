@@ -140,7 +140,7 @@ def _steps_of(layer):
     kind = type(layer)  # exact types: subclasses (DropConnect, Maxout) run their own forward
     if kind is Dropout:
         return []
-    if kind is Dense:
+    if kind is Dense and len(layer.input_shape) == 1:  # sequences: the layer's own forward
         bias = layer.bias.numpy().astype("float64") if layer.use_bias else None
         return [_DenseStep(layer.kernel.numpy().astype("float64"), bias, layer.activation)]
     if kind is BatchNormalization:

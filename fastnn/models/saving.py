@@ -117,7 +117,7 @@ def _header(kind):
 
 
 def _manifest(weights):
-    return [{"name": w.name, "shape": list(w.shape), "dtype": numpy.dtype(w.value.dtype).name}
+    return [{"name": w.path, "shape": list(w.shape), "dtype": numpy.dtype(w.value.dtype).name}
             for w in weights]
 
 
@@ -375,7 +375,7 @@ def _model_from_config(config, manifest, built):
     layers = [_layer_from_config(entry) for entry in layer_configs]
     name = config.get("name", "sequential")
     _require(isinstance(name, str), "the model name is not a string")
-    model = Sequential(layers, name=name)
+    model = Sequential._unbuilt(layers, name=name)
     if not built:
         _require(not manifest, "an unbuilt model cannot have weights")
         return model

@@ -12,17 +12,18 @@ import numpy
 
 from .. import layers as layers_mod
 from ..backend import get_num_threads, get_ops, use_backend
-from ..layers.base import Layer
+from ..layers.base import Layer, auto_name
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
 from ..utils.checks import check_batch_size, check_positive_int
-from . import data, fast_path, saving
+from . import cloning, data, fast_path, saving
 from .inference import InferencePlan
+from .model import Model
 from .parameters import ParameterStore
 from .training import TrainingMixin
 
 
-class Sequential(TrainingMixin):
+class Sequential(TrainingMixin, Model):
     """A linear stack of layers with a Keras-style API.
 
     Example:
@@ -35,8 +36,8 @@ class Sequential(TrainingMixin):
         ...               metrics=["accuracy"])
     """
 
-    def __init__(self, layers=None, name=None):
-        self.name = name or "sequential"
+    def __init__(self, layers=None, name=None, trainable=True):
+        self.name = name or auto_name("sequential")
         self.layers = []
         self._input_shape = None
         self._store = None
@@ -47,22 +48,92 @@ class Sequential(TrainingMixin):
         self._init_training()
         for layer in layers or []:
             self.add(layer)
+        if not trainable:
+            self.trainable = False
+
+    @classmethod
+    def _unbuilt(cls, layers, name=None):
+        """A model holding ``layers`` that builds nothing yet (for loaders that check each
+        weight shape against a file before allocating it)."""
+        model = cls(name=name)
+        for layer in layers:
+            if isinstance(layer, InputLayer):
+                model._input_shape = layer.declared_input_shape
+            else:
+                model.layers.append(layer)
+        if model._input_shape is None and model.layers:
+            model._input_shape = model.layers[0].declared_input_shape
+        return model
 
     # ---------------------------------------------------------------- structure
     def add(self, layer):
-        """Append a layer (an ``Input(...)`` only as the first entry)."""
+        """Append a layer (an ``Input(...)`` only as the first entry).
+
+        When the input shape is known (``Input``, ``input_shape=``, ``input_dim=`` or an
+        earlier build) the layer is built at once, as in Keras, so its weights exist
+        before any training; a layer that cannot take the current output shape is
+        refused and the model stays as it was.
+        """
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a fastnn layer, got {layer!r}")
-        if self.built:
-            raise ValueError("Cannot add layers to a model that is already built")
         if isinstance(layer, InputLayer):
             if self.layers or self._input_shape is not None:
                 raise ValueError("Input(...) may only start a Sequential model")
             self._input_shape = layer.declared_input_shape
             return
+        if any(other.name == layer.name for other in self.layers):
+            raise ValueError(f"The model already has a layer named {layer.name!r}: layer "
+                             f"names must be unique")
         if not self.layers and self._input_shape is None and layer.declared_input_shape:
             self._input_shape = layer.declared_input_shape
-        self.layers.append(layer)  # built lazily (first fit/predict) or by build(), as Keras
+        self.layers.append(layer)
+        if self._input_shape is not None:
+            was_built = layer.built
+            try:
+                self.build()
+            except Exception:
+                self.layers.pop()
+                if not was_built:
+                    layer.unbuild()
+                if self.layers:
+                    self.build()
+                raise
+            self._structure_changed()
+
+    def pop(self):
+        """Remove the last layer and return it (Keras' ``Sequential.pop``)."""
+        if not self.layers:
+            raise TypeError("There are no layers in the model to pop")
+        layer = self.layers.pop()
+        if self.layers and self.built:
+            self.build()
+        elif not self.layers:
+            self.built, self._store = False, None
+        self._structure_changed()
+        return layer
+
+    def get_layer(self, name=None, index=None):
+        """A layer by ``name`` or by position ``index`` in ``model.layers``."""
+        if index is not None and name is not None:
+            raise ValueError("Give get_layer a name or an index, not both")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer index {index} is out of range: the model has "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No layer named {name!r}; the layers are "
+                             f"{[layer.name for layer in self.layers]}")
+        raise ValueError("get_layer needs a name or an index")
+
+    def _structure_changed(self):
+        """Forget what depended on the old layer list (compiled paths, metric choice)."""
+        self._inference_cache = (None, None)
+        self._stack_cache = (None, None)
+        self._refresh_metric_choice()
 
     def build(self, input_shape=None):
         """Create every layer's weights for samples of ``input_shape`` (no batch dim)."""
@@ -114,6 +185,21 @@ class Sequential(TrainingMixin):
                     if not built:
                         layer.unbuild()
                 raise
+
+    def _build_state(self):
+        """What ``_restore_build_state`` needs to undo a deferred build."""
+        return self.built, self._input_shape, [layer.built for layer in self.layers]
+
+    def _restore_build_state(self, state):
+        """Undo a build made since ``state`` (data that built the model was then refused)."""
+        built, input_shape, layers_built = state
+        if built or not self.built:
+            return
+        for layer, was_built in zip(self.layers, layers_built):
+            if not was_built:
+                layer.unbuild()
+        self.built, self._store, self._input_shape = False, None, input_shape
+        self._inference_cache = self._stack_cache = (None, None)
 
     @property
     def trainable(self):
@@ -206,16 +292,23 @@ class Sequential(TrainingMixin):
         """Predictions for one batch (all of ``x`` at once)."""
         return self(x)
 
-    def predict(self, x, batch_size=32, verbose=0, callbacks=None, mc_samples=None):
+    def predict(self, x, batch_size=32, verbose=0, steps=None, callbacks=None,
+                mc_samples=None):
         """Predictions for ``x``, computed ``batch_size`` rows at a time: a NumPy array, or a
         CuPy array when ``x`` is one and the backend is "cupy".
 
         Args:
+            steps: predict only the first ``steps`` batches.
+            callbacks: get the ``on_predict_*`` hooks (batch ends carry ``{"outputs": y}``).
+            verbose: accepted for Keras compatibility; nothing is printed (``predict`` is
+                the serving path, called from many threads).
             mc_samples: Monte-Carlo dropout (Gal & Ghahramani 2016): the mean of this many
                 passes with Dropout/DropConnect active and everything else (batch norm
                 included) in inference mode. None: one deterministic pass.
         """
         batch_size = check_batch_size(batch_size)
+        if callbacks or steps is not None:
+            return self._predict_with_callbacks(x, batch_size, steps, callbacks, mc_samples)
         if mc_samples is None and hasattr(x, "__len__") and len(x) <= batch_size:
             return self(x)  # one batch: the same (thin) path as model(x)
         forward = self._forward
@@ -235,6 +328,32 @@ class Sequential(TrainingMixin):
             stop = min(start + batch_size, n)
             out[start:stop] = result(forward(ops.asarray(x[start:stop])))
         return out
+
+    def _predict_with_callbacks(self, x, batch_size, steps, callbacks, mc_samples):
+        """``predict`` batch by batch with the ``on_predict_*`` hooks, as Keras calls them."""
+        from ..callbacks import CallbackList
+        steps = None if steps is None else check_positive_int("steps", steps)
+        x = self._check_x(x)
+        ops = get_ops()
+        n_batches = -(-x.shape[0] // batch_size)
+        if steps is not None:
+            n_batches = min(n_batches, steps)
+        from .argument_checks import check_callbacks
+        cb = CallbackList(check_callbacks(callbacks), self,
+                          {"verbose": 0, "epochs": 1, "steps": n_batches})
+        cb.on_predict_begin()
+        outputs = []
+        for step in range(n_batches):
+            cb.on_predict_batch_begin(step)
+            xb = ops.asarray(x[step * batch_size:(step + 1) * batch_size])
+            y = self._forward_mc(xb, check_positive_int("mc_samples", mc_samples)) \
+                if mc_samples is not None else self._forward(xb)
+            y = ops.to_numpy(y) if isinstance(x, numpy.ndarray) else y
+            outputs.append(y)
+            cb.on_predict_batch_end(step, {"outputs": y})
+        cb.on_predict_end()
+        xp = numpy if isinstance(x, numpy.ndarray) else ops.xp
+        return xp.concatenate(outputs, axis=0)
 
     def _forward_mc(self, x, samples):
         """Mean of ``samples`` forward passes with only the dropout-style layers training."""
@@ -334,6 +453,15 @@ class Sequential(TrainingMixin):
         for layer in self.layers:
             config["layers"].append(layers_mod.serialize(layer))
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new model from ``get_config()`` output (fresh weights)."""
+        return cloning.sequential_from_config(cls, config)
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string; ``models.model_from_json`` reads it back."""
+        return cloning.to_json(self, **kwargs)
 
     def to_backend(self, name):
         """Move the model's weights, gradients and optimizer state to backend ``name``'s

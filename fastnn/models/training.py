@@ -14,9 +14,10 @@ from .. import optimizers as optimizers_mod
 from ..backend import get_ops
 from ..backend.threads import get_num_threads
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..callbacks.progbar import EvaluationLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
-from . import argument_checks, data, fast_path
+from . import argument_checks, data, fast_path, loop_options
 from .parallel import LOCAL, fit_facts
 
 
@@ -31,31 +32,52 @@ class TrainingMixin:
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
+        self._metric_specs, self._weighted_metric_specs = [], []
+        self._loss_weight = 1.0
         self.history = None
         self._fused_head = False
         self._stack_cache = (None, None)
         self._metrics_checked = None
+        self._constraints_cache = (None, [])
 
     # ---------------------------------------------------------------- compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Set the optimizer, loss and metrics (names or objects, as in Keras)."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, **execution_options):
+        """Set the optimizer, loss and metrics (names or objects, as in Keras).
+
+        ``metrics`` ignore sample weights; ``weighted_metrics`` use them (Keras).
+        ``loss_weights`` scales the loss (one number: a Sequential has one output).
+        ``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and ``auto_scale_loss``
+        are accepted and have no effect: every step runs in compiled kernels here.
+        """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        loop_options.check_execution_options(execution_options)
+        weight = loop_options.loss_weight(loss_weights)
         optimizer = optimizers_mod.get(optimizer)
         loss = losses_mod.get(loss)
         metrics = argument_checks.metric_list(metrics)
-        resolved = [metrics_mod.get(m, loss=loss) for m in metrics]
-        previous = (self.optimizer, self.loss, getattr(self, "_metric_specs", []),
-                    self.compiled_metrics, self._fused_head)
-        specs = [m if isinstance(m, str) else r for m, r in zip(metrics, resolved)]
-        self.optimizer, self.loss, self._metric_specs = optimizer, loss, specs
-        self.compiled_metrics = resolved
+        weighted = argument_checks.metric_list(weighted_metrics)
+        resolved = [metrics_mod.get(m, loss=loss) for m in metrics + weighted]
+        previous = (self.optimizer, self.loss, self._metric_specs, self._weighted_metric_specs,
+                    self._loss_weight, self.compiled_metrics, self._fused_head)
+        # A function resolves to a metric object once: later refreshes reuse that object.
+        specs = [m if isinstance(m, str) else r for m, r in zip(metrics + weighted, resolved)]
+        self.optimizer, self.loss = optimizer, loss
+        self._metric_specs, self._weighted_metric_specs = specs[:len(metrics)], specs[len(metrics):]
+        self._loss_weight = weight
+        self.compiled_metrics = _name_weighted(resolved, len(metrics))
         try:
             self._refresh_metric_choice()  # a built model checks its metrics here
         except ValueError:
-            (self.optimizer, self.loss, self._metric_specs, self.compiled_metrics,
-             self._fused_head) = previous
+            (self.optimizer, self.loss, self._metric_specs, self._weighted_metric_specs,
+             self._loss_weight, self.compiled_metrics, self._fused_head) = previous
             raise
+
+    @property
+    def compiled(self):
+        """True once ``compile`` has run (Keras' ``model.compiled``)."""
+        return self.loss is not None
 
     def _refresh_metric_choice(self, y_sample=None):
         """Re-resolve "accuracy" once the output shape is known (binary for one column),
@@ -64,10 +86,11 @@ class TrainingMixin:
         if not self.built or self.loss is None:
             return
         out_shape = self.layers[-1].output_shape
-        self.compiled_metrics = [
+        specs = self._metric_specs + self._weighted_metric_specs
+        self.compiled_metrics = _name_weighted([
             metrics_mod.get(spec, loss=self.loss, output_shape=out_shape)
-            if isinstance(spec, str) else spec for spec in self._metric_specs]
-        checked = (self.loss, tuple(map(id, self._metric_specs)), tuple(out_shape))
+            if isinstance(spec, str) else spec for spec in specs], len(self._metric_specs))
+        checked = (self.loss, tuple(map(id, specs)), tuple(out_shape))
         if self._metrics_checked != checked:  # once per compile and output shape
             if argument_checks.check_metrics_fit(self.compiled_metrics, self.loss, out_shape,
                                                  y_sample):
@@ -75,6 +98,7 @@ class TrainingMixin:
         last = self.layers[-1]
         act = getattr(last, "activation", None)
         self._fused_head = (act is not None and not self.loss.from_logits
+                            and last.activity_regularizer is None
                             and act.name in self.loss.fuses_with
                             and _takes_apply_activation(last))
 
@@ -87,7 +111,9 @@ class TrainingMixin:
         return ["loss"] + [m.name for m in self.compiled_metrics]
 
     # ---------------------------------------------------------------- one step
-    def _run_forward(self, x, training):
+    def _run_forward(self, x, training, activity=None):
+        """The model's output and each layer's cache; with a list ``activity``, the
+        activity-regularized layers' (index, penalty, gradient) are appended to it."""
         caches = []
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -96,6 +122,8 @@ class TrainingMixin:
             else:
                 x, cache = layer.forward(x, training)
             caches.append(cache)
+            if activity is not None and layer.activity_regularizer is not None:
+                activity.append((i, *_activity_penalty(get_ops(), layer, x)))
         return x, caches
 
     def _loss_and_outputs(self, ops, out, y, sample_weight, grad):
@@ -103,6 +131,10 @@ class TrainingMixin:
         probs = ops.xp.empty_like(out) if on_logits else None
         loss = self.loss.value_and_grad(ops, out, y, grad, sample_weight, on_logits=on_logits,
                                         probs_out=probs)
+        if self._loss_weight != 1.0:  # compile(loss_weights=...)
+            loss *= self._loss_weight
+            if grad is not None:
+                grad *= grad.dtype.type(self._loss_weight)
         return loss, (probs if on_logits else out)
 
     def _regularization(self, ops):
@@ -117,21 +149,36 @@ class TrainingMixin:
             loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
                                     team)
             self.optimizer.apply(self._store)
+            self._apply_constraints(ops)
             return loss, stack.output(x.shape[0])
-        out, caches = self._run_forward(x, True)
+        activity = []
+        out, caches = self._run_forward(x, True, activity)
         grad = ops.xp.empty_like(out)
         loss, pred = self._loss_and_outputs(ops, out, y, sample_weight, grad)
-        loss += self._regularization(ops)
+        loss += self._regularization(ops) + sum(penalty for _, penalty, _ in activity)
+        activity_grads = {i: g for i, _, g in activity}
         first = self._first_trainable_index()
         last = len(self.layers) - 1
         for i in range(last, first - 1, -1):
             layer = self.layers[i]
+            if i in activity_grads:
+                grad = grad + activity_grads[i]
             kwargs = {"apply_activation": False} if i == last and self._fused_head else {}
             grad = layer.backward(grad, caches[i], need_dx=i > first, **kwargs)
         for layer in self.layers:
             layer.add_regularization_gradients(ops)
         self.optimizer.apply(self._store)
+        self._apply_constraints(ops)
         return loss, pred
+
+    def _apply_constraints(self, ops):
+        """Project constrained weights after a step (``kernel_constraint=``...), as Keras."""
+        key = (self._store, tuple(layer.trainable for layer in self.layers))
+        if self._constraints_cache[0] != key:
+            self._constraints_cache = (key, [w for layer in self.layers
+                                             for w in layer.trainable_weights if w.constraint])
+        for weight in self._constraints_cache[1]:
+            weight.value[...] = weight.constraint.apply(ops.xp, weight.value)
 
     def _stack_plan(self, ops, batch):
         """(dense stack, loss code, first trainable layer) for a plain Dense model, else None."""
@@ -140,7 +187,7 @@ class TrainingMixin:
         if cached_key == key and (plan is None or plan[0].max_batch >= batch):
             return plan
         plan = None
-        if fast_path.plain_dense_stack(self):
+        if fast_path.plain_dense_stack(self) and self._loss_weight == 1.0:
             code = fast_path.loss_code(self)
             first = fast_path.first_trainable(self)
             if code is not None and first is not None:
@@ -156,23 +203,31 @@ class TrainingMixin:
 
     def _test_step(self, x, y, sample_weight=None):
         ops = get_ops()
-        out, _ = self._run_forward(x, False)
+        activity = []
+        out, _ = self._run_forward(x, False, activity)
         loss, pred = self._loss_and_outputs(ops, out, y, sample_weight, None)
-        return loss + self._regularization(ops), pred
+        return loss + self._regularization(ops) + sum(p for _, p, _ in activity), pred
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what=""):
-        """Check and convert (x, y, sample_weight); raises before touching the model."""
-        x = self._check_x(x, "x" + what)
-        if x.shape[0] == 0:
-            raise ValueError(f"x{what} has no samples")
-        if y is None:
-            raise ValueError(f"y{what} is missing: training and evaluation need targets")
-        data.check_lengths(x, y, "y" + what)
-        self._refresh_metric_choice()
-        y = data.check_targets(y, self.loss, self.layers[-1].output_shape, x.dtype, "y" + what)
-        self._refresh_metric_choice(y[:2])
-        sw = data.check_sample_weight(sample_weight, x.shape[0])
-        return x, y, self._with_class_weight(y, sw, class_weight)
+        """Check and convert (x, y, sample_weight); raises before touching the model (a
+        build from this ``x`` is undone when ``y`` or the weights are then refused)."""
+        build_state = self._build_state()
+        try:
+            x = self._check_x(x, "x" + what)
+            if x.shape[0] == 0:
+                raise ValueError(f"x{what} has no samples")
+            if y is None:
+                raise ValueError(f"y{what} is missing: training and evaluation need targets")
+            data.check_lengths(x, y, "y" + what)
+            self._refresh_metric_choice()
+            y = data.check_targets(y, self.loss, self.layers[-1].output_shape, x.dtype,
+                                   "y" + what)
+            self._refresh_metric_choice(y[:2])
+            sw = data.check_sample_weight(sample_weight, x.shape[0])
+            return x, y, self._with_class_weight(y, sw, class_weight)
+        except Exception:
+            self._restore_build_state(build_state)
+            raise
 
     def _with_class_weight(self, y, sw, class_weight):
         """Fold ``class_weight`` into the sample weights (training data only, as Keras)."""
@@ -183,14 +238,16 @@ class TrainingMixin:
         return cw if sw is None else sw * cw
 
     def _update_metrics(self, y, pred, sample_weight):
+        """Update ``metrics`` without and ``weighted_metrics`` with the sample weights."""
         if not self.compiled_metrics:
             return
         ops = get_ops()
         pred = ops.to_numpy(pred)
         y = ops.to_numpy(y)
         sw = None if sample_weight is None else ops.to_numpy(sample_weight)
-        for metric in self.compiled_metrics:
-            metric.update_state(y, pred, sw)
+        unweighted = len(self._metric_specs)
+        for i, metric in enumerate(self.compiled_metrics):
+            metric.update_state(y, pred, sw if i >= unweighted else None)
 
     def _metric_logs(self, loss, prefix="", metrics=None):
         """``{"loss": loss, metric name: result, ...}`` (names prefixed for validation)."""
@@ -236,33 +293,62 @@ class TrainingMixin:
         return _as_result(self._metric_logs(loss), return_dict)
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
-                 return_dict=False, callbacks=None):
-        """Mean loss and metrics over (x, y): ``[loss, *metrics]`` (a float with no metrics)."""
+                 steps=None, callbacks=None, return_dict=False):
+        """Mean loss and metrics over (x, y): ``[loss, *metrics]`` (a float with no metrics).
+
+        ``steps``: evaluate only the first ``steps`` batches. ``callbacks`` get the
+        ``on_test_*`` hooks. ``verbose`` ("auto" = 1) prints a summary line, as Keras.
+        """
         self._require_compiled("evaluate")
         batch_size = check_batch_size(batch_size)
+        steps = loop_options.optional_steps("steps", steps)
         x, y, sw = self._prepare(x, y, sample_weight)
-        logs = self._evaluate_prepared(x, y, sw, batch_size)
+        verbose = argument_checks.check_verbose(verbose)
+        cbs = argument_checks.check_callbacks(callbacks)
+        if verbose:
+            cbs.append(EvaluationLogger(verbose))
+        n_batches = -(-x.shape[0] // batch_size)
+        cb = CallbackList(cbs, self, {"verbose": verbose, "epochs": 1,
+                                      "steps": min(steps or n_batches, n_batches)})
+        cb.on_test_begin()
+        logs = self._evaluate_prepared(x, y, sw, batch_size, steps=steps, cb=cb)
+        cb.on_test_end(logs)
         return _as_result(logs, return_dict)
 
-    def _evaluate_prepared(self, x, y, sw, batch_size, prefix="", parallel=LOCAL):
+    def _evaluate_prepared(self, x, y, sw, batch_size, prefix="", steps=None, cb=None,
+                           parallel=LOCAL):
         ops = get_ops()
         x, y, sw = parallel.local_part(x, y, sw)
         tracker = metrics_mod.Mean()
         self._reset_metrics()
         n = x.shape[0]
-        for start in range(0, n, batch_size):
+        hooks = cb is not None and cb.wants_test_batch_hooks
+        for step, start in enumerate(range(0, n, batch_size)):
+            if steps is not None and step >= steps:
+                break
+            if hooks:
+                cb.on_test_batch_begin(step)
             stop = min(start + batch_size, n)
             wb = None if sw is None else ops.asarray(sw[start:stop])
             loss, pred = self._test_step(ops.asarray(x[start:stop]), ops.asarray(y[start:stop]),
                                          wb)
             tracker.update_state(loss, stop - start)
             self._update_metrics(y[start:stop], pred, wb)
+            if hooks:
+                cb.on_test_batch_end(step, self._metric_logs(tracker.result()))
         return self._logs(tracker, prefix, parallel)
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0):
-        """Train for ``epochs`` epochs; returns a History (``history.history["loss"]``...)."""
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a History (``history.history["loss"]``...).
+
+        As in Keras: ``steps_per_epoch`` batches make an epoch (the order of samples runs
+        on across epochs); validation runs after the epochs ``validation_freq`` selects
+        (an int n: every n-th; a list: those 1-based epochs), on ``validation_steps``
+        batches of ``validation_batch_size`` (default ``batch_size``).
+        """
         self._require_compiled("fit")
         callbacks = argument_checks.check_callbacks(callbacks)
         verbose = argument_checks.check_verbose(verbose)
@@ -270,6 +356,10 @@ class TrainingMixin:
         epochs = check_non_negative_int("epochs", epochs)
         initial_epoch = check_non_negative_int("initial_epoch", initial_epoch)
         validation_split = check_unit_interval("validation_split", validation_split)
+        steps_per_epoch = loop_options.optional_steps("steps_per_epoch", steps_per_epoch)
+        val_options = (check_batch_size(validation_batch_size or batch_size),
+                       loop_options.optional_steps("validation_steps", validation_steps),
+                       loop_options.validation_epochs(validation_freq))
         x, y, sw = self._prepare(x, y, sample_weight)
         val = None
         if validation_data is not None:
@@ -296,7 +386,7 @@ class TrainingMixin:
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         cbs.append(history)
-        steps = -(-x.shape[0] // batch_size)
+        steps = steps_per_epoch or -(-x.shape[0] // batch_size)
         cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose,
                                       "batch_size": batch_size})
         self.history = history
@@ -304,11 +394,11 @@ class TrainingMixin:
                           initial_epoch=initial_epoch, shuffle=bool(shuffle))
         with parallel.fit_scope(self, facts):
             self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
-                           parallel)
+                           steps_per_epoch, val_options, parallel)
         return history
 
     def _fit_loop(self, x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
-                  parallel=LOCAL):
+                  steps_per_epoch=None, val_options=None, parallel=LOCAL):
         ops = get_ops()
         n = x.shape[0]
         x_dev, y_dev = ops.asarray(x), ops.asarray(y)
@@ -317,18 +407,24 @@ class TrainingMixin:
         ybuf = ops.xp.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
         wbuf = None if sw is None else ops.xp.empty(min(batch_size, n), dtype=sw.dtype)
         rng = get_rng()
+        batches = loop_options.BatchOrder(
+            n, batch_size, shuffle, rng,
+            draw_order=lambda: parallel.epoch_order(rng, n, shuffle, batch_size))
+        order, order_dev = None, None
+        val_batch_size, val_steps, validate_after = val_options or (batch_size, None,
+                                                                    lambda epoch: True)
         self.stop_training = False
         cb.on_train_begin()
         logs = {}
         batch_hooks = parallel.any(cb.wants_batch_hooks)  # the same on every process
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
-            order = parallel.epoch_order(rng, n, shuffle, batch_size)
-            order_dev = ops.asarray(order)
             tracker = metrics_mod.Mean()
             self._reset_metrics()
-            for step, start in enumerate(range(0, order.shape[0], batch_size)):
-                idx = parallel.shard(order_dev[start:start + batch_size])
+            for step, batch_order, start, stop in batches.epoch(steps_per_epoch):
+                if batch_order is not order:
+                    order, order_dev = batch_order, ops.asarray(batch_order)
+                idx = parallel.shard(order_dev[start:stop])
                 m = idx.shape[0]
                 xb = _gather_rows(ops.xp, x_dev, idx, xbuf[:m])
                 yb = _gather_rows(ops.xp, y_dev, idx, ybuf[:m])
@@ -345,10 +441,12 @@ class TrainingMixin:
                         break
             parallel.end_epoch(self)
             logs = self._logs(tracker, parallel=parallel)
-            if val is not None:
+            if val is not None and validate_after(epoch):
                 cb.on_test_begin()
-                logs.update(self._evaluate_prepared(*val, batch_size, "val_", parallel))
-                cb.on_test_end()
+                val_logs = self._evaluate_prepared(*val, val_batch_size, steps=val_steps, cb=cb,
+                                                   parallel=parallel)
+                cb.on_test_end(val_logs)
+                logs.update({"val_" + key: value for key, value in val_logs.items()})
             cb.on_epoch_end(epoch, logs)
             self.stop_training = parallel.any(self.stop_training)
             if self.stop_training:
@@ -360,6 +458,26 @@ class TrainingMixin:
         """With ``use_ema``, end training holding the averaged weights (Keras 3)."""
         if self.optimizer is not None and self.optimizer.use_ema and "ema" in self.optimizer.state:
             self._store.params[...] = self.optimizer.state["ema"]
+
+
+def _name_weighted(resolved, unweighted):
+    """Log names for the compiled metrics: a weighted metric whose name an unweighted one
+    already has gets a "weighted_" prefix (Keras: ``metrics=["mae"],
+    weighted_metrics=["mae"]`` log "mae" and "weighted_mae"), and any name still taken
+    gets ``_1``, ``_2``, ... so two ``Precision()`` objects log "precision" and
+    "precision_1"."""
+    taken = {metric.name for metric in resolved[:unweighted]}
+    for metric in resolved[unweighted:]:
+        if metric.name in taken:
+            metric.name = "weighted_" + metric.name
+    seen = set()
+    for metric in resolved:
+        base, count = metric.name, 0
+        while metric.name in seen:
+            count += 1
+            metric.name = f"{base}_{count}"
+        seen.add(metric.name)
+    return resolved
 
 
 def _as_result(logs, return_dict):
@@ -374,6 +492,16 @@ def _log_value(value):
     """A metric result for logs: a float, or an array for per-class / per-threshold metrics."""
     arr = numpy.asarray(value)
     return float(arr) if arr.ndim == 0 else arr
+
+
+def _activity_penalty(ops, layer, out):
+    """``layer``'s activity penalty on its output ``out`` and the penalty's gradient, both
+    divided by the batch size (Keras 3)."""
+    n = out.shape[0]
+    grad = ops.xp.zeros_like(out)
+    layer.activity_regularizer.add_gradient(ops, out, grad)
+    grad *= grad.dtype.type(1.0 / n)
+    return layer.activity_regularizer.penalty(ops, out) / n, grad
 
 
 def _takes_apply_activation(layer):

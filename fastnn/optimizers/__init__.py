@@ -6,7 +6,7 @@ formulas, g is the gradient, p the parameter, lr the learning rate of this
 step and t the step number counted from 1. Every optimizer accepts
 ``weight_decay``, applied before its rule as ``p -= lr * weight_decay * p``.
 """
-from ..utils.checks import check_positive, check_unit_interval
+from ..utils.checks import check_non_negative, check_positive, check_unit_interval
 from ..utils.registry import Registry, serialize
 from . import schedules
 from .base import Optimizer
@@ -243,6 +243,105 @@ class RMSprop(Optimizer):
                 "epsilon": self.epsilon, "centered": self.centered}
 
 
+@_register
+class Adamax(_AdamFamily):
+    """Adamax, Adam with the infinity norm (Kingma & Ba 2015, section 7.1):
+    ``m = b1 * m + (1 - b1) * g``;  ``u = max(b2 * u, |g|)``;
+    ``p -= lr / (1 - b1**t) * m / (u + eps)``.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        beta_1, beta_2: decay rates in [0, 1), default 0.9 and 0.999.
+        epsilon: > 0, default 1e-7.
+    """
+
+    slots = ("m", "u")
+
+    def _update(self, ops, param, grad, slots, lr):
+        ops.adamax_step(param, grad, slots["m"], slots["u"], lr, self.beta_1, self.epsilon,
+                        self.iterations, self.beta_2, self._decay())
+
+
+@_register
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023): ``p -= lr * sign(b1 * m + (1 - b1) * g)``, then
+    ``m = b2 * m + (1 - b2) * g``. Every step has the same size per entry, so it wants a
+    learning rate 3-10x smaller than Adam's.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        beta_1: interpolation for the update direction, in [0, 1), default 0.9.
+        beta_2: momentum decay, in [0, 1), default 0.99.
+    """
+
+    slots = ("m",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1 = check_unit_interval("beta_1", beta_1)
+        self.beta_2 = check_unit_interval("beta_2", beta_2)
+
+    def _update(self, ops, param, grad, slots, lr):
+        ops.lion_step(param, grad, slots["m"], lr, self.beta_1, self.beta_2, self._decay())
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+@_register
+class Ftrl(Optimizer):
+    """FTRL-proximal (McMahan et al. 2013), Keras 3's form: per-coordinate rates from the
+    accumulated squared gradients, with L1 (which sets weights exactly to zero) and L2
+    penalties inside the update.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        learning_rate_power: <= 0, default -0.5 (the rate shrinks as 1/sqrt(n)).
+        initial_accumulator_value: >= 0, default 0.1.
+        l1_regularization_strength, l2_regularization_strength: >= 0.
+        l2_shrinkage_regularization_strength: >= 0, an L2 penalty on the gradient's side.
+        beta: default 0 (adds ``beta / (2 lr)`` to the L2 strength).
+    """
+
+    slots = ("accumulator", "linear")
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5,
+                 initial_accumulator_value=0.1, l1_regularization_strength=0.0,
+                 l2_regularization_strength=0.0, l2_shrinkage_regularization_strength=0.0,
+                 beta=0.0, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if isinstance(learning_rate_power, bool) or \
+                not isinstance(learning_rate_power, (int, float)) or learning_rate_power > 0:
+            raise ValueError(f"learning_rate_power must be a number <= 0, got "
+                             f"{learning_rate_power!r}")
+        self.learning_rate_power = float(learning_rate_power)
+        self.initial_accumulator_value = check_non_negative("initial_accumulator_value",
+                                                            initial_accumulator_value)
+        self.l1_regularization_strength = check_non_negative(
+            "l1_regularization_strength", l1_regularization_strength)
+        self.l2_regularization_strength = check_non_negative(
+            "l2_regularization_strength", l2_regularization_strength)
+        self.l2_shrinkage_regularization_strength = check_non_negative(
+            "l2_shrinkage_regularization_strength", l2_shrinkage_regularization_strength)
+        self.beta = check_non_negative("beta", beta)
+        self.slot_initial = {"accumulator": self.initial_accumulator_value}
+
+    def _update(self, ops, param, grad, slots, lr):
+        ops.ftrl_step(param, grad, slots["accumulator"], slots["linear"], lr,
+                      self.learning_rate_power, self.l1_regularization_strength,
+                      self.l2_regularization_strength,
+                      self.l2_shrinkage_regularization_strength, self.beta, self._decay())
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "l1_regularization_strength": self.l1_regularization_strength,
+                "l2_regularization_strength": self.l2_regularization_strength,
+                "l2_shrinkage_regularization_strength":
+                    self.l2_shrinkage_regularization_strength,
+                "beta": self.beta}
+
+
 def get(identifier):
     """Resolve a name ("adam", "sgd", ...), an Optimizer or a {"class_name", "config"} dict."""
     return _registry.resolve(identifier, Optimizer)
@@ -250,4 +349,5 @@ def get(identifier):
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Nadam", "Adagrad", "Adadelta", "RMSprop",
+           "Adamax", "Lion", "Ftrl",
            "schedules", "get", "serialize"]

@@ -143,11 +143,75 @@ class CosineDecay(LearningRateSchedule):
         return peak * ((1 - self.alpha) * cosine + self.alpha)
 
 
+@_registry.register("PolynomialDecay")
+class PolynomialDecay(LearningRateSchedule):
+    """``(lr0 - end) * (1 - min(step, decay_steps) / decay_steps) ** power + end``.
+
+    With ``cycle=True`` the decay restarts: ``decay_steps`` is stretched to the first
+    multiple of it at or above ``step`` (Keras 3).
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001,
+                 power=1.0, cycle=False, name="PolynomialDecay"):
+        self.initial_learning_rate = float(_number("initial_learning_rate",
+                                                   initial_learning_rate))
+        self.decay_steps = _number("decay_steps", decay_steps, positive=True)
+        self.end_learning_rate = float(_number("end_learning_rate", end_learning_rate))
+        self.power = float(_number("power", power))
+        self.cycle = bool(cycle)
+        self.name = name
+
+    def __call__(self, step):
+        steps = self.decay_steps
+        if self.cycle:
+            steps = steps * (1.0 if step == 0 else math.ceil(step / steps))
+        else:
+            step = min(step, steps)
+        p = step / steps
+        return ((self.initial_learning_rate - self.end_learning_rate) * (1 - p) ** self.power
+                + self.end_learning_rate)
+
+
+@_registry.register("CosineDecayRestarts")
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR, Loshchilov & Hutter 2016).
+
+    The first period lasts ``first_decay_steps``; each next one is ``t_mul`` times
+    longer and starts from ``m_mul`` times the previous peak; within a period the
+    rate follows ``lr0 * m_mul**i * ((1 - alpha) * 0.5 * (1 + cos(pi * f)) + alpha)``
+    for the fraction ``f`` of the period completed.
+    """
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0,
+                 alpha=0.0, name="SGDRDecay"):
+        self.initial_learning_rate = float(_number("initial_learning_rate",
+                                                   initial_learning_rate))
+        self.first_decay_steps = _number("first_decay_steps", first_decay_steps,
+                                         positive=True)
+        self.t_mul = float(_number("t_mul", t_mul, positive=True))
+        self.m_mul = float(_number("m_mul", m_mul))
+        self.alpha = float(_number("alpha", alpha))
+        self.name = name
+
+    def __call__(self, step):
+        fraction = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = math.floor(fraction)
+            fraction -= restart
+        else:
+            restart = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul))
+                                 / math.log(self.t_mul))
+            done = (1.0 - self.t_mul ** restart) / (1.0 - self.t_mul)
+            fraction = (fraction - done) / self.t_mul ** restart
+        cosine = 0.5 * self.m_mul ** restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+
 def get(identifier):
     """A schedule from itself or from a ``{"class_name", "config"}`` dict."""
     return _registry.resolve(identifier, LearningRateSchedule, from_name=False)
 
 
-
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "InverseTimeDecay",
-           "PiecewiseConstantDecay", "CosineDecay", "get", "serialize"]
+           "PiecewiseConstantDecay", "CosineDecay", "PolynomialDecay", "CosineDecayRestarts",
+           "get", "serialize"]

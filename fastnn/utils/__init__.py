@@ -1,4 +1,4 @@
-"""Utilities: seeding, one-hot encoding, training-curve plots."""
+"""Utilities: seeding, one-hot encoding, normalising rows, training-curve plots."""
 import numpy
 
 from .plotting import plot_history
@@ -25,5 +25,14 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out
 
 
-__all__ = ["plot_history", "set_random_seed", "to_categorical", "gradient_check",
+def normalize(x, axis=-1, order=2):
+    """``x`` divided by its ``order``-norm along ``axis`` (rows of norm 0 are left as they
+    are), as ``keras.utils.normalize``."""
+    x = numpy.asarray(x)
+    norm = numpy.atleast_1d(numpy.linalg.norm(x, order, axis))
+    norm[norm == 0] = 1
+    return x / numpy.expand_dims(norm, axis)
+
+
+__all__ = ["plot_history", "set_random_seed", "to_categorical", "normalize", "gradient_check",
            "GradientCheckReport", "numerical_gradient"]

@@ -90,7 +90,7 @@ def gradient_check(model_or_layer, x, y=None, loss=None, eps=1e-5, training=True
     try:
         analytic = objective.analytic_gradients(state)
         arrays = {"x": x}
-        arrays.update({w.name: w.value for layer in layers for w in layer.trainable_weights})
+        arrays.update({w.path: w.value for layer in layers for w in layer.trainable_weights})
         rng = numpy.random.default_rng(seed)
         errors, checked = {}, {}
         for name, array in arrays.items():
@@ -199,7 +199,7 @@ class _Objective:
         grads = {"x": self.ops.to_numpy(grad).copy()}
         for layer in self.layers:
             for w in layer.trainable_weights:
-                grads[w.name] = self.ops.to_numpy(w.grad).copy()
+                grads[w.path] = self.ops.to_numpy(w.grad).copy()
         return grads
 
 

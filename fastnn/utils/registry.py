@@ -1,13 +1,12 @@
 """Name → class lookup for strings in the public API (``activation="relu"``, ``loss="mse"``)."""
+import re
 
 
 def snake_case(name):
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
+    """Keras' rule: ``"BatchNormalization"`` -> ``"batch_normalization"``, ``"PReLU"`` ->
+    ``"p_re_lu"``, ``"F1Score"`` -> ``"f1_score"``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
 def serialize(obj):
