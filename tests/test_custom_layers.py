@@ -169,7 +169,8 @@ def test_weights_are_keras_variables_in_expressions():
     x = np.ones((1, 3), "float32")
     np.testing.assert_allclose(x @ layer.w + layer.b, layer(x), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(layer.w), layer.w.numpy())
-    assert [w.name for w in layer.weights] == ["linear/variable", "linear/variable_1"]
+    assert [w.name for w in layer.weights] == ["variable", "variable_1"]  # Keras: short names
+    assert [w.path for w in layer.weights] == ["linear/variable", "linear/variable_1"]
 
 
 def test_lambda_arguments_and_output_shape():
@@ -269,7 +270,7 @@ def test_nested_layers_train_and_check(backend):
         assert report.max_error < 1e-7, str(report)
         assert len(block.weights) == 6 and len(block.trainable_weights) == 6
         assert len(model.weights) == 4 + 6
-        names = {w.name for w in block.weights}
+        names = {w.path for w in block.weights}
         assert any(name.startswith(block.dense.name) for name in names)
         block.trainable = False
         assert block.trainable_weights == [] and len(block.non_trainable_weights) == 6

@@ -626,7 +626,7 @@ def test_absurd_weights_are_refused(tmp_path, trained_file):
     with pytest.raises(InvalidModelFileError, match="beyond"):
         load_model(_rezip(path, tmp_path / "huge.fastnn", replace={"weights/0.npy": huge}))
     variance_index = next(i for i, w in enumerate(model.weights)
-                          if w.name.endswith("/moving_variance"))
+                          if w.path.endswith("/moving_variance"))
     negative = _npy(-numpy.ones(weights[variance_index].shape, "float32"))
     with pytest.raises(InvalidModelFileError, match="negative variance"):
         load_model(_rezip(path, tmp_path / "neg.fastnn",

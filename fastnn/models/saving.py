@@ -192,7 +192,7 @@ def load_weights(model, path):
     """
     model._ensure_built()
     expected = [w.shape for w in model.weights]
-    names = [w.name for w in model.weights]
+    names = [w.path for w in model.weights]
     f, size = open_regular_file(path)
     with f:
         arrays = _untrusted(path, _read_weights, f, size, expected, names)
@@ -235,7 +235,7 @@ def _load_model(f, size, compile):
     model = _model_from_config(_dict(config, "model"), manifest,
                                _field(config, "built", bool))
     if model.built:
-        _check_weight_values([w.name for w in model.weights], arrays)
+        _check_weight_values([w.path for w in model.weights], arrays)
         model.set_weights(arrays)
     compile_config = config.get("compile")
     rng_state = mask_calls = None
