@@ -141,7 +141,8 @@ class TrainingMixin:
     def _stack_plan(self, ops, batch):
         """(dense stack, loss code, first trainable layer) for a plain Dense model, else None.
         The code is None for a loss the stack computes outside (``outside_loss_step``)."""
-        key = (ops, self._store, self.loss, tuple(layer.trainable for layer in self.layers))
+        key = (ops, self._store, self.loss, self._fused_head,
+               tuple(layer.trainable for layer in self.layers))
         cached_key, plan = self._stack_cache
         if cached_key == key and (plan is None or plan[0].max_batch >= batch):
             return plan
