@@ -29,6 +29,9 @@ LOSSES = {
     "subclass": lambda: AbsCube(),
     "subclass_sum": lambda: AbsCube(reduction="sum"),
     "builtin_huber": lambda: losses.Huber(0.5),
+    "builtin_mae": lambda: "mae",
+    "builtin_ce_smoothed_logits": lambda: losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=0.1),
 }
 HEADS = ["linear", "softmax", "sigmoid", "tanh"]
 
