@@ -5,9 +5,11 @@ Two pairs, each trained on the same data with the same seed:
 - ``lambda``: an MLP whose hidden activation is ``layers.Lambda(lambda x: ops.relu(x))``
   against the same MLP with ``layers.Activation("relu")`` (the built-in twin);
 - ``loss``: a plain Dense MLP compiled with a loss function written with ``fastnn.ops``
-  (mean squared error) against ``loss="mse"``, which trains in the compiled DenseStack;
-- ``loss_lbl``: the same custom loss against the built-in MSE on the layer-by-layer path
-  (what the loss itself costs, the model path being equal).
+  (mean squared error) against ``loss="mse"``. Both run the Dense layers in the compiled
+  DenseStack: the built-in loss inside its one-call step, the custom one between
+  ``forward_train`` and ``backward_from``;
+- ``loss_lbl``: the same custom loss against the built-in MSE, both on the layer-by-layer
+  path (what the loss itself costs, the model path being equal).
 
 The two variants of a pair alternate, ``--rounds`` times, and each round times
 ``--steps`` ``train_on_batch`` calls; the median step time of each variant is reported
@@ -36,22 +38,23 @@ def _mlp(width, middle):
                               layers.Dense(10)])
 
 
-def _plain(width):
+class LayerwiseDense(layers.Dense):
+    """A Dense under another class name: a model holding one is not a plain Dense stack,
+    so it trains layer by layer (the path of any model the DenseStack cannot run)."""
+
+
+def _plain(width, head=layers.Dense):
     return fastnn.Sequential([fastnn.Input(shape=(64,)),
                               layers.Dense(width, activation="relu"),
-                              layers.Dense(width, activation="relu"), layers.Dense(10)])
-
-
-class LayerwiseMSE(fastnn.losses.MeanSquaredError):
-    """The built-in MSE under another class name: the compiled DenseStack does not take
-    it, so the model runs layer by layer (the path every custom loss takes)."""
+                              layers.Dense(width, activation="relu"), head(10)])
 
 
 PAIRS = {
     "lambda": (lambda w: (_mlp(w, layers.Lambda(lambda x: ops.relu(x))), "mse"),
                lambda w: (_mlp(w, layers.Activation("relu")), "mse")),
     "loss": (lambda w: (_plain(w), my_mse), lambda w: (_plain(w), "mse")),
-    "loss_lbl": (lambda w: (_plain(w), my_mse), lambda w: (_plain(w), LayerwiseMSE())),
+    "loss_lbl": (lambda w: (_plain(w, LayerwiseDense), my_mse),
+                 lambda w: (_plain(w, LayerwiseDense), "mse")),
 }
 
 

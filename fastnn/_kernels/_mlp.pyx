@@ -5,6 +5,9 @@ a model's flat buffers, kept alive by references) and float32 workspaces for
 one batch size. ``train_step`` runs forward, the loss and its gradient, and
 backward without returning to Python between stages; ``predict`` runs the
 forward pass into caller-owned scratch, so it may run in many threads at once.
+``forward_train`` and ``backward_from`` split a step around a loss computed
+outside (a user's loss): forward keeping the activations, then backward from a
+given gradient of the head output, through the same backward code.
 Large steps can run on one OpenMP team that splits every GEMM between its
 threads (``team_size``); smaller ones leave the threading of each GEMM to BLAS.
 
@@ -16,6 +19,7 @@ columns), 3 mean squared error (mean over columns) after the head activation.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython.parallel cimport parallel
+from libc.string cimport memcpy
 from libc.math cimport expf, fabsf, isfinite, log, log1pf, tanhf
 
 cimport numpy as cnp
@@ -146,6 +150,24 @@ cdef void act_backward(float* delta, const float* y, Py_ssize_t size, int act) n
     elif act == TANH:
         for i in range(size):
             delta[i] = delta[i] * (1 - y[i] * y[i])
+
+
+cdef void softmax_backward(float* delta, const float* y, Py_ssize_t n,
+                           Py_ssize_t d) noexcept nogil:
+    """delta = y * (delta - sum(delta * y)) row by row: the vector-Jacobian product of
+    a softmax through its output y (in place)."""
+    cdef Py_ssize_t i, j
+    cdef float dot
+    cdef float* drow
+    cdef const float* yrow
+    for i in range(n):
+        drow = delta + i * d
+        yrow = y + i * d
+        dot = 0
+        for j in range(d):
+            dot = dot + drow[j] * yrow[j]
+        for j in range(d):
+            drow[j] = yrow[j] * (drow[j] - dot)
 
 
 cdef void act_backward_cols(float* delta, const float* y, Py_ssize_t n, Py_ssize_t d,
@@ -290,6 +312,7 @@ cdef class DenseStack:
     cdef float** outs     # per stage (max_batch, dims[i+1])
     cdef float** deltas   # per stage (max_batch, dims[i+1])
     cdef list _keep
+    cdef object _train_x  # the batch of the last forward_train (None: none pending)
 
     def __cinit__(self):
         self.n_stages = 0
@@ -393,6 +416,7 @@ cdef class DenseStack:
         if n < 1 or n > self.max_batch or x.shape[1] != self.dims[0]:
             raise ValueError(f"DenseStack.train_step: batch of shape ({n}, {x.shape[1]}) does "
                              f"not fit ({self.max_batch}, {self.dims[0]})")
+        self._train_x = None  # the workspaces no longer hold forward_train's activations
         if loss == SOFTMAX_CE_SPARSE:
             ids = targets
             if ids.shape[0] != n:
@@ -430,6 +454,46 @@ cdef class DenseStack:
                 total += partial[i]
         return total / n
 
+    def forward_train(self, const float[:, ::1] x):
+        """The forward pass of a training step with no loss: every stage's activations
+        are kept for ``backward_from``, and the head's output (after its activation,
+        softmax included) is returned as an (n, d_out) view of a workspace, valid until
+        the next call. For a loss computed outside the stack (a user's loss). Runs
+        single-threaded (BLAS threads each GEMM); the team split is ``train_step``'s."""
+        cdef Py_ssize_t n = x.shape[0]
+        if n < 1 or n > self.max_batch or x.shape[1] != self.dims[0]:
+            raise ValueError(f"DenseStack.forward_train: batch of shape ({n}, {x.shape[1]}) "
+                             f"does not fit ({self.max_batch}, {self.dims[0]})")
+        self._train_x = x
+        with nogil:
+            self._forward_share(&x[0, 0], n, self.outs, False, 0, 1)
+        return self.output(n)
+
+    def backward_from(self, const float[:, ::1] dy, int first_trainable=0):
+        """The backward pass of the last ``forward_train`` from ``dy``, the gradient of
+        the loss with respect to the head's output: through the head's activation, then
+        every stage down to ``first_trainable`` (earlier stages are frozen), filling the
+        weight gradients as ``train_step`` does."""
+        cdef Py_ssize_t n, d = self.dims[self.n_stages]
+        cdef int L = self.n_stages
+        cdef const float[:, ::1] x
+        if self._train_x is None:
+            raise RuntimeError("DenseStack.backward_from needs a forward_train first")
+        x = self._train_x
+        n = x.shape[0]
+        if dy.shape[0] != n or dy.shape[1] != d:
+            raise ValueError(f"DenseStack.backward_from: dy has shape ({dy.shape[0]}, "
+                             f"{dy.shape[1]}), the head output ({n}, {d})")
+        if not 0 <= first_trainable < L:
+            raise ValueError(f"first_trainable must be in [0, {L}), got {first_trainable}")
+        self._train_x = None
+        with nogil:
+            memcpy(self.deltas[L - 1], &dy[0, 0], n * d * sizeof(float))
+            if self.acts[L - 1] == SOFTMAX:
+                softmax_backward(self.deltas[L - 1], self.outs[L - 1], n, d)
+            self._backward_share(&x[0, 0], n, first_trainable, self.acts[L - 1] != SOFTMAX,
+                                 0, 1)
+
     cdef void _step_team(self, const float* x, Py_ssize_t n, const void* targets,
                          const float* w, int loss, int first, bint write_probs,
                          double* partial, int nthreads) noexcept nogil:
@@ -448,10 +512,8 @@ cdef class DenseStack:
         derivative and bias gradient (backward) to the same block while it is in its
         cache; barriers separate the stages. With a team of one (t=0, team=1) this is
         the single-threaded step: whole GEMMs, and the barriers do nothing."""
-        cdef int i
         cdef int L = self.n_stages
         cdef Py_ssize_t d, lo = 0, hi = 0
-        cdef const float* inp
         cdef const void* tblock
         cdef const float* wblock
         self._forward_share(x, n, self.outs, loss != MSE, t, team)
@@ -469,11 +531,23 @@ cdef class DenseStack:
                                    tblock, wblock, hi - lo, d, loss, <float>(1.0 / n),
                                    write_probs)
         fastnn_barrier()
+        self._backward_share(x, n, first, loss == MSE, t, team)
+
+    cdef void _backward_share(self, const float* x, Py_ssize_t n, int first, bint head_act,
+                              int t, int team) noexcept nogil:
+        """Thread t's part of the backward pass from the head's delta (``deltas[L - 1]``,
+        d loss / d head output, or d loss / d logits when not ``head_act``): the
+        activation derivative (the head's only with ``head_act``), then each stage's
+        weight gradients and the delta of the stage before, down to stage ``first``."""
+        cdef int i
+        cdef int L = self.n_stages
+        cdef Py_ssize_t d, lo = 0, hi = 0
+        cdef const float* inp
         for i in range(L - 1, first - 1, -1):
             d = self.dims[i + 1]
             block_range(d, t, team, &lo, &hi)
             if lo < hi:
-                if i < L - 1 or loss == MSE:
+                if i < L - 1 or head_act:
                     act_backward_cols(self.deltas[i], self.outs[i], n, d, lo, hi,
                                       self.acts[i])
                 if self.db[i] != NULL:

@@ -1,6 +1,7 @@
 """A whole training step for a stack of ``y = act(x @ W + b)`` stages.
 
-``Ops.dense_stack(...)`` returns an object with ``train_step`` and ``predict``.
+``Ops.dense_stack(...)`` returns an object with ``train_step`` and ``predict``, and
+``forward_train`` + ``backward_from`` for a loss computed outside the stack.
 This module is the reference, written with the Ops' own methods; the "cpu"
 backend replaces it with ``fastnn._kernels._mlp.DenseStack``, which runs the
 same step in one compiled call (no Python between stages).
@@ -25,6 +26,7 @@ class ReferenceDenseStack:
         self.activations = [_CODE_NAMES[a] for a in activations]
         self.max_batch = max_batch
         self._last = None
+        self._train = None   # (x, activations) of the last forward_train
 
     def _forward(self, x, logits_head):
         ops = self.ops
@@ -50,6 +52,7 @@ class ReferenceDenseStack:
                    nthreads=1):
         ops = self.ops
         n = x.shape[0]
+        self._train = None
         outs = self._forward(x, loss != MSE)
         head = outs[-1]
         delta = ops.xp.empty_like(head)
@@ -63,9 +66,34 @@ class ReferenceDenseStack:
             probs = head
             total = ops.mean_squared_error_loss(head, targets, delta, sample_weight, 1.0 / n)
         self._last = probs if write_probs else head
+        self._backward(x, outs, delta, first_trainable, loss == MSE)
+        return total / n
+
+    def forward_train(self, x):
+        """The forward pass keeping the activations for ``backward_from``; returns the
+        head's output (after its activation)."""
+        self._train = (x, self._forward(x, False))
+        self._last = self._train[1][-1]
+        return self._last
+
+    def backward_from(self, dy, first_trainable=0):
+        """The backward pass of the last ``forward_train`` from ``dy`` = d loss / d head
+        output; fills the weight gradients down to stage ``first_trainable``."""
+        if self._train is None:
+            raise RuntimeError("DenseStack.backward_from needs a forward_train first")
+        (x, outs), self._train = self._train, None
+        if dy.shape != outs[-1].shape:
+            raise ValueError(f"DenseStack.backward_from: dy has shape {dy.shape}, the head "
+                             f"output {outs[-1].shape}")
+        self._backward(x, outs, dy, first_trainable, True)
+
+    def _backward(self, x, outs, delta, first_trainable, head_act):
+        """Weight gradients from the head's delta (through the head's activation only
+        with ``head_act``), down to stage ``first_trainable``."""
+        ops = self.ops
         last = len(self.kernels) - 1
         for i in range(last, first_trainable - 1, -1):
-            if i < last or loss == MSE:
+            if i < last or head_act:
                 act = self.activations[i]
                 delta = getattr(ops, "backprop_" + act)(delta, None, outs[i])
             inp = x if i == 0 else outs[i - 1]
@@ -74,7 +102,6 @@ class ReferenceDenseStack:
                 ops.sum_rows(delta, out=self.bias_grads[i])
             if i > first_trainable:
                 delta = ops.gemm(delta, self.kernels[i], trans_b=True)
-        return total / n
 
     def predict(self, x, nthreads=1):
         ops = self.ops

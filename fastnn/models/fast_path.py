@@ -5,8 +5,12 @@ softmax/sigmoid/linear head, no regularizers) trained with a cross-entropy or
 MSE loss is the common case, and per-layer Python is most of its step time at
 small batches. ``Ops.dense_stack`` gives an object that runs forward, loss and
 backward without returning to Python between layers (compiled on the "cpu"
-backend). Every other model takes the general layer-by-layer path, which
-computes the same thing.
+backend). A loss the stack has no code for (a user's loss written with
+``fastnn.ops``, or a built-in one such as Huber) is computed between two calls:
+the stack's forward pass, then the loss and its gradient on the head output
+(batch x outputs, small), then the stack's backward pass from that gradient.
+Every other model takes the general layer-by-layer path, which computes the
+same thing.
 """
 from ..backend.dense_stack import (ACTIVATION_CODES, MSE, SIGMOID_BCE, SOFTMAX_CE_DENSE,
                                    SOFTMAX_CE_SPARSE)
@@ -70,3 +74,18 @@ def first_trainable(model):
         return None
     first = flags.index(True)
     return first if all(flags[first:]) else None
+
+
+def outside_loss_step(ops, stack, loss, x, y, sample_weight, first):
+    """(loss value, model output) of a step whose loss the stack has no code for.
+
+    The loss and its gradient come from ``loss.value_and_grad`` on the head output,
+    as on the layer-by-layer path (a user's loss is weighted, reduced and
+    differentiated on a tape there); the stack then runs the backward pass from
+    that gradient, filling the weight gradients down to layer ``first``.
+    """
+    out = stack.forward_train(x)
+    grad = ops.xp.empty_like(out)
+    value = loss.value_and_grad(ops, out, y, grad, sample_weight)
+    stack.backward_from(grad, first)
+    return value, out

@@ -145,12 +145,17 @@ class TrainingMixin:
         plan = self._stack_plan(ops, x.shape[0])
         if plan is not None:
             stack, code, first = plan
-            team = stack.team_size(x.shape[0], get_num_threads())
-            loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
-                                    team)
+            if code is None:  # a loss the stack has no code for (a user's loss)
+                loss, pred = fast_path.outside_loss_step(ops, stack, self.loss, x, y,
+                                                         sample_weight, first)
+            else:
+                team = stack.team_size(x.shape[0], get_num_threads())
+                loss = stack.train_step(x, y, sample_weight, code, first,
+                                        not self.loss.from_logits, team)
+                pred = stack.output(x.shape[0])
             self.optimizer.apply(self._store)
             self._apply_constraints(ops)
-            return loss, stack.output(x.shape[0])
+            return loss, pred
         activity = []
         out, caches = self._run_forward(x, True, activity)
         grad = ops.xp.empty_like(out)
@@ -181,8 +186,10 @@ class TrainingMixin:
             weight.value[...] = weight.constraint.apply(ops.xp, weight.value)
 
     def _stack_plan(self, ops, batch):
-        """(dense stack, loss code, first trainable layer) for a plain Dense model, else None."""
-        key = (ops, self._store, self.loss, tuple(layer.trainable for layer in self.layers))
+        """(dense stack, loss code, first trainable layer) for a plain Dense model, else None.
+        The code is None for a loss the stack computes outside (``outside_loss_step``)."""
+        key = (ops, self._store, self.loss, self._fused_head,
+               tuple(layer.trainable for layer in self.layers))
         cached_key, plan = self._stack_cache
         if cached_key == key and (plan is None or plan[0].max_batch >= batch):
             return plan
@@ -190,7 +197,7 @@ class TrainingMixin:
         if fast_path.plain_dense_stack(self) and self._loss_weight == 1.0:
             code = fast_path.loss_code(self)
             first = fast_path.first_trainable(self)
-            if code is not None and first is not None:
+            if first is not None and (code is not None or not self._fused_head):
                 plan = (fast_path.build_stack(ops, self, batch), code, first)
         self._stack_cache = (key, plan)
         return plan
