@@ -8,8 +8,8 @@ purpose); the build prints which of the two it was, the kernels remember it
 and ``import fastnn`` warns when OpenMP was lost to the compiler rather than
 opted out of, since pip hides build output.
 
-A rebuild with other flags (OpenMP on/off, another compiler) rebuilds every
-extension: a stamp under build/ records the flags of the last build.
+A rebuild with other flags (OpenMP on/off, another compiler, another NumPy or
+Cython) rebuilds every extension: a stamp under build/ records the last build's.
 """
 import json
 import os
@@ -20,6 +20,7 @@ import sys
 import sysconfig
 import tempfile
 
+import Cython
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -103,8 +104,10 @@ if OPENMP:
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
 
+# The generated C depends on the Cython and NumPy it was made with (an isolated build
+# env may have had others than the next in-place build): a change rebuilds too.
 FLAGS = {"compiler": c_compiler()[0], "compile": compile_args, "link": link_args,
-         "openmp_note": OPENMP_NOTE}
+         "openmp_note": OPENMP_NOTE, "numpy": numpy.__version__, "cython": Cython.__version__}
 
 extensions = [
     Extension(
