@@ -13,13 +13,22 @@ from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim
 from .ops import _MASK64, Ops
 from .threads import get_num_threads
 
-# Below this many elements the kernels run on one thread. Measured on the 2-core
-# development VM: an OpenMP region beside multi-threaded BLAS calls made a
-# training step slower, not faster (both pools' threads spin and fight for the
-# cores: train_medium at 2 threads took 1644 ms/epoch with elementwise kernels
-# threaded above 2^17 elements, 579 ms with them on one thread), so threads are
-# kept for very large arrays only.
-PARALLEL_MIN_SIZE = 1 << 22
+# Elements from which a kernel runs on ``get_num_threads()`` threads (below: one).
+# Measured on the 2-core development VM (AMD EPYC, AVX2/FMA) under its usual load
+# of other processes (load average ~4.6), 1 vs 2 threads interleaved, best / median
+# of 9 (the script is in docs/backends.md, "Threads"):
+#   relu      2^17: 0.62 / 17.0   2^19: 0.61 / 10.6   2^21: 0.41 / 0.66   2^23: 5.0 / 3.0
+#   adam      2^17: 0.62 / 2.5    2^19: 0.54 / 1.6    2^21: 3.2 / 5.5     2^23: 2.1 / 1.8
+#   tanh      2^19: 2.1 / 2.2     2^21: 1.16 / 1.24   2^23: 1.01 / 1.09
+#   softmax   2^19: 2.0 / 2.6     2^21: 2.0 / 2.1     2^23: 1.16 / 1.43
+# (ratios 2 threads / 1 thread). A second thread paid, in the median, only for the
+# memory-bound elementwise kernels at 2^21 elements; the transcendental kernels
+# (the thread that computes exp/tanh is the bottleneck, not memory), the losses,
+# the norms and the optimizer steps never paid up to 2^23, and an OpenMP region
+# next to a multi-threaded BLAS made a training step slower (train_medium at 2
+# threads: 1644 ms/epoch with elementwise kernels threaded above 2^17, 579 without).
+LIGHT_MIN_SIZE = 1 << 21   # relu, step, linear, leaky relu, bias, sums, dropout, clip
+HEAVY_MIN_SIZE = 1 << 24   # everything else: beyond every size measured to pay
 
 _unary = _elementwise.unary
 _backward = _elementwise.backward
@@ -31,7 +40,11 @@ _loss = _losses.loss
 
 
 def _threads(size):
-    return get_num_threads() if size >= PARALLEL_MIN_SIZE else 1
+    return get_num_threads() if size >= HEAVY_MIN_SIZE else 1
+
+
+def _threads_light(size):
+    return get_num_threads() if size >= LIGHT_MIN_SIZE else 1
 
 
 def _shape_tuple(shape):
@@ -67,61 +80,67 @@ class CpuOps(Ops):
             beta = 0.0
         elif not _kernel_ok(a, out):
             return super().gemm(a, b, out, trans_a, trans_b, alpha, beta)
+        elif numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b):
+            # BLAS would overwrite an operand while still reading it: compute aside.
+            tmp = out.copy() if beta != 0.0 else numpy.empty_like(out)
+            _blas.gemm(a, b, tmp, trans_a, trans_b, alpha, beta)
+            out[...] = tmp
+            return out
         _blas.gemm(a, b, out, trans_a, trans_b, alpha, beta)
         return out
 
     def add_bias(self, y, bias):
-        if not _elementwise.add_bias(y, bias, _threads(y.size)):
+        if not _elementwise.add_bias(y, bias, _threads_light(y.size)):
             return super().add_bias(y, bias)
         return y
 
     def sum_rows(self, x, out=None):
-        r = _elementwise.sum_rows(x, out, _threads(x.size))
+        r = _elementwise.sum_rows(x, out, _threads_light(x.size))
         return super().sum_rows(x, out) if r is None else r
 
     def multiply(self, a, b, out=None):
-        r = _elementwise.binary(False, a, b, out, 0.0, _threads(a.size))
+        r = _elementwise.binary(False, a, b, out, 0.0, _threads_light(a.size))
         return super().multiply(a, b, out) if r is None else r
 
     def sumsq(self, x):
-        r = _elementwise.sumsq(x, _threads(x.size))
+        r = _elementwise.sumsq(x, _threads_light(x.size))
         return super().sumsq(x) if r is None else r
 
     # ------------------------------------------------------------------ activations
     def linear(self, x, out=None):
         if out is None:
             return x
-        r = _unary(_LINEAR, x, out, 0.0, _threads(x.size))
+        r = _unary(_LINEAR, x, out, 0.0, _threads_light(x.size))
         return super().linear(x, out) if r is None else r
 
     def backprop_linear(self, dy, x, y, out=None):
         if out is None:
             return dy
-        r = _backward(_LINEAR, dy, x, y, out, 0.0, _threads(dy.size))
+        r = _backward(_LINEAR, dy, x, y, out, 0.0, _threads_light(dy.size))
         return super().backprop_linear(dy, x, y, out) if r is None else r
 
     def step(self, x, out=None):
-        r = _unary(_STEP, x, out, 0.0, _threads(x.size))
+        r = _unary(_STEP, x, out, 0.0, _threads_light(x.size))
         return super().step(x, out) if r is None else r
 
     def backprop_step(self, dy, x, y, out=None):
-        r = _backward(_STEP, dy, x, y, out, 0.0, _threads(dy.size))
+        r = _backward(_STEP, dy, x, y, out, 0.0, _threads_light(dy.size))
         return super().backprop_step(dy, x, y, out) if r is None else r
 
     def relu(self, x, out=None):
-        r = _unary(_RELU, x, out, 0.0, _threads(x.size))
+        r = _unary(_RELU, x, out, 0.0, _threads_light(x.size))
         return super().relu(x, out) if r is None else r
 
     def backprop_relu(self, dy, x, y, out=None):
-        r = _backward(_RELU, dy, x, y, out, 0.0, _threads(dy.size))
+        r = _backward(_RELU, dy, x, y, out, 0.0, _threads_light(dy.size))
         return super().backprop_relu(dy, x, y, out) if r is None else r
 
     def leaky_relu(self, x, alpha=0.2, out=None):
-        r = _unary(_LEAKY_RELU, x, out, alpha, _threads(x.size))
+        r = _unary(_LEAKY_RELU, x, out, alpha, _threads_light(x.size))
         return super().leaky_relu(x, alpha, out) if r is None else r
 
     def backprop_leaky_relu(self, dy, x, y, alpha=0.2, out=None):
-        r = _backward(_LEAKY_RELU, dy, x, y, out, alpha, _threads(dy.size))
+        r = _backward(_LEAKY_RELU, dy, x, y, out, alpha, _threads_light(dy.size))
         return super().backprop_leaky_relu(dy, x, y, alpha, out) if r is None else r
 
     def elu(self, x, alpha=1.0, out=None):
@@ -275,7 +294,7 @@ class CpuOps(Ops):
         elif out.dtype != keep.dtype or out.shape != _shape_tuple(shape):
             return super().dropout_mask(shape, rate, seed, dtype, out)
         if not _elementwise.dropout_mask(out, float(rate), int(seed) & _MASK64, float(keep),
-                                         _threads(out.size)):
+                                         _threads_light(out.size)):
             return super().dropout_mask(shape, rate, seed, dtype, out)
         return out
 
@@ -312,12 +331,12 @@ class CpuOps(Ops):
 
     # ------------------------------------------------------------------ gradient clipping
     def clip_by_value(self, x, limit):
-        if _unary(_CLIP, x, x, limit, _threads(x.size)) is None:
+        if _unary(_CLIP, x, x, limit, _threads_light(x.size)) is None:
             return super().clip_by_value(x, limit)
         return x
 
     def scale(self, x, factor):
-        if _unary(_SCALE, x, x, factor, _threads(x.size)) is None:
+        if _unary(_SCALE, x, x, factor, _threads_light(x.size)) is None:
             return super().scale(x, factor)
         return x
 
@@ -363,7 +382,7 @@ class CpuOps(Ops):
 
     def ema_update(self, average, value, momentum):
         if _elementwise.binary(True, average, value, average, momentum,
-                               _threads(average.size)) is None:
+                               _threads_light(average.size)) is None:
             super().ema_update(average, value, momentum)
 
     def dense_stack(self, kernels, biases, kernel_grads, bias_grads, activations, max_batch):

@@ -1,24 +1,86 @@
-"""One thread count for both pools: our OpenMP kernels and the BLAS behind scipy.
+"""One thread policy for both pools: our OpenMP kernels and the BLAS behind scipy.
 
-``set_num_threads(n)`` stores ``n`` for the kernels (they take it as an
-argument, so it holds for every calling thread) and limits BLAS through
-threadpoolctl. The default is the number of cores this process may use.
+``set_num_threads(n)`` stores ``n`` for the kernels (they take their thread
+count as an argument, so it holds for every calling thread) and sets the BLAS
+pool to ``n`` through threadpoolctl. Until it is called, ``n`` is
+``default_num_threads()``: ``OMP_NUM_THREADS`` when set, else the cores this
+process may run on (affinity), capped by a cgroup CPU quota (a container
+limited to 1.5 CPUs on a 64-core host gets 2, not 64).
+
+Work is handed to threads only when it is large enough to pay for the
+hand-off: a thread that has to be woken (or, on a loaded machine, waits for a
+core) costs tens of microseconds to milliseconds, which a small product never
+earns back. ``blas_scope(macs)`` is taken once per ``fit``/``evaluate``/
+``predict`` call, never inside a kernel: for work below ``BLAS_MIN_MACS`` it
+holds the BLAS pool to one thread for the call. The thresholds are measured
+(see ``docs/backends.md``, "Threads").
 """
+import contextlib
+import math
 import os
+import threading
 
-from threadpoolctl import threadpool_limits
+# A scope whose largest matrix product has fewer multiply-adds than this runs BLAS
+# on one thread. Measured on the 2-core development VM (AMD EPYC, AVX2/FMA) with
+# scipy's OpenBLAS, sgemm 1 thread against 2, interleaved, medians: see
+# docs/backends.md ("Threads"). Below it two threads win little with idle cores and
+# lose 3x-100x when other processes keep the cores busy.
+BLAS_MIN_MACS = 1 << 22
 
-_state = {"n": None, "limiter": None}
+_state = {"n": None, "pool": None}
+_lock = threading.Lock()
+_scope = {"depth": 0, "libs": None}
 
 
-def _available_cores():
-    env = os.environ.get("OMP_NUM_THREADS")
-    if env and env.split(",")[0].strip().isdigit():
-        return max(1, int(env.split(",")[0]))
+# ---------------------------------------------------------------------- defaults
+def _cgroup_cpu_limit(root="/sys/fs/cgroup"):
+    """CPUs allowed by a cgroup CPU quota (rounded up), or None without a quota.
+
+    cgroup v2 writes ``"<quota> <period>"`` (quota ``max``: none) to ``cpu.max``;
+    v1 has ``cpu.cfs_quota_us`` (-1: none) and ``cpu.cfs_period_us``. The same
+    reading as loky's ``cpu_count``.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        with open(os.path.join(root, "cpu.max")) as f:
+            quota, period = f.read().split()[:2]
+    except (OSError, ValueError):
+        try:
+            with open(os.path.join(root, "cpu", "cpu.cfs_quota_us")) as f:
+                quota = f.read().strip()
+            with open(os.path.join(root, "cpu", "cpu.cfs_period_us")) as f:
+                period = f.read().strip()
+        except OSError:
+            return None
+    try:
+        quota, period = int(quota), int(period)
+    except ValueError:  # "max"
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, math.ceil(quota / period))
+
+
+def _env_threads():
+    """The first count in ``OMP_NUM_THREADS`` ("4" or "4,2"), or None."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return max(1, int(value)) if value.isdigit() else None
+
+
+def default_num_threads():
+    """Threads to use when ``set_num_threads`` was not called.
+
+    ``OMP_NUM_THREADS`` when set (the user's explicit choice); else the CPUs in
+    this process's affinity mask, capped by a cgroup CPU quota.
+    """
+    env = _env_threads()
+    if env is not None:
+        return env
+    try:
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    return max(1, min(cores, quota) if quota else cores)
 
 
 def openmp_enabled():
@@ -29,18 +91,99 @@ def openmp_enabled():
 
 def get_num_threads():
     """Threads the kernels and BLAS may use."""
-    if _state["n"] is None:
-        _state["n"] = _available_cores()
-    return _state["n"]
+    n = _state["n"]
+    if n is None:
+        n = _state["n"] = default_num_threads()
+    return n
 
 
 def set_num_threads(n):
-    """Use ``n`` threads in the OpenMP kernels and in BLAS (threadpoolctl)."""
+    """Use ``n`` threads in the OpenMP kernels and in BLAS (threadpoolctl).
+
+    Process-wide; meant to be called once, before training or serving starts.
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads needs a positive int, got {n!r}")
-    _state["n"] = n
-    # Load our kernels first so scipy's BLAS is among the libraries threadpoolctl limits.
-    from .._kernels import _blas  # noqa: F401
-    if _state["limiter"] is not None:
-        _state["limiter"].restore_original_limits()
-    _state["limiter"] = threadpool_limits(limits=n, user_api="blas")
+    with _lock:
+        _state["n"] = n
+        _set_pool(n)
+
+
+# ---------------------------------------------------------------------- the BLAS pool
+def _blas_libs():
+    """threadpoolctl's controllers of the BLAS libraries in this process, found once.
+
+    Building a ``ThreadpoolController`` scans the loaded libraries (milliseconds),
+    so it is done once; our kernels are imported first so that the BLAS behind
+    scipy's cython_blas is among them.
+    """
+    libs = _scope["libs"]
+    if libs is None:
+        from threadpoolctl import ThreadpoolController
+
+        from .._kernels import _blas  # noqa: F401
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        _scope["libs"] = libs
+    return libs
+
+
+def _set_pool(n):
+    """Set every BLAS pool to ``n`` threads (called under ``_lock``)."""
+    for lib in _blas_libs():
+        if lib.get_num_threads() != n:
+            lib.set_num_threads(n)
+    _state["pool"] = n
+
+
+def _ensure_pool():
+    """Apply the thread count to the BLAS pool once (BLAS ignores cgroup quotas)."""
+    if _state["pool"] is None:
+        with _lock:
+            if _state["pool"] is None:
+                _set_pool(get_num_threads())
+
+
+def blas_held_single():
+    """True while the BLAS pool runs one thread (a one-thread scope, or n = 1)."""
+    return _scope["depth"] > 0 or _state["pool"] == 1
+
+
+def blas_threads_for(macs):
+    """BLAS threads for a call whose largest matrix product has ``macs`` multiply-adds."""
+    n = get_num_threads()
+    return 1 if n <= 1 or macs < BLAS_MIN_MACS else n
+
+
+@contextlib.contextmanager
+def blas_single_thread():
+    """Hold the BLAS pool to one thread inside the block (threadpoolctl).
+
+    Thread-safe and nestable: the pool goes to one thread when the first such block
+    opens and back to ``get_num_threads()`` when the last one closes (BLAS calls from
+    other threads meanwhile also run on one thread: the pool is process-wide).
+    """
+    with _lock:
+        if _state["pool"] is None:
+            _set_pool(get_num_threads())
+        _scope["depth"] += 1
+        if _scope["depth"] == 1 and _state["pool"] != 1:
+            for lib in _blas_libs():
+                lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _lock:
+            _scope["depth"] -= 1
+            if _scope["depth"] == 0 and _state["pool"] != 1:
+                for lib in _blas_libs():
+                    lib.set_num_threads(_state["pool"])
+
+
+def blas_scope(macs):
+    """The BLAS scope for a call (a fit, an evaluate, a predict) whose largest matrix
+    product has ``macs`` multiply-adds: one BLAS thread below ``BLAS_MIN_MACS``, the
+    pool as set otherwise. Cheap when nothing changes (no threadpoolctl call)."""
+    if blas_threads_for(macs) == 1 and get_num_threads() > 1:
+        return blas_single_thread()
+    _ensure_pool()
+    return contextlib.nullcontext()

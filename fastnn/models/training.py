@@ -12,7 +12,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
-from ..backend.threads import get_num_threads
+from ..backend.threads import blas_held_single, blas_scope, blas_single_thread, get_num_threads
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
@@ -99,7 +99,8 @@ class TrainingMixin:
         plan = self._stack_plan(ops, x.shape[0])
         if plan is not None:
             stack, code, first = plan
-            team = stack.team_size(x.shape[0], get_num_threads())
+            # A team calls BLAS from each of its threads: only inside a one-thread BLAS scope.
+            team = stack.team_size(x.shape[0], get_num_threads()) if blas_held_single() else 1
             loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
                                     team)
             self.optimizer.apply(self._store)
@@ -133,6 +134,18 @@ class TrainingMixin:
                 plan = (fast_path.build_stack(ops, self, batch), code, first)
         self._stack_cache = (key, plan)
         return plan
+
+    def _thread_scope(self, batch, training=False):
+        """The BLAS thread scope of one fit/evaluate/predict call on ``batch`` rows: one
+        BLAS thread for small products and for a compiled step split between our own
+        threads (backend/threads.py)."""
+        if training:
+            plan = self._stack_plan(get_ops(), batch)
+            if plan is not None and plan[0].team_size(batch, get_num_threads()) > 1:
+                return blas_single_thread()
+        widest = max((w.shape[0] * w.shape[1] for w in self.weights if len(w.shape) == 2),
+                     default=0)
+        return blas_scope(batch * widest)
 
     def _first_trainable_index(self):
         for i, layer in enumerate(self.layers):
@@ -195,8 +208,9 @@ class TrainingMixin:
         x, y, sw = self._prepare(x, y, sample_weight, class_weight)
         ops = get_ops()
         self._reset_metrics()
-        loss, pred = self._train_step(ops.asarray(x), ops.asarray(y),
-                                      None if sw is None else ops.asarray(sw))
+        with self._thread_scope(x.shape[0], training=True):
+            loss, pred = self._train_step(ops.asarray(x), ops.asarray(y),
+                                          None if sw is None else ops.asarray(sw))
         self._update_metrics(y, pred, sw)
         return _as_result(self._metric_logs(loss), return_dict)
 
@@ -206,8 +220,9 @@ class TrainingMixin:
         x, y, sw = self._prepare(x, y, sample_weight)
         ops = get_ops()
         self._reset_metrics()
-        loss, pred = self._test_step(ops.asarray(x), ops.asarray(y),
-                                     None if sw is None else ops.asarray(sw))
+        with self._thread_scope(x.shape[0]):
+            loss, pred = self._test_step(ops.asarray(x), ops.asarray(y),
+                                         None if sw is None else ops.asarray(sw))
         self._update_metrics(y, pred, sw)
         return _as_result(self._metric_logs(loss), return_dict)
 
@@ -217,7 +232,8 @@ class TrainingMixin:
         self._require_compiled("evaluate")
         batch_size = check_batch_size(batch_size)
         x, y, sw = self._prepare(x, y, sample_weight)
-        logs = self._evaluate_prepared(x, y, sw, batch_size)
+        with self._thread_scope(min(batch_size, x.shape[0])):
+            logs = self._evaluate_prepared(x, y, sw, batch_size)
         return _as_result(logs, return_dict)
 
     def _evaluate_prepared(self, x, y, sw, batch_size, prefix=""):
@@ -273,7 +289,8 @@ class TrainingMixin:
         cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose,
                                       "batch_size": batch_size})
         self.history = history
-        self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb)
+        with self._thread_scope(min(batch_size, x.shape[0]), training=True):
+            self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb)
         return history
 
     def _fit_loop(self, x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb):
@@ -298,9 +315,9 @@ class TrainingMixin:
                 stop = min(start + batch_size, n)
                 m = stop - start
                 idx = order_dev[start:stop]
-                xb = _gather_rows(ops.xp, x_dev, idx, xbuf[:m])
-                yb = _gather_rows(ops.xp, y_dev, idx, ybuf[:m])
-                wb = None if wbuf is None else _gather_rows(ops.xp, sw_dev, idx, wbuf[:m])
+                xb = ops.take_rows(x_dev, idx, xbuf[:m])
+                yb = ops.take_rows(y_dev, idx, ybuf[:m])
+                wb = None if wbuf is None else ops.take_rows(sw_dev, idx, wbuf[:m])
                 if cb.wants_batch_hooks:
                     cb.on_train_batch_begin(step)
                 loss, pred = self._train_step(xb, yb, wb)
@@ -345,14 +362,3 @@ def _takes_apply_activation(layer):
     import inspect
     return "apply_activation" in inspect.signature(layer.forward).parameters
 
-
-def _gather_rows(xp, source, idx, out):
-    """``source[idx]`` written into ``out`` (a reused batch buffer).
-
-    NumPy buffers ``take``'s output under the default ``mode="raise"``, which doubled
-    the gather of a 128 x 784 batch (44 us against 16-20 us); the indices are a slice of
-    a permutation of range(n), so ``"clip"`` never clips. CuPy's take has no mode.
-    """
-    if xp is numpy:
-        return numpy.take(source, idx, axis=0, out=out, mode="clip")
-    return xp.take(source, idx, axis=0, out=out)
