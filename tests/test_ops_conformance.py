@@ -641,3 +641,58 @@ def test_every_kernel_has_a_conformance_check():
     from fastnn.backend.cpu_ops import CpuOps
     overridden = {n for n, f in vars(CpuOps).items() if callable(f) and not n.startswith("_")}
     assert overridden - COVERED - set(ELSEWHERE) == set()
+
+
+# ---------------------------------------------------------------- the seam models use
+@pytest.mark.parametrize("backend", ["numpy"] + BACKENDS)
+def test_seam_methods(backend):
+    """take_rows, owns, to_host and is_native: what models ask instead of naming numpy."""
+    if backend not in available_backends():
+        pytest.skip(f"backend {backend!r} is not available on this machine")
+    ops = get_ops(backend)
+    rng = numpy.random.default_rng(0)
+    source = randn(rng, (9, 5), numpy.float32)
+    idx = numpy.array([8, 0, 3, 3], dtype=numpy.int64)
+    out = dev(ops, numpy.zeros((4, 5), numpy.float32))
+    assert ops.take_rows(dev(ops, source), dev(ops, idx), out) is out
+    numpy.testing.assert_array_equal(host(ops, out), source[idx])
+    d = dev(ops, source)
+    assert ops.owns(d) and not ops.owns([1.0, 2.0])
+    h = ops.to_host(d)
+    assert type(h) is numpy.ndarray
+    numpy.testing.assert_array_equal(h, source)
+    assert ops.to_host(source) is source  # host arrays are not copied
+    assert ops.is_native == (ops.xp is numpy)
+
+
+def test_register_backend_adds_one_ops_class():
+    from fastnn import backend
+
+    class Traced(Ops):
+        name = "traced"
+        calls = 0
+
+        def gemm(self, a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+            Traced.calls += 1
+            return super().gemm(a, b, out, trans_a, trans_b, alpha, beta)
+
+    backend.register_backend("traced", Traced)
+    try:
+        assert "traced" in backend.available_backends()
+        with backend.use_backend("traced") as ops:
+            assert isinstance(ops, Traced) and backend.get_ops() is ops
+            import fastnn
+            model = fastnn.Sequential([fastnn.layers.Dense(3, input_shape=(4,))])
+            model.predict(numpy.ones((2, 4), numpy.float32))
+        assert Traced.calls > 0
+        backend.register_backend("broken", lambda: object())
+        with pytest.raises(TypeError, match="not an Ops"):
+            backend.get_ops("broken")
+        with pytest.raises(ValueError, match="callable factory"):
+            backend.register_backend("x", None)
+    finally:
+        for name in ("traced", "broken"):
+            backend._factories.pop(name, None)
+            backend._instances.pop(name, None)
+    with pytest.raises(ValueError, match="Unknown backend"):
+        backend.get_ops("traced")

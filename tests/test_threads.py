@@ -89,3 +89,133 @@ def test_batch_one_predict_does_not_grow_memory(model):
     growth = _rss_kib() - before
     print(f"\nRSS growth over 100,000 batch-1 predict calls: {growth} KiB")
     assert growth < 1024, f"RSS grew by {growth} KiB"
+
+
+# ---------------------------------------------------------------- the thread policy
+@pytest.fixture
+def thread_state():
+    """Restore the process's thread count and BLAS pool after a test changes them."""
+    from fastnn.backend import threads
+    saved = dict(threads._state)
+    yield threads
+    threads.set_num_threads(saved["n"] or threads.default_num_threads())
+    threads._state.update(saved)
+
+
+def _blas_pool():
+    """Thread counts of the BLAS libraries loaded in this process."""
+    from threadpoolctl import threadpool_info
+    return sorted({info["num_threads"] for info in threadpool_info()
+                   if info["user_api"] == "blas"})
+
+
+def test_cgroup_quota_is_read_from_v2_and_v1_files(tmp_path):
+    from fastnn.backend.threads import _cgroup_cpu_limit
+    assert _cgroup_cpu_limit(str(tmp_path)) is None  # no files: no quota
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert _cgroup_cpu_limit(str(tmp_path)) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert _cgroup_cpu_limit(str(tmp_path)) == 2  # 1.5 CPUs round up
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert _cgroup_cpu_limit(str(tmp_path)) is None
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    assert _cgroup_cpu_limit(str(tmp_path)) == 1
+
+
+def test_default_thread_count_honours_env_affinity_and_quota(monkeypatch):
+    from fastnn.backend import threads
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)),
+                        raising=False)
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: None)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.default_num_threads() == 8
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 3)
+    assert threads.default_num_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "5,2")
+    assert threads.default_num_threads() == 5  # an explicit request wins
+
+
+def test_set_num_threads_sets_the_blas_pool(thread_state):
+    fastnn.set_num_threads(1)
+    assert fastnn.get_num_threads() == 1 and _blas_pool() == [1]
+    fastnn.set_num_threads(2)
+    assert fastnn.get_num_threads() == 2 and _blas_pool() == [2]
+    with pytest.raises(ValueError, match="positive int"):
+        fastnn.set_num_threads(0)
+    assert fastnn.get_num_threads() == 2
+
+
+def test_small_work_holds_blas_to_one_thread_for_the_scope(thread_state, monkeypatch):
+    threads = thread_state
+    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: 0)  # an idle machine
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    fastnn.set_num_threads(2)
+    with threads.blas_scope(threads.BLAS_MIN_MACS - 1):
+        assert _blas_pool() == [1] and threads.blas_held_single()
+        with threads.blas_single_thread():  # nested scopes keep it until the last closes
+            pass
+        assert _blas_pool() == [1]
+    assert _blas_pool() == [2] and not threads.blas_held_single()
+    with threads.blas_scope(threads.BLAS_MIN_MACS):
+        assert _blas_pool() == [2] and threads.scope_threads() == 2
+        with threads.thread_scope(1):
+            assert threads.scope_threads() == 1 and _blas_pool() == [1]
+        assert threads.scope_threads() == 2
+    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: 3)  # other work on both cores
+    with threads.blas_scope(threads.BLAS_MIN_MACS):
+        assert _blas_pool() == [1] and threads.scope_threads() == 1
+    assert _blas_pool() == [2]
+
+
+def test_one_thread_scopes_from_many_threads_restore_the_pool(thread_state):
+    threads = thread_state
+    fastnn.set_num_threads(2)
+    start = threading.Barrier(4)
+
+    def work():
+        start.wait()
+        for _ in range(200):
+            with threads.blas_single_thread():
+                assert threads.blas_held_single()
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert _blas_pool() == [2] and threads._scope["depth"] == 0
+
+
+class _PoolSpy(fastnn.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.pool = _blas_pool()
+
+
+def test_runnable_threads_are_read_from_loadavg(tmp_path):
+    from fastnn.backend.threads import _runnable_elsewhere
+    path = tmp_path / "loadavg"
+    path.write_text("4.61 3.02 1.50 5/143 10203\n")
+    assert _runnable_elsewhere(str(path)) == 4  # the caller is one of the 5
+    path.write_text("garbage\n")
+    assert _runnable_elsewhere(str(path)) == 0
+    assert _runnable_elsewhere(str(tmp_path / "missing")) == 0
+
+
+@pytest.mark.parametrize("width,busy,expect", [(64, 0, [1]), (1024, 0, [2]), (1024, 8, [1])])
+def test_fit_decides_blas_threads_by_model_size_and_load(thread_state, monkeypatch, width,
+                                                         busy, expect):
+    """A small model trains with BLAS on one thread; a large product keeps the pool,
+    unless other runnable threads keep the cores busy."""
+    monkeypatch.setattr(thread_state, "_runnable_elsewhere", lambda: busy)
+    monkeypatch.setattr(thread_state.os, "cpu_count", lambda: 2)
+    fastnn.set_num_threads(2)
+    m = fastnn.Sequential([layers.Dense(width, activation="relu", input_shape=(width,)),
+                           layers.Dense(4, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    x = numpy.random.default_rng(0).normal(size=(64, width)).astype("float32")
+    spy = _PoolSpy()
+    m.fit(x, numpy.arange(64) % 4, batch_size=64, epochs=1, verbose=0, callbacks=[spy])
+    assert spy.pool == expect  # 64 * 64 * 64 multiply-adds are below BLAS_MIN_MACS
+    assert _blas_pool() == [2]  # given back after fit

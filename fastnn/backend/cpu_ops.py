@@ -2,8 +2,9 @@
 
 Each override calls a Cython kernel that releases the GIL and takes its
 thread count from ``_threads(size)``: one thread below the size where an
-OpenMP hand-off pays for itself. The kernels check dtype, contiguity and
-shapes themselves through the NumPy C API (cheaper than doing it here) and
+OpenMP hand-off pays for itself, else the threads the caller's scope grants
+(``threads.scope_threads``: fewer on a loaded machine). The kernels check
+dtype, contiguity and shapes themselves through the NumPy C API (cheaper than doing it here) and
 answer None/False when the arrays do not fit; the override then runs the
 reference code from ``Ops``, which also covers every method not overridden.
 """
@@ -11,9 +12,9 @@ import numpy
 
 from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim
 from .ops import _MASK64, Ops
-from .threads import get_num_threads
+from .threads import scope_threads
 
-# Elements from which a kernel runs on ``get_num_threads()`` threads (below: one).
+# Elements from which a kernel runs on ``scope_threads()`` threads (below: one).
 # Measured on the 2-core development VM (AMD EPYC, AVX2/FMA) under its usual load
 # of other processes (load average ~4.6), 1 vs 2 threads interleaved, best / median
 # of 9 (the script is in docs/backends.md, "Threads"):
@@ -40,11 +41,11 @@ _loss = _losses.loss
 
 
 def _threads(size):
-    return get_num_threads() if size >= HEAVY_MIN_SIZE else 1
+    return scope_threads() if size >= HEAVY_MIN_SIZE else 1
 
 
 def _threads_light(size):
-    return get_num_threads() if size >= LIGHT_MIN_SIZE else 1
+    return scope_threads() if size >= LIGHT_MIN_SIZE else 1
 
 
 def _shape_tuple(shape):

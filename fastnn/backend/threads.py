@@ -8,12 +8,14 @@ process may run on (affinity), capped by a cgroup CPU quota (a container
 limited to 1.5 CPUs on a 64-core host gets 2, not 64).
 
 Work is handed to threads only when it is large enough to pay for the
-hand-off: a thread that has to be woken (or, on a loaded machine, waits for a
-core) costs tens of microseconds to milliseconds, which a small product never
-earns back. ``blas_scope(macs)`` is taken once per ``fit``/``evaluate``/
-``predict`` call, never inside a kernel: for work below ``BLAS_MIN_MACS`` it
-holds the BLAS pool to one thread for the call. The thresholds are measured
-(see ``docs/backends.md``, "Threads").
+hand-off and there are cores to run them: a thread that has to be woken costs
+microseconds, and on a loaded machine it waits for a core while every product
+waits for it (milliseconds), which no product earns back. ``thread_scope`` is
+taken once per ``fit``/``evaluate``/``predict`` call, never inside a kernel: it
+grants ``threads_for(macs)`` threads, holding the BLAS pool to one thread for
+work below ``BLAS_MIN_MACS`` or when other processes keep the cores busy (as
+GNU OpenMP's ``OMP_DYNAMIC`` does from the load average). The thresholds are
+measured (see ``docs/backends.md``, "Threads").
 """
 import contextlib
 import math
@@ -30,6 +32,7 @@ BLAS_MIN_MACS = 1 << 22
 _state = {"n": None, "pool": None}
 _lock = threading.Lock()
 _scope = {"depth": 0, "libs": None}
+_local = threading.local()  # .n: the threads granted by this thread's innermost scope
 
 
 # ---------------------------------------------------------------------- defaults
@@ -148,10 +151,39 @@ def blas_held_single():
     return _scope["depth"] > 0 or _state["pool"] == 1
 
 
-def blas_threads_for(macs):
-    """BLAS threads for a call whose largest matrix product has ``macs`` multiply-adds."""
+def _runnable_elsewhere(path="/proc/loadavg"):
+    """Threads that are runnable right now besides the caller (the ``R`` of the
+    ``R/T`` field of /proc/loadavg, minus the caller); 0 where it cannot be read."""
+    try:
+        with open(path) as f:
+            running = f.read().split()[3].split("/")[0]
+        return max(0, int(running) - 1)
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def available_threads():
+    """``get_num_threads()``, less the cores other runnable threads are using now."""
     n = get_num_threads()
-    return 1 if n <= 1 or macs < BLAS_MIN_MACS else n
+    if n <= 1:
+        return 1
+    free = (os.cpu_count() or 1) - _runnable_elsewhere()
+    return max(1, min(n, free))
+
+
+def threads_for(macs):
+    """Threads for a call whose largest matrix product has ``macs`` multiply-adds: one
+    below ``BLAS_MIN_MACS``, else the threads the machine's load leaves free."""
+    if macs < BLAS_MIN_MACS or get_num_threads() <= 1:
+        return 1
+    return available_threads()
+
+
+def scope_threads():
+    """Threads granted by the innermost ``thread_scope`` of the calling thread
+    (``get_num_threads()`` outside any)."""
+    n = getattr(_local, "n", None)
+    return get_num_threads() if n is None else n
 
 
 @contextlib.contextmanager
@@ -179,11 +211,27 @@ def blas_single_thread():
                     lib.set_num_threads(_state["pool"])
 
 
+@contextlib.contextmanager
+def thread_scope(n, blas_single=None):
+    """Grant ``n`` threads to the calls inside (``scope_threads()``), with the BLAS pool
+    held to one thread when ``blas_single`` (default: when ``n`` is 1). Taken once per
+    fit/evaluate/predict call; costs nothing from threadpoolctl when the pool stays."""
+    if blas_single is None:
+        blas_single = n <= 1
+    previous = getattr(_local, "n", None)
+    _local.n = n
+    try:
+        if blas_single and get_num_threads() > 1:
+            with blas_single_thread():
+                yield
+        else:
+            _ensure_pool()
+            yield
+    finally:
+        _local.n = previous
+
+
 def blas_scope(macs):
-    """The BLAS scope for a call (a fit, an evaluate, a predict) whose largest matrix
-    product has ``macs`` multiply-adds: one BLAS thread below ``BLAS_MIN_MACS``, the
-    pool as set otherwise. Cheap when nothing changes (no threadpoolctl call)."""
-    if blas_threads_for(macs) == 1 and get_num_threads() > 1:
-        return blas_single_thread()
-    _ensure_pool()
-    return contextlib.nullcontext()
+    """The scope for a call whose largest matrix product has ``macs`` multiply-adds:
+    ``thread_scope(threads_for(macs))``."""
+    return thread_scope(threads_for(macs))

@@ -11,6 +11,7 @@ import threading
 import numpy
 
 from ..backend import get_num_threads, get_ops, is_device_array, use_backend
+from ..backend.threads import scope_threads
 from ..layers.base import Layer
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
@@ -148,7 +149,7 @@ class Sequential(TrainingMixin):
         if not stack.predict_uses_blas(x.shape[0]):
             return stack.predict(x, get_num_threads())
         with self._thread_scope(x.shape[0]):
-            return stack.predict(x, get_num_threads())
+            return stack.predict(x, scope_threads())
 
     def _inference_stack(self):
         """The compiled forward path for a plain Dense model (see fast_path.py), else None."""

@@ -12,7 +12,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
-from ..backend.threads import blas_held_single, blas_scope, blas_single_thread, get_num_threads
+from ..backend.threads import blas_held_single, scope_threads, thread_scope, threads_for
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
@@ -100,7 +100,7 @@ class TrainingMixin:
         if plan is not None:
             stack, code, first = plan
             # A team calls BLAS from each of its threads: only inside a one-thread BLAS scope.
-            team = stack.team_size(x.shape[0], get_num_threads()) if blas_held_single() else 1
+            team = stack.team_size(x.shape[0], scope_threads()) if blas_held_single() else 1
             loss = stack.train_step(x, y, sample_weight, code, first, not self.loss.from_logits,
                                     team)
             self.optimizer.apply(self._store)
@@ -136,16 +136,20 @@ class TrainingMixin:
         return plan
 
     def _thread_scope(self, batch, training=False):
-        """The BLAS thread scope of one fit/evaluate/predict call on ``batch`` rows: one
-        BLAS thread for small products and for a compiled step split between our own
-        threads (backend/threads.py)."""
-        if training:
+        """The thread scope of one fit/evaluate/predict call on ``batch`` rows: one thread
+        for small products or a loaded machine; BLAS on one thread too when a compiled
+        step is split between our own threads (backend/threads.py)."""
+        store, widest = getattr(self, "_widest_cache", (None, 0))
+        if store is None or store is not self._store:  # per built model, not per call
+            widest = max((w.shape[0] * w.shape[1] for w in self.weights if len(w.shape) == 2),
+                         default=0)
+            self._widest_cache = (self._store, widest)
+        n = threads_for(batch * widest)
+        if training and n > 1:
             plan = self._stack_plan(get_ops(), batch)
-            if plan is not None and plan[0].team_size(batch, get_num_threads()) > 1:
-                return blas_single_thread()
-        widest = max((w.shape[0] * w.shape[1] for w in self.weights if len(w.shape) == 2),
-                     default=0)
-        return blas_scope(batch * widest)
+            if plan is not None and plan[0].team_size(batch, n) > 1:
+                return thread_scope(n, blas_single=True)
+        return thread_scope(n)
 
     def _first_trainable_index(self):
         for i, layer in enumerate(self.layers):
