@@ -193,14 +193,18 @@ class _PoolSpy(fastnn.callbacks.Callback):
         self.pool = _blas_pool()
 
 
-def test_runnable_threads_are_read_from_loadavg(tmp_path):
-    from fastnn.backend.threads import _runnable_elsewhere
+def test_load_is_read_from_proc(tmp_path):
+    from fastnn.backend.threads import _runnable_own, _runnable_total
     path = tmp_path / "loadavg"
     path.write_text("4.61 3.02 1.50 5/143 10203\n")
-    assert _runnable_elsewhere(str(path)) == 4  # the caller is one of the 5
+    assert _runnable_total(str(path)) == 5
     path.write_text("garbage\n")
-    assert _runnable_elsewhere(str(path)) == 0
-    assert _runnable_elsewhere(str(tmp_path / "missing")) == 0
+    assert _runnable_total(str(path)) == 0
+    assert _runnable_total(str(tmp_path / "missing")) == 0
+    for tid, state in (("10", "R"), ("11", "S"), ("12", "R")):
+        (tmp_path / tid).mkdir()
+        (tmp_path / tid / "stat").write_text(f"{tid} (python (x)) {state} 1 2 3\n")
+    assert _runnable_own(str(tmp_path)) == 2  # the name may hold ")" and spaces
 
 
 @pytest.mark.parametrize("width,busy,expect", [(64, 0, [1]), (1024, 0, [2]), (1024, 8, [1])])

@@ -21,6 +21,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 
 # A scope whose largest matrix product has fewer multiply-adds than this runs BLAS
 # on one thread. Measured on the 2-core development VM (AMD EPYC, AVX2/FMA) with
@@ -33,6 +34,8 @@ _state = {"n": None, "pool": None}
 _lock = threading.Lock()
 _scope = {"depth": 0, "libs": None}
 _local = threading.local()  # .n: the threads granted by this thread's innermost scope
+LOAD_TTL = 0.1  # seconds a sample of the machine's load is reused
+_load = {"at": float("-inf"), "others": 0}
 
 
 # ---------------------------------------------------------------------- defaults
@@ -151,15 +154,47 @@ def blas_held_single():
     return _scope["depth"] > 0 or _state["pool"] == 1
 
 
-def _runnable_elsewhere(path="/proc/loadavg"):
-    """Threads that are runnable right now besides the caller (the ``R`` of the
-    ``R/T`` field of /proc/loadavg, minus the caller); 0 where it cannot be read."""
+def _runnable_total(path="/proc/loadavg"):
+    """Threads runnable on the machine right now (the ``R`` of the ``R/T`` field of
+    /proc/loadavg, the caller included); 0 where it cannot be read."""
     try:
         with open(path) as f:
-            running = f.read().split()[3].split("/")[0]
-        return max(0, int(running) - 1)
+            return int(f.read().split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def _runnable_own(task_dir="/proc/self/task"):
+    """Threads of this process that are runnable now (state R), the caller included.
+
+    BLAS worker threads spin for a while after each product (OpenBLAS: ~0.1 s), so
+    they show as runnable; they are ours, not load from other processes."""
+    count = 0
+    try:
+        tids = os.listdir(task_dir)
+    except OSError:
+        return 1
+    for tid in tids:
+        try:
+            with open(os.path.join(task_dir, tid, "stat"), "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        end = stat.rfind(b")")
+        if stat[end + 2:end + 3] == b"R":
+            count += 1
+    return max(count, 1)
+
+
+def _runnable_elsewhere():
+    """Runnable threads of other processes, sampled at most every ``LOAD_TTL`` seconds
+    (reading /proc costs tens of microseconds; a batch-1 predict costs about as much)."""
+    now = time.monotonic()
+    if now - _load["at"] >= LOAD_TTL:
+        total = _runnable_total()
+        _load["others"] = max(0, total - _runnable_own()) if total else 0
+        _load["at"] = now
+    return _load["others"]
 
 
 def available_threads():
