@@ -58,18 +58,19 @@ def _timed(fn, repeats):
     return wl.measure(fn, repeats, warmup=1)
 
 
-def run_worker(setting, repeats):
+def run_worker(setting, repeats, smoke=False):
     """Seconds per run of every workload, median of ``repeats`` (after one warm-up)."""
     sys.path.insert(0, str(HERE))
+    import _workloads as wl
     import numpy
 
-    import _workloads as wl
     import fastnn
     if setting == "one":
         fastnn.set_num_threads(1)
     out = {"threads": fastnn.get_num_threads()}
 
-    x, y = wl.synthetic({"kind": "train", "dims": (64, 128, 128, 10), "samples": 2048})
+    x, y = wl.synthetic({"kind": "train", "dims": (64, 128, 128, 10),
+                          "samples": 256 if smoke else 2048})
     m = _model((64, 128, 128, 10))
     out["train_small"] = _timed(
         lambda: m.fit(x, y, batch_size=32, epochs=1, shuffle=True, verbose=0), repeats)
@@ -78,12 +79,12 @@ def run_worker(setting, repeats):
 
     def digits():
         d = _model((64, 128, 64, 10))
-        d.fit(xtr, ytr, batch_size=32, epochs=3, shuffle=True, verbose=0)
+        d.fit(xtr, ytr, batch_size=32, epochs=1 if smoke else 3, shuffle=True, verbose=0)
     out["digits"] = _timed(digits, repeats)
 
     big = _model(wl.MEDIUM)
     row = numpy.random.default_rng(0).standard_normal((1, 784), dtype=numpy.float32)
-    calls = 200
+    calls = 5 if smoke else 200
     t = _timed(lambda: [big.predict_on_batch(row) for _ in range(calls)], repeats)
     out["infer_b1"] = [s / calls for s in t]
 
@@ -116,23 +117,25 @@ def stop_hogs(hogs):
         proc.wait()
 
 
-def run_setting(setting, repeats, timeout):
+def run_setting(setting, repeats, timeout, smoke=False):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "out.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", setting,
                "--repeats", str(repeats), "--worker-out", str(path)]
+        if smoke:
+            cmd.append("--smoke")
         proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"{setting} worker failed:\n{proc.stderr[-2000:]}")
         return json.loads(path.read_text())
 
 
 def format_table(pooled, threads, hogs):
-    lines = [f"{hogs} busy-loop process(es) running; default uses {threads['default']} "
-             f"thread(s), one uses {threads['one']}",
+    lines = [(f"{hogs} busy-loop process(es) running; default uses {threads['default']} "
+              f"thread(s), one uses {threads['one']}"),
              f"{'workload':<13}{'default':>11}{'one':>11}{'default/one':>13}  unit"]
-    for name, what in WORKLOADS.items():
+    for name in WORKLOADS:
         scale = UNITS.get(name, 1e3)
         d = statistics.median(pooled["default"][name]) * scale
         o = statistics.median(pooled["one"][name]) * scale
@@ -151,11 +154,14 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3, help="timed runs per worker (default 3)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per worker")
     p.add_argument("--json", metavar="PATH", help="also write the raw times here")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny epochs and few calls: checks that the script runs")
     p.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        Path(args.worker_out).write_text(json.dumps(run_worker(args.worker, args.repeats)))
+        report = run_worker(args.worker, args.repeats, args.smoke)
+        Path(args.worker_out).write_text(json.dumps(report))
         return 0
 
     pooled = {s: {name: [] for name in WORKLOADS} for s in SETTINGS}
@@ -168,7 +174,7 @@ def main(argv=None):
             for setting in (SETTINGS if r % 2 == 0 else SETTINGS[::-1]):
                 print(f"[contention] round {r + 1}/{args.rounds}: {setting}", file=sys.stderr,
                       flush=True)
-                rep = run_setting(setting, args.repeats, args.timeout)
+                rep = run_setting(setting, args.repeats, args.timeout, args.smoke)
                 threads[setting] = rep.pop("threads")
                 for name, times in rep.items():
                     pooled[setting][name] += times

@@ -223,3 +223,20 @@ def test_fit_decides_blas_threads_by_model_size_and_load(thread_state, monkeypat
     m.fit(x, numpy.arange(64) % 4, batch_size=64, epochs=1, verbose=0, callbacks=[spy])
     assert spy.pool == expect  # 64 * 64 * 64 multiply-adds are below BLAS_MIN_MACS
     assert _blas_pool() == [2]  # given back after fit
+
+
+def test_contention_bench_runs(repo_root, tmp_path):
+    """bench/contention.py end to end on tiny sizes, without busy-loop processes."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "contention.json"
+    proc = subprocess.run([sys.executable, str(repo_root / "bench" / "contention.py"), "--smoke",
+                           "--hogs", "0", "--rounds", "1", "--repeats", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "default/one" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["threads"]["one"] == 1
+    assert set(report["times_s"]["default"]) == {"train_small", "digits", "infer_b1", "fit100",
+                                                 "evaluate100"}

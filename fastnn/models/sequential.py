@@ -239,9 +239,10 @@ class Sequential(TrainingMixin):
             return result(forward(ops.asarray(x)))
         xp = numpy if on_host else ops.xp
         out = xp.empty((n,) + tuple(self.layers[-1].output_shape), dtype=x.dtype)
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            out[start:stop] = result(forward(ops.asarray(x[start:stop])))
+        with self._thread_scope(batch_size):  # once, not per batch
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                out[start:stop] = result(forward(ops.asarray(x[start:stop])))
         return out
 
     def _forward_mc(self, x, samples):
@@ -371,4 +372,3 @@ class Sequential(TrainingMixin):
             self._inference_cache = (None, None)
             self._stack_cache = (None, None)
         return self
-

@@ -365,4 +365,3 @@ def _log_value(value):
 def _takes_apply_activation(layer):
     import inspect
     return "apply_activation" in inspect.signature(layer.forward).parameters
-
