@@ -240,3 +240,29 @@ def test_contention_bench_runs(repo_root, tmp_path):
     assert report["threads"]["one"] == 1
     assert set(report["times_s"]["default"]) == {"train_small", "digits", "infer_b1", "fit100",
                                                  "evaluate100"}
+
+
+def test_few_row_predict_threads_only_large_models(thread_state, monkeypatch):
+    """The GEMV path asks for threads only for models with many weights, and gets them
+    only when cores are free; the answer does not depend on the thread count."""
+    from fastnn.models import sequential
+    small = fastnn.Sequential([layers.Dense(16, input_shape=(8,)), layers.Dense(4)])
+    large = fastnn.Sequential([layers.Dense(1024, activation="relu", input_shape=(600,)),
+                               layers.Dense(10, activation="softmax")])
+    for m in (small, large):
+        m.compile("sgd", "mse")
+        m.build()
+    assert not small._inference_stack().predict_can_thread(1)
+    assert large._inference_stack().predict_can_thread(1)
+    assert small._inference_stack().predict_can_thread(33)  # the BLAS path
+    granted = []
+    real = sequential.available_threads
+    monkeypatch.setattr(sequential, "available_threads", lambda: granted.append(1) or real())
+    fastnn.set_num_threads(2)
+    x = numpy.random.default_rng(0).normal(size=(3, 600)).astype("float32")
+    y = large(x)
+    small(x[:, :8])
+    assert granted == [1]  # asked once: for the large model only
+    stack = large._inference_stack()
+    numpy.testing.assert_array_equal(stack.predict(x, 1), stack.predict(x, 2))
+    numpy.testing.assert_array_equal(y, stack.predict(x, 1))

@@ -55,13 +55,14 @@ cdef extern from *:
 cdef int GEMV_MAX_ROWS = 32
 
 # The GEMV path splits each layer's columns between OpenMP threads only when the
-# model has at least this many weights: the weights' stream from memory is what two
-# cores share. Measured on the 2-core VM under the usual load of other processes
-# (load average ~4.5), one call, 1 vs 2 threads, best of 11: 784-2048-2048-10
-# (5.8e6 weights) 498 vs 272 us at 1 row; 784-1024-1024-10 (1.9e6) 98 vs 121 us;
-# 784-512-512-10 (6.7e5) 38 vs 51 us; 64-128-128-10 2.1 vs 7.8 us (a barrier costs
-# more than the whole product). Below, the parallel region is never opened.
-cdef double GEMV_THREAD_MIN_WEIGHTS = 1 << 22
+# model has at least this many weights (and the caller found free cores: see
+# ``predict_can_thread``): the weights' stream from memory is what two cores share.
+# Measured on the 2-core VM, one call, 1 vs 2 threads: with idle cores, 784-512-512-10
+# (6.7e5 weights) 54.6 vs 45.8 us and 58.1 vs 45.4 us (bench/RESULTS.md runs 5 and 7);
+# under the load of other processes (load average ~4.5, best of 11) 784-2048-2048-10
+# (5.8e6) 498 vs 272 us, 784-512-512-10 38 vs 51 us, 256-512-512-10 (4.0e5) 23.5 vs
+# 32.2 us, 64-128-128-10 2.1 vs 7.8 us (the barrier costs more than the product).
+cdef double GEMV_THREAD_MIN_WEIGHTS = 1 << 19
 
 # A training step is split between threads by us (one OpenMP team, a
 # single-threaded BLAS call per thread's block of each GEMM) only above this many
@@ -364,6 +365,19 @@ cdef class DenseStack:
         """The model output of the last ``train_step`` (see ``write_probs``)."""
         return self._keep[4][2 * (self.n_stages - 1)][:n]
 
+    def predict_can_thread(self, Py_ssize_t n):
+        """Whether ``predict`` on ``n`` rows would use more than one thread if given
+        them: the GEMV path of a model with ``GEMV_THREAD_MIN_WEIGHTS`` weights or more
+        (the caller then asks how many cores are free), or the BLAS path."""
+        return n > GEMV_MAX_ROWS or self._weights() >= GEMV_THREAD_MIN_WEIGHTS
+
+    cdef double _weights(self) noexcept nogil:
+        cdef double weights = 0
+        cdef int i
+        for i in range(self.n_stages):
+            weights += <double>self.dims[i] * self.dims[i + 1]
+        return weights
+
     def predict_uses_blas(self, Py_ssize_t n):
         """Whether ``predict`` on ``n`` rows calls BLAS (more rows than the GEMV path
         takes), so that the caller knows when a BLAS thread scope matters."""
@@ -532,10 +546,7 @@ cdef class DenseStack:
         cdef Py_ssize_t lo, hi, d
         cdef const float* inp
         cdef int L = self.n_stages
-        cdef double weights = 0
-        for i in range(L):
-            weights += <double>self.dims[i] * self.dims[i + 1]
-        if weights < GEMV_THREAD_MIN_WEIGHTS:
+        if self._weights() < GEMV_THREAD_MIN_WEIGHTS:
             nthreads = 1
         if nthreads <= 1:
             inp = x

@@ -42,6 +42,10 @@ class ReferenceDenseStack:
     def output(self, n):
         return self._last[:n]
 
+    def predict_can_thread(self, n):
+        """Whether more threads could help ``predict``: the array code's ``gemm`` may."""
+        return True
+
     def predict_uses_blas(self, n):
         """Whether ``predict`` calls BLAS: the array code always does (through ``gemm``)."""
         return True

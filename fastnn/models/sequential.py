@@ -11,7 +11,7 @@ import threading
 import numpy
 
 from ..backend import get_num_threads, get_ops, is_device_array, use_backend
-from ..backend.threads import scope_threads
+from ..backend.threads import available_threads, scope_threads
 from ..layers.base import Layer
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
@@ -146,8 +146,9 @@ class Sequential(TrainingMixin):
 
     def _predict_stack(self, stack, x):
         """The compiled forward pass; a BLAS thread scope only where it calls BLAS."""
-        if not stack.predict_uses_blas(x.shape[0]):
-            return stack.predict(x, get_num_threads())
+        if not stack.predict_uses_blas(x.shape[0]):  # our GEMV: threads if cores are free
+            threaded = get_num_threads() > 1 and stack.predict_can_thread(x.shape[0])
+            return stack.predict(x, available_threads() if threaded else 1)
         with self._thread_scope(x.shape[0]):
             return stack.predict(x, scope_threads())
 
