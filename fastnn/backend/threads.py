@@ -34,7 +34,7 @@ _state = {"n": None, "pool": None}
 _lock = threading.Lock()
 _scope = {"depth": 0, "libs": None}
 _local = threading.local()  # .n: the threads granted by this thread's innermost scope
-LOAD_TTL = 0.1  # seconds a sample of the machine's load is reused
+LOAD_TTL = 1.0  # seconds a sample of the machine's load is reused
 _load = {"at": float("-inf"), "others": 0}
 
 
