@@ -17,17 +17,17 @@ from .threads import scope_threads
 # Elements from which a kernel runs on ``scope_threads()`` threads (below: one).
 # Measured on the 2-core development VM (AMD EPYC, AVX2/FMA) under its usual load
 # of other processes (load average ~4.6), 1 vs 2 threads interleaved, best / median
-# of 9 (the script is in docs/backends.md, "Threads"):
+# of 9 (method: docs/backends.md, "Threads"):
 #   relu      2^17: 0.62 / 17.0   2^19: 0.61 / 10.6   2^21: 0.41 / 0.66   2^23: 5.0 / 3.0
 #   adam      2^17: 0.62 / 2.5    2^19: 0.54 / 1.6    2^21: 3.2 / 5.5     2^23: 2.1 / 1.8
 #   tanh      2^19: 2.1 / 2.2     2^21: 1.16 / 1.24   2^23: 1.01 / 1.09
 #   softmax   2^19: 2.0 / 2.6     2^21: 2.0 / 2.1     2^23: 1.16 / 1.43
-# (ratios 2 threads / 1 thread). A second thread paid, in the median, only for the
-# memory-bound elementwise kernels at 2^21 elements; the transcendental kernels
-# (the thread that computes exp/tanh is the bottleneck, not memory), the losses,
-# the norms and the optimizer steps never paid up to 2^23, and an OpenMP region
-# next to a multi-threaded BLAS made a training step slower (train_medium at 2
-# threads: 1644 ms/epoch with elementwise kernels threaded above 2^17, 579 without).
+# (ratios 2 threads / 1 thread). In the median a second thread paid only for relu
+# at 2^21 elements (and lost at 2^23 in the same run: the host's noise); tanh,
+# softmax and Adam never paid up to 2^23. An OpenMP region next to a multi-threaded
+# BLAS also made a training step slower (train_medium at 2 threads: 1644 ms/epoch
+# with elementwise kernels threaded above 2^17, 579 without). On a loaded machine the
+# caller's scope grants one thread anyway (``scope_threads``).
 LIGHT_MIN_SIZE = 1 << 21   # relu, step, linear, leaky relu, bias, sums, dropout, clip
 HEAVY_MIN_SIZE = 1 << 24   # everything else: beyond every size measured to pay
 
