@@ -93,9 +93,11 @@ def test_batch_one_predict_does_not_grow_memory(model):
 
 # ---------------------------------------------------------------- the thread policy
 @pytest.fixture
-def thread_state():
-    """Restore the process's thread count and BLAS pool after a test changes them."""
+def thread_state(monkeypatch):
+    """Restore the process's thread count and BLAS pool after a test changes them; the
+    machine's load is sampled afresh at every call (tests patch the samplers)."""
     from fastnn.backend import threads
+    monkeypatch.setattr(threads, "LOAD_TTL", 0.0)
     saved = dict(threads._state)
     yield threads
     threads.set_num_threads(saved["n"] or threads.default_num_threads())

@@ -35,7 +35,7 @@ _lock = threading.Lock()
 _scope = {"depth": 0, "libs": None}
 _local = threading.local()  # .n: the threads granted by this thread's innermost scope
 LOAD_TTL = 1.0  # seconds a sample of the machine's load is reused
-_load = {"at": float("-inf"), "others": 0}
+_load = {"at": float("-inf"), "free": 1}
 
 
 # ---------------------------------------------------------------------- defaults
@@ -187,14 +187,20 @@ def _runnable_own(task_dir="/proc/self/task"):
 
 
 def _runnable_elsewhere():
-    """Runnable threads of other processes, sampled at most every ``LOAD_TTL`` seconds
-    (reading /proc costs tens of microseconds; a batch-1 predict costs about as much)."""
+    """Runnable threads of other processes."""
+    total = _runnable_total()
+    return max(0, total - _runnable_own()) if total else 0
+
+
+def _free_cores():
+    """The machine's cores less those other processes' runnable threads use, sampled at
+    most every ``LOAD_TTL`` seconds: reading /proc (and ``os.cpu_count()``, which reads
+    /sys) costs tens of microseconds, as much as a batch-1 predict."""
     now = time.monotonic()
     if now - _load["at"] >= LOAD_TTL:
-        total = _runnable_total()
-        _load["others"] = max(0, total - _runnable_own()) if total else 0
+        _load["free"] = (os.cpu_count() or 1) - _runnable_elsewhere()
         _load["at"] = now
-    return _load["others"]
+    return _load["free"]
 
 
 def available_threads():
@@ -202,8 +208,7 @@ def available_threads():
     n = get_num_threads()
     if n <= 1:
         return 1
-    free = (os.cpu_count() or 1) - _runnable_elsewhere()
-    return max(1, min(n, free))
+    return max(1, min(n, _free_cores()))
 
 
 def threads_for(macs):
