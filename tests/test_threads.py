@@ -98,6 +98,7 @@ def thread_state(monkeypatch):
     machine's load is sampled afresh at every call (tests patch the samplers)."""
     from fastnn.backend import threads
     monkeypatch.setattr(threads, "LOAD_TTL", 0.0)
+    monkeypatch.setattr(threads, "_busy_elsewhere", lambda: None)  # tests set the instant
     saved = dict(threads._state)
     yield threads
     threads.set_num_threads(saved["n"] or threads.default_num_threads())
@@ -207,6 +208,23 @@ def test_load_is_read_from_proc(tmp_path):
         (tmp_path / tid).mkdir()
         (tmp_path / tid / "stat").write_text(f"{tid} (python (x)) {state} 1 2 3\n")
     assert _runnable_own(str(tmp_path)) == 2  # the name may hold ")" and spaces
+
+
+def test_load_average_over_the_interval_excludes_this_process(tmp_path, monkeypatch):
+    from fastnn.backend import threads
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 10 0 0 5 0 0\ncpu0 1 2 3\n")
+    assert threads._cpu_busy_seconds(str(stat)) == pytest.approx(155 / threads._CLK_TCK)
+    clock = {"wall": 10.0, "own": 1.0, "busy": 100.0}
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(threads.time, "process_time", lambda: clock["own"])
+    monkeypatch.setattr(threads, "_cpu_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setitem(threads._load, "previous", None)
+    assert threads._busy_elsewhere() is None  # the first sample has nothing to compare
+    clock.update(wall=12.0, own=2.0, busy=104.0)  # 4 busy CPU seconds in 2 s, 1 of them ours
+    assert threads._busy_elsewhere() == pytest.approx(1.5)
+    clock.update(wall=100.0)  # a sample long ago says nothing about now
+    assert threads._busy_elsewhere() is None
 
 
 @pytest.mark.parametrize("width,busy,expect", [(64, 0, [1]), (1024, 0, [2]), (1024, 8, [1])])

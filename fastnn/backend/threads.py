@@ -36,6 +36,10 @@ _scope = {"depth": 0, "libs": None}
 _local = threading.local()  # .n: the threads granted by this thread's innermost scope
 LOAD_TTL = 1.0  # seconds a sample of the machine's load is reused
 _load = {"at": float("-inf"), "free": 1}
+try:
+    _CLK_TCK = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):
+    _CLK_TCK = 100
 
 
 # ---------------------------------------------------------------------- defaults
@@ -187,18 +191,51 @@ def _runnable_own(task_dir="/proc/self/task"):
 
 
 def _runnable_elsewhere():
-    """Runnable threads of other processes."""
+    """Runnable threads of other processes right now (an instant: noisy)."""
     total = _runnable_total()
     return max(0, total - _runnable_own()) if total else 0
 
 
+def _cpu_busy_seconds(path="/proc/stat"):
+    """CPU seconds the whole machine has spent busy (not idle or waiting for I/O;
+    stolen time counts as busy: those cores were not ours), or None."""
+    try:
+        with open(path) as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / _CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _busy_elsewhere():
+    """Cores other processes kept busy on average since the previous sample: the
+    machine's busy CPU time less this process's own (``time.process_time``, which
+    counts our spinning BLAS workers too), over the wall time between. None at the
+    first sample, or when the previous one is too old to speak for now."""
+    now, own, busy = time.monotonic(), time.process_time(), _cpu_busy_seconds()
+    previous, _load["previous"] = _load.get("previous"), (now, own, busy)
+    if busy is None or previous is None or previous[2] is None:
+        return None
+    wall = now - previous[0]
+    if wall <= 0 or wall > 10 * max(LOAD_TTL, 1.0):
+        return None
+    return max(0.0, (busy - previous[2]) - (own - previous[1])) / wall
+
+
 def _free_cores():
-    """The machine's cores less those other processes' runnable threads use, sampled at
-    most every ``LOAD_TTL`` seconds: reading /proc (and ``os.cpu_count()``, which reads
-    /sys) costs tens of microseconds, as much as a batch-1 predict."""
+    """The machine's cores less those other processes use, sampled at most every
+    ``LOAD_TTL`` seconds: reading /proc (and ``os.cpu_count()``, which reads /sys)
+    costs tens of microseconds, as much as a batch-1 predict. The average over the
+    interval since the previous sample (other processes' short-lived threads count
+    for the time they ran); at the first sample, the runnable threads of this instant."""
     now = time.monotonic()
     if now - _load["at"] >= LOAD_TTL:
-        _load["free"] = (os.cpu_count() or 1) - _runnable_elsewhere()
+        cores = os.cpu_count() or 1
+        busy = _busy_elsewhere()
+        if busy is None:
+            _load["free"] = cores - _runnable_elsewhere()
+        else:
+            _load["free"] = int(cores - busy + 0.5)
         _load["at"] = now
     return _load["free"]
 
