@@ -5,6 +5,7 @@ import pytest
 import fastnn
 from fastnn import layers, losses, optimizers
 from fastnn.backend import use_backend
+from fastnn.backend.threads import blas_single_thread
 from fastnn.models import fast_path
 
 CASES = {
@@ -154,9 +155,6 @@ def _compiled_stack(acts, loss, widths, batch, seed=3):
 def test_team_step_matches_one_thread(case, weighted, first, rows):
     """The step split between two OpenMP threads (each its block of every GEMM, BLAS on
     one thread) gives the single-thread step's loss, output and gradients."""
-    from fastnn._kernels import _blas
-    if not _blas.has_thread_control():
-        pytest.skip("scipy's BLAS offers no thread control: the team step is never used")
     acts, loss, kind = CASES[case]
     model, stack, grads = _compiled_stack(acts, loss, [45, 70, 50, 4], rows)
     code = fast_path.loss_code(model)
@@ -166,7 +164,8 @@ def test_team_step_matches_one_thread(case, weighted, first, rows):
     for threads in (1, 2):
         for g in grads:
             g[...] = np.nan  # every gradient the step owns must be written
-        loss_value = stack.train_step(x, y, sw, code, first, True, threads)
+        with blas_single_thread():  # as fit holds it around a team step
+            loss_value = stack.train_step(x, y, sw, code, first, True, threads)
         results.append((loss_value, stack.output(rows).copy(),
                         [g.copy() for g in grads]))
     (loss1, out1, grads1), (loss2, out2, grads2) = results
@@ -177,13 +176,10 @@ def test_team_step_matches_one_thread(case, weighted, first, rows):
     assert not np.isnan(np.concatenate([g.ravel() for g in grads2[first:3] + grads2[3 + first:]])).any()
 
 
-def test_team_step_gives_the_blas_its_threads_back():
-    """The team runs BLAS single-threaded and restores the caller's BLAS thread count."""
+def test_team_step_leaves_the_blas_thread_count_alone():
+    """The compiled step never changes the BLAS pool: its callers hold the limits."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from fastnn._kernels import _blas
-    if not _blas.has_thread_control():
-        pytest.skip("scipy's BLAS offers no thread control")
     model, stack, _ = _compiled_stack(["relu", "relu", "softmax"],
                                       "sparse_categorical_crossentropy", [45, 70, 50, 4], 8)
     x, y = make_data("ids", n=8, d=45)
@@ -200,29 +196,25 @@ def test_team_step_gives_the_blas_its_threads_back():
 
 def test_team_size_splits_only_large_steps():
     """Small steps stay on one thread (BLAS threads each GEMM); large ones get a team."""
-    from fastnn._kernels import _blas
     _, small, _ = _compiled_stack(["relu", "relu", "softmax"],
                                   "sparse_categorical_crossentropy", [45, 70, 50, 4], 8)
     assert small.team_size(8, 2) == 1
     _, large, _ = _compiled_stack(["relu", "relu", "softmax"],
                                   "sparse_categorical_crossentropy", [784, 2048, 2048, 10], 512)
     assert large.team_size(512, 1) == 1
-    expected = 2 if _blas.has_thread_control() and fastnn.backend.openmp_enabled() else 1
-    assert large.team_size(512, 2) == expected
+    assert large.team_size(512, 2) == (2 if fastnn.backend.openmp_enabled() else 1)
 
 
 def test_team_forward_applies_a_softmax_head_to_whole_rows():
     """A softmax head under MSE (not a trainer case, but the stack allows it): the team
     waits for every column block before normalising rows."""
-    from fastnn._kernels import _blas
     from fastnn.backend.dense_stack import MSE
-    if not _blas.has_thread_control():
-        pytest.skip("scipy's BLAS offers no thread control")
     _, stack, grads = _compiled_stack(["relu", "tanh", "softmax"], "mse", [45, 70, 50, 40], 37)
     x, y = make_data("real", n=37, d=45, k=40, seed=6)
     results = []
     for threads in (1, 2):
-        loss_value = stack.train_step(x, y, None, MSE, 0, True, threads)
+        with blas_single_thread():
+            loss_value = stack.train_step(x, y, None, MSE, 0, True, threads)
         results.append((loss_value, stack.output(37).copy(), [g.copy() for g in grads]))
     (loss1, out1, grads1), (loss2, out2, grads2) = results
     np.testing.assert_allclose(out1.sum(axis=1), 1, rtol=1e-5)

@@ -26,9 +26,10 @@ FIXED_SHAPES = [(1, 1), (1, 10), (3, 7), (2, 3, 5), LARGE]
 
 @pytest.fixture(autouse=True)
 def threaded_path_for_large(monkeypatch):
-    """Lower the cpu kernels' threading threshold so LARGE runs their OpenMP path."""
+    """Lower the cpu kernels' threading thresholds so LARGE runs their OpenMP path."""
     from fastnn.backend import cpu_ops
-    monkeypatch.setattr(cpu_ops, "PARALLEL_MIN_SIZE", 1 << 17)
+    monkeypatch.setattr(cpu_ops, "LIGHT_MIN_SIZE", 1 << 17)
+    monkeypatch.setattr(cpu_ops, "HEAVY_MIN_SIZE", 1 << 17)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -202,6 +203,34 @@ def check_gemm_edge(ops, dtype, shape, rng):
     a = randn(rng, (2 * m, 4), dtype)[::2]
     b = randn(rng, (n, 4), dtype).T
     assert_close(host(ops, ops.gemm(dev(ops, a), dev(ops, b))), a @ b, dtype)
+
+
+def check_gemm_aliased(ops, dtype, shape, rng):
+    """``out`` that is, or overlaps, an operand: the product of the operands' values
+    before the call (the Ops contract allows ``out`` to be an input)."""
+    m = max(as2d(shape)[0] % 23, 1)
+    for trans_a, trans_b, alpha, beta in ((False, False, 1.0, 0.0), (True, False, 0.5, 0.0),
+                                          (False, True, 1.0, 0.5), (True, True, -1.5, 2.0)):
+        for target in ("a", "b", "overlap"):
+            buf = randn(rng, (2 * m, m), dtype)
+            a, b = buf[:m].copy(), randn(rng, (m, m), dtype)
+            if target == "overlap":  # out starts halfway through a's rows
+                a = buf[:m]
+                out_host = buf[m // 2: m // 2 + m]
+            else:
+                out_host = a if target == "a" else b
+            a64, b64 = a.astype("float64"), b.astype("float64")
+            want = (alpha * (a64.T if trans_a else a64) @ (b64.T if trans_b else b64)
+                    + beta * out_host.astype("float64"))
+            if target == "overlap":
+                dbuf = dev(ops, buf)
+                da, out = dbuf[:m], dbuf[m // 2: m // 2 + m]
+                db = dev(ops, b)
+            else:
+                da, db = dev(ops, a), dev(ops, b)
+                out = da if target == "a" else db
+            assert ops.gemm(da, db, out, trans_a, trans_b, alpha, beta) is out
+            assert_close(host(ops, out), want.astype(dtype), dtype)
 
 
 # ---------------------------------------------------------------- dropout
@@ -465,7 +494,7 @@ CHECKS.update({
     "noncontiguous_activations": check_noncontiguous_activations,
     "multiply": check_multiply, "sum_rows": check_sum_rows, "sumsq": check_sumsq,
     "add_bias": check_add_bias, "clip_scale_ema": check_clip_scale_ema, "gemm": check_gemm,
-    "gemm_edge": check_gemm_edge, "dropout": check_dropout,
+    "gemm_edge": check_gemm_edge, "gemm_aliased": check_gemm_aliased, "dropout": check_dropout,
     "softmax_cross_entropy": check_softmax_cross_entropy,
     "sigmoid_cross_entropy": check_sigmoid_cross_entropy, "crossentropy": check_crossentropy,
     "binary_crossentropy": check_binary_crossentropy,
@@ -494,6 +523,16 @@ shapes = st.one_of(
        seed=st.integers(0, 2**32 - 1))
 def test_random(ops, check, dtype, shape, seed):
     CHECKS[check](ops, dtype, shape, numpy.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + BACKENDS)
+def test_gemm_out_aliasing_an_input_on_every_backend(backend):
+    """The reference backend too (the checks above compare it with the others)."""
+    if backend not in available_backends():
+        pytest.skip(f"backend {backend!r} is not available on this machine")
+    for dtype in DTYPES:
+        for shape in ((1, 1), (7, 3), (64, 64)):
+            check_gemm_aliased(get_ops(backend), dtype, shape, numpy.random.default_rng(1))
 
 
 def test_dropout_independent_of_thread_count(ops):
@@ -603,3 +642,58 @@ def test_every_kernel_has_a_conformance_check():
     from fastnn.backend.cpu_ops import CpuOps
     overridden = {n for n, f in vars(CpuOps).items() if callable(f) and not n.startswith("_")}
     assert overridden - COVERED - set(ELSEWHERE) == set()
+
+
+# ---------------------------------------------------------------- the seam models use
+@pytest.mark.parametrize("backend", ["numpy"] + BACKENDS)
+def test_seam_methods(backend):
+    """take_rows, owns, to_host and is_native: what models ask instead of naming numpy."""
+    if backend not in available_backends():
+        pytest.skip(f"backend {backend!r} is not available on this machine")
+    ops = get_ops(backend)
+    rng = numpy.random.default_rng(0)
+    source = randn(rng, (9, 5), numpy.float32)
+    idx = numpy.array([8, 0, 3, 3], dtype=numpy.int64)
+    out = dev(ops, numpy.zeros((4, 5), numpy.float32))
+    assert ops.take_rows(dev(ops, source), dev(ops, idx), out) is out
+    numpy.testing.assert_array_equal(host(ops, out), source[idx])
+    d = dev(ops, source)
+    assert ops.owns(d) and not ops.owns([1.0, 2.0])
+    h = ops.to_host(d)
+    assert type(h) is numpy.ndarray
+    numpy.testing.assert_array_equal(h, source)
+    assert ops.to_host(source) is source  # host arrays are not copied
+    assert ops.is_native == (ops.xp is numpy)
+
+
+def test_register_backend_adds_one_ops_class():
+    from fastnn import backend
+
+    class Traced(Ops):
+        name = "traced"
+        calls = 0
+
+        def gemm(self, a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+            Traced.calls += 1
+            return super().gemm(a, b, out, trans_a, trans_b, alpha, beta)
+
+    backend.register_backend("traced", Traced)
+    try:
+        assert "traced" in backend.available_backends()
+        with backend.use_backend("traced") as ops:
+            assert isinstance(ops, Traced) and backend.get_ops() is ops
+            import fastnn
+            model = fastnn.Sequential([fastnn.layers.Dense(3, input_shape=(4,))])
+            model.predict(numpy.ones((2, 4), numpy.float32))
+        assert Traced.calls > 0
+        backend.register_backend("broken", lambda: object())
+        with pytest.raises(TypeError, match="not an Ops"):
+            backend.get_ops("broken")
+        with pytest.raises(ValueError, match="callable factory"):
+            backend.register_backend("x", None)
+    finally:
+        for name in ("traced", "broken"):
+            backend._factories.pop(name, None)
+            backend._instances.pop(name, None)
+    with pytest.raises(ValueError, match="Unknown backend"):
+        backend.get_ops("traced")

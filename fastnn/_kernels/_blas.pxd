@@ -5,6 +5,3 @@ cdef void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floating alph
                   const floating* a, int lda, const floating* b, int ldb, floating beta,
                   floating* c, int ldc) noexcept nogil
 
-# Set the BLAS pool's thread count, returning the previous one (0 when the BLAS
-# behind cython_blas offers no control; then nothing changes).
-cdef int blas_threads_swap(int n) noexcept nogil

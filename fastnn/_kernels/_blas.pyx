@@ -3,9 +3,9 @@
 BLAS is column-major; a row-major ``C = op(A) @ op(B)`` is the column-major
 ``C^T = op(B)^T @ op(A)^T``, so we call it with the operands swapped.
 
-Kernels that split GEMMs between their own OpenMP threads need the BLAS to run
-each call on the calling thread: ``blas_threads_swap`` sets the thread count of
-the OpenBLAS behind cython_blas (found at import; absent for other BLAS builds).
+The kernels never change the BLAS thread count: a caller whose OpenMP threads
+each call BLAS holds the pool to one thread around the whole call, through
+threadpoolctl (``fastnn.backend.threads.blas_single_thread``).
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -42,48 +42,3 @@ def gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] ou
         gemm_rm(trans_a, trans_b, m, n, k, <floating>alpha, &a[0, 0], lda, &b[0, 0], ldb,
                 <floating>beta, &out[0, 0], ldc)
 
-
-ctypedef void (*set_threads_fn)(int) noexcept nogil
-ctypedef int (*get_threads_fn)() noexcept nogil
-
-cdef set_threads_fn _set_threads = NULL
-cdef get_threads_fn _get_threads = NULL
-
-
-def _bind_thread_control():
-    """Find ``openblas_set/get_num_threads`` in the library cython_blas links to."""
-    global _set_threads, _get_threads
-    import ctypes
-    from scipy.linalg import cython_blas
-    try:
-        lib = ctypes.CDLL(cython_blas.__file__)
-    except OSError:
-        return
-    for prefix in ("scipy_", ""):
-        try:
-            set_fn = getattr(lib, prefix + "openblas_set_num_threads")
-            get_fn = getattr(lib, prefix + "openblas_get_num_threads")
-        except AttributeError:
-            continue
-        _set_threads = <set_threads_fn><size_t>ctypes.cast(set_fn, ctypes.c_void_p).value
-        _get_threads = <get_threads_fn><size_t>ctypes.cast(get_fn, ctypes.c_void_p).value
-        return
-
-
-_bind_thread_control()
-
-
-def has_thread_control():
-    """True when kernels can make the BLAS run single-threaded around their own regions."""
-    return _set_threads != NULL
-
-
-cdef int blas_threads_swap(int n) noexcept nogil:
-    """Set the BLAS thread count to ``n``; returns the previous count (0: no control)."""
-    cdef int previous
-    if _set_threads == NULL:
-        return 0
-    previous = _get_threads()
-    if previous != n:
-        _set_threads(n)
-    return previous

@@ -24,8 +24,7 @@ from libc.math cimport expf, fabsf, isfinite, log, log1pf, tanhf
 
 cimport numpy as cnp
 
-from ._blas cimport blas_threads_swap, gemm_rm
-from ._blas import has_thread_control
+from ._blas cimport gemm_rm
 from ._common cimport fsigmoid
 
 cnp.import_array()
@@ -58,6 +57,16 @@ cdef extern from *:
 # ~500 us for 1 to 8 rows): 1 thread, 8 rows 194 vs 543 us, 32 rows 737 vs 852,
 # 64 rows 1324 vs 1324; 2 threads, 32 rows 470 vs 475, 48 rows 865 vs 573.
 cdef int GEMV_MAX_ROWS = 32
+
+# The GEMV path splits each layer's columns between OpenMP threads only when the
+# model has at least this many weights (and the caller found free cores: see
+# ``predict_can_thread``): the weights' stream from memory is what two cores share.
+# Measured on the 2-core VM, one call, 1 vs 2 threads: with idle cores, 784-512-512-10
+# (6.7e5 weights) 54.6 vs 45.8 us and 58.1 vs 45.4 us (bench/RESULTS.md runs 5 and 7);
+# under the load of other processes (load average ~4.5, best of 11) 784-2048-2048-10
+# (5.8e6) 498 vs 272 us, 784-512-512-10 38 vs 51 us, 256-512-512-10 (4.0e5) 23.5 vs
+# 32.2 us, 64-128-128-10 2.1 vs 7.8 us (the barrier costs more than the product).
+cdef double GEMV_THREAD_MIN_WEIGHTS = 1 << 19
 
 # A training step is split between threads by us (one OpenMP team, a
 # single-threaded BLAS call per thread's block of each GEMM) only above this many
@@ -379,13 +388,30 @@ cdef class DenseStack:
         """The model output of the last ``train_step`` (see ``write_probs``)."""
         return self._keep[4][2 * (self.n_stages - 1)][:n]
 
+    def predict_can_thread(self, Py_ssize_t n):
+        """Whether ``predict`` on ``n`` rows would use more than one thread if given
+        them: the GEMV path of a model with ``GEMV_THREAD_MIN_WEIGHTS`` weights or more
+        (the caller then asks how many cores are free), or the BLAS path."""
+        return n > GEMV_MAX_ROWS or self._weights() >= GEMV_THREAD_MIN_WEIGHTS
+
+    cdef double _weights(self) noexcept nogil:
+        cdef double weights = 0
+        cdef int i
+        for i in range(self.n_stages):
+            weights += <double>self.dims[i] * self.dims[i + 1]
+        return weights
+
+    def predict_uses_blas(self, Py_ssize_t n):
+        """Whether ``predict`` on ``n`` rows calls BLAS (more rows than the GEMV path
+        takes), so that the caller knows when a BLAS thread scope matters."""
+        return n > GEMV_MAX_ROWS
+
     def team_size(self, Py_ssize_t n, int nthreads):
         """Threads ``train_step`` should get for a batch of ``n``: 1 when the step is
-        too small to split, when the kernels were built without OpenMP, or when the
-        BLAS cannot be made to run single-threaded."""
+        too small to split or when the kernels were built without OpenMP."""
         cdef double macs = 0
         cdef int i
-        if nthreads <= 1 or not fastnn_has_openmp or not has_thread_control():
+        if nthreads <= 1 or not fastnn_has_openmp:
             return 1
         for i in range(self.n_stages):
             macs += 3.0 * n * self.dims[i] * self.dims[i + 1]
@@ -402,10 +428,12 @@ cdef class DenseStack:
         the head is a softmax/sigmoid fused into the loss, so ``output`` gives the
         probabilities; else (``from_logits``) it gives the logits. With ``nthreads``
         > 1 (see ``team_size``) one OpenMP team runs the whole step, each thread
-        computing its block of every GEMM with the BLAS held to one thread.
+        computing its block of every GEMM with one BLAS call: the caller holds the
+        BLAS pool to one thread meanwhile (threadpoolctl, once per fit), else the
+        team's BLAS calls would each start BLAS threads of their own.
         """
         cdef Py_ssize_t n = x.shape[0]
-        cdef int L = self.n_stages, i, previous
+        cdef int L = self.n_stages, i
         cdef const long long[::1] ids
         cdef const float[:, ::1] dense
         cdef const float[::1] w
@@ -436,17 +464,14 @@ cdef class DenseStack:
             nthreads = 1
         if nthreads > MAX_TEAM:
             nthreads = MAX_TEAM
-        if nthreads > 1 and not (fastnn_has_openmp and has_thread_control()):
+        if not fastnn_has_openmp:
             nthreads = 1
         with nogil:
             for i in range(nthreads):
                 partial[i] = 0
             if nthreads > 1:
-                previous = blas_threads_swap(1)
                 self._step_team(&x[0, 0], n, tptr, wptr, loss, first_trainable, write_probs,
                                 partial, nthreads)
-                if previous > 1:
-                    blas_threads_swap(previous)
             else:  # a team of one: whole GEMMs, BLAS threads them
                 self._step_share(&x[0, 0], n, tptr, wptr, loss, first_trainable, write_probs,
                                  partial, 0, 1)
@@ -595,6 +620,8 @@ cdef class DenseStack:
         cdef Py_ssize_t lo, hi, d
         cdef const float* inp
         cdef int L = self.n_stages
+        if self._weights() < GEMV_THREAD_MIN_WEIGHTS:
+            nthreads = 1
         if nthreads <= 1:
             inp = x
             for i in range(L):

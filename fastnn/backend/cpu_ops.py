@@ -2,8 +2,9 @@
 
 Each override calls a Cython kernel that releases the GIL and takes its
 thread count from ``_threads(size)``: one thread below the size where an
-OpenMP hand-off pays for itself. The kernels check dtype, contiguity and
-shapes themselves through the NumPy C API (cheaper than doing it here) and
+OpenMP hand-off pays for itself, else the threads the caller's scope grants
+(``threads.scope_threads``: fewer on a loaded machine). The kernels check
+dtype, contiguity and shapes themselves through the NumPy C API (cheaper than doing it here) and
 answer None/False when the arrays do not fit; the override then runs the
 reference code from ``Ops``, which also covers every method not overridden.
 """
@@ -11,15 +12,24 @@ import numpy
 
 from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim
 from .ops import _MASK64, Ops
-from .threads import get_num_threads
+from .threads import scope_threads
 
-# Below this many elements the kernels run on one thread. Measured on the 2-core
-# development VM: an OpenMP region beside multi-threaded BLAS calls made a
-# training step slower, not faster (both pools' threads spin and fight for the
-# cores: train_medium at 2 threads took 1644 ms/epoch with elementwise kernels
-# threaded above 2^17 elements, 579 ms with them on one thread), so threads are
-# kept for very large arrays only.
-PARALLEL_MIN_SIZE = 1 << 22
+# Elements from which a kernel runs on ``scope_threads()`` threads (below: one).
+# Measured on the 2-core development VM (AMD EPYC, AVX2/FMA) under its usual load
+# of other processes (load average ~4.6), 1 vs 2 threads interleaved, best / median
+# of 9 (method: docs/backends.md, "Threads"):
+#   relu      2^17: 0.62 / 17.0   2^19: 0.61 / 10.6   2^21: 0.41 / 0.66   2^23: 5.0 / 3.0
+#   adam      2^17: 0.62 / 2.5    2^19: 0.54 / 1.6    2^21: 3.2 / 5.5     2^23: 2.1 / 1.8
+#   tanh      2^19: 2.1 / 2.2     2^21: 1.16 / 1.24   2^23: 1.01 / 1.09
+#   softmax   2^19: 2.0 / 2.6     2^21: 2.0 / 2.1     2^23: 1.16 / 1.43
+# (ratios 2 threads / 1 thread). In the median a second thread paid only for relu
+# at 2^21 elements (and lost at 2^23 in the same run: the host's noise); tanh,
+# softmax and Adam never paid up to 2^23. An OpenMP region next to a multi-threaded
+# BLAS also made a training step slower (train_medium at 2 threads: 1644 ms/epoch
+# with elementwise kernels threaded above 2^17, 579 without). On a loaded machine the
+# caller's scope grants one thread anyway (``scope_threads``).
+LIGHT_MIN_SIZE = 1 << 21   # relu, step, linear, leaky relu, bias, sums, dropout, clip
+HEAVY_MIN_SIZE = 1 << 24   # everything else: beyond every size measured to pay
 
 _unary = _elementwise.unary
 _backward = _elementwise.backward
@@ -31,7 +41,11 @@ _loss = _losses.loss
 
 
 def _threads(size):
-    return get_num_threads() if size >= PARALLEL_MIN_SIZE else 1
+    return scope_threads() if size >= HEAVY_MIN_SIZE else 1
+
+
+def _threads_light(size):
+    return scope_threads() if size >= LIGHT_MIN_SIZE else 1
 
 
 def _shape_tuple(shape):
@@ -67,61 +81,67 @@ class CpuOps(Ops):
             beta = 0.0
         elif not _kernel_ok(a, out):
             return super().gemm(a, b, out, trans_a, trans_b, alpha, beta)
+        elif numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b):
+            # BLAS would overwrite an operand while still reading it: compute aside.
+            tmp = out.copy() if beta != 0.0 else numpy.empty_like(out)
+            _blas.gemm(a, b, tmp, trans_a, trans_b, alpha, beta)
+            out[...] = tmp
+            return out
         _blas.gemm(a, b, out, trans_a, trans_b, alpha, beta)
         return out
 
     def add_bias(self, y, bias):
-        if not _elementwise.add_bias(y, bias, _threads(y.size)):
+        if not _elementwise.add_bias(y, bias, _threads_light(y.size)):
             return super().add_bias(y, bias)
         return y
 
     def sum_rows(self, x, out=None):
-        r = _elementwise.sum_rows(x, out, _threads(x.size))
+        r = _elementwise.sum_rows(x, out, _threads_light(x.size))
         return super().sum_rows(x, out) if r is None else r
 
     def multiply(self, a, b, out=None):
-        r = _elementwise.binary(False, a, b, out, 0.0, _threads(a.size))
+        r = _elementwise.binary(False, a, b, out, 0.0, _threads_light(a.size))
         return super().multiply(a, b, out) if r is None else r
 
     def sumsq(self, x):
-        r = _elementwise.sumsq(x, _threads(x.size))
+        r = _elementwise.sumsq(x, _threads_light(x.size))
         return super().sumsq(x) if r is None else r
 
     # ------------------------------------------------------------------ activations
     def linear(self, x, out=None):
         if out is None:
             return x
-        r = _unary(_LINEAR, x, out, 0.0, _threads(x.size))
+        r = _unary(_LINEAR, x, out, 0.0, _threads_light(x.size))
         return super().linear(x, out) if r is None else r
 
     def backprop_linear(self, dy, x, y, out=None):
         if out is None:
             return dy
-        r = _backward(_LINEAR, dy, x, y, out, 0.0, _threads(dy.size))
+        r = _backward(_LINEAR, dy, x, y, out, 0.0, _threads_light(dy.size))
         return super().backprop_linear(dy, x, y, out) if r is None else r
 
     def step(self, x, out=None):
-        r = _unary(_STEP, x, out, 0.0, _threads(x.size))
+        r = _unary(_STEP, x, out, 0.0, _threads_light(x.size))
         return super().step(x, out) if r is None else r
 
     def backprop_step(self, dy, x, y, out=None):
-        r = _backward(_STEP, dy, x, y, out, 0.0, _threads(dy.size))
+        r = _backward(_STEP, dy, x, y, out, 0.0, _threads_light(dy.size))
         return super().backprop_step(dy, x, y, out) if r is None else r
 
     def relu(self, x, out=None):
-        r = _unary(_RELU, x, out, 0.0, _threads(x.size))
+        r = _unary(_RELU, x, out, 0.0, _threads_light(x.size))
         return super().relu(x, out) if r is None else r
 
     def backprop_relu(self, dy, x, y, out=None):
-        r = _backward(_RELU, dy, x, y, out, 0.0, _threads(dy.size))
+        r = _backward(_RELU, dy, x, y, out, 0.0, _threads_light(dy.size))
         return super().backprop_relu(dy, x, y, out) if r is None else r
 
     def leaky_relu(self, x, alpha=0.2, out=None):
-        r = _unary(_LEAKY_RELU, x, out, alpha, _threads(x.size))
+        r = _unary(_LEAKY_RELU, x, out, alpha, _threads_light(x.size))
         return super().leaky_relu(x, alpha, out) if r is None else r
 
     def backprop_leaky_relu(self, dy, x, y, alpha=0.2, out=None):
-        r = _backward(_LEAKY_RELU, dy, x, y, out, alpha, _threads(dy.size))
+        r = _backward(_LEAKY_RELU, dy, x, y, out, alpha, _threads_light(dy.size))
         return super().backprop_leaky_relu(dy, x, y, alpha, out) if r is None else r
 
     def elu(self, x, alpha=1.0, out=None):
@@ -275,7 +295,7 @@ class CpuOps(Ops):
         elif out.dtype != keep.dtype or out.shape != _shape_tuple(shape):
             return super().dropout_mask(shape, rate, seed, dtype, out)
         if not _elementwise.dropout_mask(out, float(rate), int(seed) & _MASK64, float(keep),
-                                         _threads(out.size)):
+                                         _threads_light(out.size)):
             return super().dropout_mask(shape, rate, seed, dtype, out)
         return out
 
@@ -312,12 +332,12 @@ class CpuOps(Ops):
 
     # ------------------------------------------------------------------ gradient clipping
     def clip_by_value(self, x, limit):
-        if _unary(_CLIP, x, x, limit, _threads(x.size)) is None:
+        if _unary(_CLIP, x, x, limit, _threads_light(x.size)) is None:
             return super().clip_by_value(x, limit)
         return x
 
     def scale(self, x, factor):
-        if _unary(_SCALE, x, x, factor, _threads(x.size)) is None:
+        if _unary(_SCALE, x, x, factor, _threads_light(x.size)) is None:
             return super().scale(x, factor)
         return x
 
@@ -363,7 +383,7 @@ class CpuOps(Ops):
 
     def ema_update(self, average, value, momentum):
         if _elementwise.binary(True, average, value, average, momentum,
-                               _threads(average.size)) is None:
+                               _threads_light(average.size)) is None:
             super().ema_update(average, value, momentum)
 
     def dense_stack(self, kernels, biases, kernel_grads, bias_grads, activations, max_batch):

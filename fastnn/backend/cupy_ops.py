@@ -152,12 +152,16 @@ class CupyOps(Ops):
 
     name = "cupy"
     xp = None  # the cupy module, set when an instance is created
+    is_native = False
 
     def __init__(self):
         self.xp = _import_cupy()
 
     def to_numpy(self, x):
         return self.xp.asnumpy(x)
+
+    def take_rows(self, source, idx, out):
+        return self.xp.take(source, idx, axis=0, out=out)  # CuPy's take has no ``mode``
 
     # ------------------------------------------------------------------ helpers
     def _fits(self, *arrays):

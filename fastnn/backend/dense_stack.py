@@ -44,6 +44,14 @@ class ReferenceDenseStack:
     def output(self, n):
         return self._last[:n]
 
+    def predict_can_thread(self, n):
+        """Whether more threads could help ``predict``: the array code's ``gemm`` may."""
+        return True
+
+    def predict_uses_blas(self, n):
+        """Whether ``predict`` calls BLAS: the array code always does (through ``gemm``)."""
+        return True
+
     def team_size(self, n, nthreads):
         """Threads ``train_step`` runs on: the array code leaves threading to its backend."""
         return 1

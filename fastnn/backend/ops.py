@@ -8,7 +8,8 @@ call only these methods; they never do heavy math themselves.
 Conventions:
 - Arrays are C-contiguous float32 (float64 is allowed, for gradient checks).
 - ``out=`` names a preallocated result; ``out`` may be the input itself
-  (in place). When ``out`` is None a new array is returned.
+  (in place), for ``gemm`` too (every backend computes an aliased product
+  into a temporary first). When ``out`` is None a new array is returned.
 - Activation backward passes take ``(dy, x, y)``: the upstream gradient, the
   activation's input and its output. Most use only ``y``.
 - Loss methods return the *sum* over samples of the (weighted) per-sample loss
@@ -33,13 +34,43 @@ def _result(xp, out, value):
     return out
 
 
+def is_device_array(x):
+    """True for an array in device memory: a CuPy array (known by its type's module, so
+    CuPy is never imported here) or another exporting ``__cuda_array_interface__``."""
+    if isinstance(x, numpy.ndarray):
+        return False
+    cls = type(x)
+    return cls.__module__.startswith("cupy") or hasattr(cls, "__cuda_array_interface__")
+
+
 class Ops:
     """Reference backend written against the array namespace ``xp``."""
 
     name = "numpy"
     xp = numpy
+    # True when this backend computes on host NumPy arrays (what callers hand in),
+    # so results need no copy back and NumPy-only fast paths apply.
+    is_native = True
 
     # ------------------------------------------------------------------ arrays
+    def owns(self, x):
+        """True when ``x`` is an array this backend computes on without a copy."""
+        return isinstance(x, self.xp.ndarray)
+
+    def to_host(self, x):
+        """``x`` as a NumPy array: host arrays as they are, device arrays copied to host
+        (whichever backend made them)."""
+        return x.get() if is_device_array(x) else numpy.asarray(x)
+
+    def take_rows(self, source, idx, out):
+        """``source[idx]`` (rows, along axis 0) written into ``out``; returns ``out``.
+
+        ``idx`` holds valid row numbers (a slice of a permutation), so ``mode="clip"``
+        never clips; it keeps NumPy from buffering the result (``"raise"`` doubled the
+        gather of a 128 x 784 batch).
+        """
+        return self.xp.take(source, idx, axis=0, out=out, mode="clip")
+
     def asarray(self, x, dtype=None):
         """Return ``x`` as a C-contiguous array of this backend (no copy if already one)."""
         return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
@@ -49,7 +80,7 @@ class Ops:
         return self.xp.zeros(shape, dtype=dtype)
 
     def to_numpy(self, x):
-        """A NumPy array holding ``x`` (a no-op on CPU backends)."""
+        """A NumPy array holding ``x`` (a no-op on CPU backends); see also ``to_host``."""
         return numpy.asarray(x)
 
     # ------------------------------------------------------------------ linear algebra

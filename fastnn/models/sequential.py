@@ -11,7 +11,8 @@ import threading
 import numpy
 
 from .. import layers as layers_mod
-from ..backend import get_num_threads, get_ops, use_backend
+from ..backend import get_num_threads, get_ops, is_device_array, use_backend
+from ..backend.threads import available_threads, scope_threads
 from ..layers.base import Layer, auto_name
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
@@ -224,10 +225,19 @@ class Sequential(TrainingMixin, Model):
         if not training:
             stack = self._inference_stack()
             if stack is not None:
-                return stack.predict(x, get_num_threads())
-        for layer in self.layers:
-            x = layer.forward(x, training)[0]
+                return self._predict_stack(stack, x)
+        with self._thread_scope(x.shape[0]):
+            for layer in self.layers:
+                x = layer.forward(x, training)[0]
         return x
+
+    def _predict_stack(self, stack, x):
+        """The compiled forward pass; a BLAS thread scope only where it calls BLAS."""
+        if not stack.predict_uses_blas(x.shape[0]):  # our GEMV: threads if cores are free
+            threaded = get_num_threads() > 1 and stack.predict_can_thread(x.shape[0])
+            return stack.predict(x, available_threads() if threaded else 1)
+        with self._thread_scope(x.shape[0]):
+            return stack.predict(x, scope_threads())
 
     def _inference_stack(self):
         """The compiled forward path for a plain Dense model (see fast_path.py), else None."""
@@ -242,7 +252,7 @@ class Sequential(TrainingMixin, Model):
         return stack
 
     def _check_x(self, x, what="x", scan_finite=True):
-        if _is_device_array(x):
+        if is_device_array(x):
             return self._check_device_x(x, what)
         self._ensure_built(numpy.shape(x))
         return data.check_x(x, self._input_shape, self.layers[0].dtype, what, scan_finite)
@@ -251,8 +261,8 @@ class Sequential(TrainingMixin, Model):
         """A CuPy ``x``: checked and kept on the device when the backend is "cupy", else
         copied to the host (CPU backends compute on NumPy arrays)."""
         ops = get_ops()
-        if not isinstance(x, ops.xp.ndarray):
-            return self._check_x(x.get(), what)
+        if not ops.owns(x):
+            return self._check_x(ops.to_host(x), what)
         self._ensure_built(x.shape)
         if x.ndim < 2 or tuple(x.shape[1:]) != tuple(self._input_shape) \
                 or x.dtype.kind not in "biuf":  # the host check raises the same message
@@ -270,18 +280,18 @@ class Sequential(TrainingMixin, Model):
 
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
-        if not training and self.built and self._is_model_form(x) and get_ops().xp is numpy:
+        if not training and self.built and self._is_model_form(x) and get_ops().is_native:
             stack = self._inference_stack()
             if stack is not None:  # the serving hot path: the stack scans for NaN/inf
-                return stack.predict(x, get_num_threads())
-        on_host = not _is_device_array(x)  # a device x is scanned by _check_device_x
+                return self._predict_stack(stack, x)
+        on_host = not is_device_array(x)  # a device x is scanned by _check_device_x
         x = self._check_x(x, scan_finite=False)  # scanned once, below or by the stack
         ops = get_ops()
         x = ops.asarray(x)
         if on_host and (training or self._inference_stack() is None):
             data.check_finite(x)  # the compiled stack scans x for NaN/inf itself
         y = self._forward(x, training)
-        return ops.to_numpy(y) if isinstance(x, numpy.ndarray) else y
+        return ops.to_host(y) if on_host else y
 
     def _is_model_form(self, x):
         """True for a host array already of the model's dtype, rank, width and layout."""
@@ -317,16 +327,17 @@ class Sequential(TrainingMixin, Model):
             forward = lambda xb: self._forward_mc(xb, samples)  # noqa: E731
         x = self._check_x(x)
         ops = get_ops()
-        on_host = isinstance(x, numpy.ndarray)
-        result = ops.to_numpy if on_host else (lambda a: a)
+        on_host = not is_device_array(x)
+        result = ops.to_host if on_host else (lambda a: a)
         n = x.shape[0]
         if n <= batch_size:
             return result(forward(ops.asarray(x)))
         xp = numpy if on_host else ops.xp
         out = xp.empty((n,) + tuple(self.layers[-1].output_shape), dtype=x.dtype)
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            out[start:stop] = result(forward(ops.asarray(x[start:stop])))
+        with self._thread_scope(batch_size):  # once, not per batch
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                out[start:stop] = result(forward(ops.asarray(x[start:stop])))
         return out
 
     def _predict_with_callbacks(self, x, batch_size, steps, callbacks, mc_samples):
@@ -479,9 +490,9 @@ class Sequential(TrainingMixin, Model):
         with use_backend(name) as ops:  # an unknown or unavailable backend raises here
             if not self.built:
                 return self
-            host = [_to_host(w.value) for w in self.weights]
+            host = [numpy.array(ops.to_host(w.value)) for w in self.weights]
             state = {} if self.optimizer is None else {
-                k: _to_host(v) for k, v in self.optimizer.state.items()}
+                k: numpy.array(ops.to_host(v)) for k, v in self.optimizer.state.items()}
             for weight, value in zip(self.weights, host):
                 weight.value = ops.asarray(value)
                 if weight.grad is not None:
@@ -492,12 +503,3 @@ class Sequential(TrainingMixin, Model):
             self._inference_cache = (None, None)
             self._stack_cache = (None, None)
         return self
-
-
-def _is_device_array(x):
-    """True for a CuPy array (checked by type name: cupy is never imported here)."""
-    return type(x).__module__.startswith("cupy")
-
-
-def _to_host(a):
-    return a.get() if _is_device_array(a) else numpy.array(a)

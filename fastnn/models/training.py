@@ -12,7 +12,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
-from ..backend.threads import get_num_threads
+from ..backend.threads import blas_held_single, scope_threads, thread_scope, threads_for
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..callbacks.progbar import EvaluationLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
@@ -149,7 +149,10 @@ class TrainingMixin:
                 loss, pred = fast_path.outside_loss_step(ops, stack, self.loss, x, y,
                                                          sample_weight, first)
             else:
-                team = stack.team_size(x.shape[0], get_num_threads())
+                # A team calls BLAS from each of its threads: only inside a one-thread
+                # BLAS scope.
+                team = (stack.team_size(x.shape[0], scope_threads()) if blas_held_single()
+                        else 1)
                 loss = stack.train_step(x, y, sample_weight, code, first,
                                         not self.loss.from_logits, team)
                 pred = stack.output(x.shape[0])
@@ -201,6 +204,22 @@ class TrainingMixin:
                 plan = (fast_path.build_stack(ops, self, batch), code, first)
         self._stack_cache = (key, plan)
         return plan
+
+    def _thread_scope(self, batch, training=False):
+        """The thread scope of one fit/evaluate/predict call on ``batch`` rows: one thread
+        for small products or a loaded machine; BLAS on one thread too when a compiled
+        step is split between our own threads (backend/threads.py)."""
+        store, widest = getattr(self, "_widest_cache", (None, 0))
+        if store is None or store is not self._store:  # per built model, not per call
+            widest = max((w.shape[0] * w.shape[1] for w in self.weights if len(w.shape) == 2),
+                         default=0)
+            self._widest_cache = (self._store, widest)
+        n = threads_for(batch * widest)
+        if training and n > 1:
+            plan = self._stack_plan(get_ops(), batch)
+            if plan is not None and plan[0].team_size(batch, n) > 1:
+                return thread_scope(n, blas_single=True)
+        return thread_scope(n)
 
     def _first_trainable_index(self):
         for i, layer in enumerate(self.layers):
@@ -283,8 +302,9 @@ class TrainingMixin:
         x, y, sw = self._prepare(x, y, sample_weight, class_weight)
         ops = get_ops()
         self._reset_metrics()
-        loss, pred = self._train_step(ops.asarray(x), ops.asarray(y),
-                                      None if sw is None else ops.asarray(sw))
+        with self._thread_scope(x.shape[0], training=True):
+            loss, pred = self._train_step(ops.asarray(x), ops.asarray(y),
+                                          None if sw is None else ops.asarray(sw))
         self._update_metrics(y, pred, sw)
         return _as_result(self._metric_logs(loss), return_dict)
 
@@ -294,8 +314,9 @@ class TrainingMixin:
         x, y, sw = self._prepare(x, y, sample_weight)
         ops = get_ops()
         self._reset_metrics()
-        loss, pred = self._test_step(ops.asarray(x), ops.asarray(y),
-                                     None if sw is None else ops.asarray(sw))
+        with self._thread_scope(x.shape[0]):
+            loss, pred = self._test_step(ops.asarray(x), ops.asarray(y),
+                                         None if sw is None else ops.asarray(sw))
         self._update_metrics(y, pred, sw)
         return _as_result(self._metric_logs(loss), return_dict)
 
@@ -318,7 +339,8 @@ class TrainingMixin:
         cb = CallbackList(cbs, self, {"verbose": verbose, "epochs": 1,
                                       "steps": min(steps or n_batches, n_batches)})
         cb.on_test_begin()
-        logs = self._evaluate_prepared(x, y, sw, batch_size, steps=steps, cb=cb)
+        with self._thread_scope(min(batch_size, x.shape[0])):
+            logs = self._evaluate_prepared(x, y, sw, batch_size, steps=steps, cb=cb)
         cb.on_test_end(logs)
         return _as_result(logs, return_dict)
 
@@ -399,7 +421,8 @@ class TrainingMixin:
         self.history = history
         facts = fit_facts(x, y, sw, val, batch_size=batch_size, epochs=epochs,
                           initial_epoch=initial_epoch, shuffle=bool(shuffle))
-        with parallel.fit_scope(self, facts):
+        with parallel.fit_scope(self, facts), \
+                self._thread_scope(min(batch_size, x.shape[0]), training=True):
             self._fit_loop(x, y, sw, val, batch_size, epochs, initial_epoch, shuffle, cb,
                            steps_per_epoch, val_options, parallel)
         return history
@@ -433,9 +456,9 @@ class TrainingMixin:
                     order, order_dev = batch_order, ops.asarray(batch_order)
                 idx = parallel.shard(order_dev[start:stop])
                 m = idx.shape[0]
-                xb = _gather_rows(ops.xp, x_dev, idx, xbuf[:m])
-                yb = _gather_rows(ops.xp, y_dev, idx, ybuf[:m])
-                wb = None if wbuf is None else _gather_rows(ops.xp, sw_dev, idx, wbuf[:m])
+                xb = ops.take_rows(x_dev, idx, xbuf[:m])
+                yb = ops.take_rows(y_dev, idx, ybuf[:m])
+                wb = None if wbuf is None else ops.take_rows(sw_dev, idx, wbuf[:m])
                 if batch_hooks:
                     cb.on_train_batch_begin(step)
                 loss, pred = self._train_step(xb, yb, wb)
@@ -514,15 +537,3 @@ def _activity_penalty(ops, layer, out):
 def _takes_apply_activation(layer):
     import inspect
     return "apply_activation" in inspect.signature(layer.forward).parameters
-
-
-def _gather_rows(xp, source, idx, out):
-    """``source[idx]`` written into ``out`` (a reused batch buffer).
-
-    NumPy buffers ``take``'s output under the default ``mode="raise"``, which doubled
-    the gather of a 128 x 784 batch (44 us against 16-20 us); the indices are a slice of
-    a permutation of range(n), so ``"clip"`` never clips. CuPy's take has no mode.
-    """
-    if xp is numpy:
-        return numpy.take(source, idx, axis=0, out=out, mode="clip")
-    return xp.take(source, idx, axis=0, out=out)
