@@ -183,15 +183,9 @@ class LossFunctionWrapper(Loss):
 
     @classmethod
     def from_config(cls, config):
-        from .saving import get_registered_object
+        from .saving import registered_function
         config = dict(config)
-        key = config.pop("fn", None)
-        fn = get_registered_object(key) if isinstance(key, str) else None
-        if fn is None or isinstance(fn, type):
-            raise ValueError(f"Unknown loss function {key!r}: register it with "
-                             f"@fastnn.saving.register_keras_serializable() before loading "
-                             f"(or load with compile=False)")
-        return cls(fn, **config)
+        return cls(registered_function(config.pop("fn", None), "loss"), **config)
 
 
 def _register(*aliases):
@@ -358,11 +352,8 @@ def get(identifier):
     """Resolve a name, a Loss, a loss function ``fn(y_true, y_pred)`` or a
     ``{"class_name", "config"}`` dict (user classes by their ``"registered_name"``)."""
     if isinstance(identifier, dict) and "registered_name" in identifier:
-        from .saving import get_registered_object
-        cls = get_registered_object(identifier["registered_name"])
-        if not (isinstance(cls, type) and issubclass(cls, Loss)):
-            raise ValueError(f"Unknown loss {identifier['registered_name']!r}: register it "
-                             f"with @fastnn.saving.register_keras_serializable()")
+        from .saving import registered_class
+        cls = registered_class(identifier["registered_name"], Loss, "loss")
         return cls.from_config(dict(identifier.get("config", {})))
     if isinstance(identifier, dict) and identifier.get("class_name") == "LossFunctionWrapper":
         return LossFunctionWrapper.from_config(dict(identifier.get("config", {})))

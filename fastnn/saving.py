@@ -81,6 +81,27 @@ def registered_key(obj):
     return _names.get(obj)
 
 
+def registered_class(key, base, kind):
+    """The class registered under ``key``, which must subclass ``base``; else a ValueError
+    that names the ``kind`` ("loss", "metric") and how to register it."""
+    cls = get_registered_object(key)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ValueError(f"Unknown {kind} {key!r}: register it "
+                         f"with @fastnn.saving.register_keras_serializable()")
+    return cls
+
+
+def registered_function(key, kind):
+    """The function registered under ``key`` (a loss or metric function written by name
+    in a config); else a ValueError that says to register it before loading."""
+    fn = get_registered_object(key) if isinstance(key, str) else None
+    if fn is None or isinstance(fn, type):
+        raise ValueError(f"Unknown {kind} function {key!r}: register it with "
+                         f"@fastnn.saving.register_keras_serializable() before loading "
+                         f"(or load with compile=False)")
+    return fn
+
+
 def get_custom_objects():
     """The registry itself: ``{"package>name": object}``."""
     return _objects

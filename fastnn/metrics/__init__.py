@@ -40,11 +40,8 @@ def get(identifier, loss=None, output_shape=None):
     if isinstance(identifier, str):  # the given string becomes the name in the logs
         return registry.get(identifier)(name=identifier)
     if isinstance(identifier, dict) and "registered_name" in identifier:
-        from ..saving import get_registered_object
-        cls = get_registered_object(identifier["registered_name"])
-        if not (isinstance(cls, type) and issubclass(cls, Metric)):
-            raise ValueError(f"Unknown metric {identifier['registered_name']!r}: register it "
-                             f"with @fastnn.saving.register_keras_serializable()")
+        from ..saving import registered_class
+        cls = registered_class(identifier["registered_name"], Metric, "metric")
         return cls.from_config(dict(identifier.get("config", {})))
     if isinstance(identifier, dict) and identifier.get("class_name") == "FunctionMetric":
         return FunctionMetric.from_config(dict(identifier.get("config", {})))

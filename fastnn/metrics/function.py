@@ -62,15 +62,9 @@ class FunctionMetric(MeanMetricWrapper):
 
     @classmethod
     def from_config(cls, config):
-        from ..saving import get_registered_object
+        from ..saving import registered_function
         config = dict(config)
-        key = config.pop("fn", None)
-        fn = get_registered_object(key) if isinstance(key, str) else None
-        if fn is None or isinstance(fn, type):
-            raise ValueError(f"Unknown metric function {key!r}: register it with "
-                             f"@fastnn.saving.register_keras_serializable() before loading "
-                             f"(or load with compile=False)")
-        return cls(fn, **config)
+        return cls(registered_function(config.pop("fn", None), "metric"), **config)
 
 
 def _raw(x):
