@@ -13,7 +13,6 @@ floor) and the JSON. See bench/README.md for what each column means.
 """
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy
 
 import _workloads as wl
+from _repo import child_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -118,9 +118,7 @@ def worker_env(threads):
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(threads)
-    if importlib.util.find_spec("fastnn") is None:  # a bare checkout: use its fastnn/
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env = child_env(env)
     env.setdefault("PYTHONHASHSEED", "0")
     return env
 

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _repo import child_env
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -100,9 +102,7 @@ def run_worker(setting, repeats, smoke=False):
 
 # ====================================================================== parent side
 def worker_env():
-    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    return env
+    return child_env({k: v for k, v in os.environ.items() if k not in THREAD_VARS})
 
 
 def start_hogs(n):

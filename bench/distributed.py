@@ -29,6 +29,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
+from _repo import child_env  # noqa: E402
 
 from _workloads import SEED, describe, workloads
 
@@ -96,9 +97,7 @@ def _allreduce_alone(comm, buf, calls=20):
 
 # ---------------------------------------------------------------------- driver
 def _env(threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
+    return child_env(OMP_NUM_THREADS=str(threads))
 
 
 def _mpiexec():

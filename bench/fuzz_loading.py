@@ -21,8 +21,11 @@ from pathlib import Path
 
 import numpy
 
+from _repo import use_checkout_if_not_installed
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+use_checkout_if_not_installed()
+sys.path.insert(0, str(ROOT / "tests"))
 
 import test_saving as harness  # the test suite's load harness and files
 

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy
 
+from _repo import child_env, use_checkout_if_not_installed
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+use_checkout_if_not_installed()
 
 import httpx
 
@@ -58,7 +60,7 @@ def start_server(script, model_path, extra):
     proc = subprocess.Popen(
         [sys.executable, str(script), str(model_path), "--port", "0", "--max-batch", "1024",
          "--no-access-log", *extra], stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        env=child_env())
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + 120
