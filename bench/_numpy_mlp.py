@@ -1,7 +1,8 @@
 """Two NumPy baselines: a hand-written MLP, and the GEMM floor.
 
 ``NumpyMLP`` is what a careful person writes in an afternoon: float32
-throughout, in-place activations, softmax cross-entropy, Adam per array.
+throughout, in-place activations, softmax cross-entropy, Adam per array;
+``NumpyBatchNormMLP`` adds BatchNorm and Dropout after each hidden layer.
 ``GemmFloor`` does only the matrix products a training step needs, into
 preallocated arrays, so its time is the BLAS lower bound for a step.
 """
@@ -89,6 +90,108 @@ class NumpyMLP:
     def predict(self, x):
         """Class probabilities."""
         return self._softmax(self._forward(x)[-1])
+
+
+class NumpyBatchNormMLP(NumpyMLP):
+    """The same MLP with Dense -> BatchNorm -> ReLU -> Dropout after each hidden layer.
+
+    BatchNorm as in Keras: training normalises with the batch mean and biased
+    variance and moves ``moving = momentum * moving + (1 - momentum) * batch``;
+    prediction uses the moving statistics. Dropout is inverted (the kept values
+    are scaled by ``1 / (1 - rate)`` while training; prediction is the identity).
+    gamma and beta are trained by Adam with the weights.
+    """
+
+    def __init__(self, dims, batch_size, seed=0, dropout=0.0, momentum=0.99, bn_epsilon=1e-3,
+                 **adam):
+        super().__init__(dims, batch_size, seed, **adam)
+        hidden = dims[1:-1]
+        self.gamma = [numpy.ones(d, numpy.float32) for d in hidden]
+        self.beta = [numpy.zeros(d, numpy.float32) for d in hidden]
+        self.moving_mean = [numpy.zeros(d, numpy.float32) for d in hidden]
+        self.moving_var = [numpy.ones(d, numpy.float32) for d in hidden]
+        self.params += self.gamma + self.beta
+        self.m = [numpy.zeros_like(p) for p in self.params]
+        self.v = [numpy.zeros_like(p) for p in self.params]
+        self.dropout, self.momentum, self.bn_epsilon = dropout, momentum, bn_epsilon
+
+    def _hidden_train(self, i, z):
+        """BatchNorm (batch statistics), ReLU, dropout on layer i's ``z``; returns the
+        activation and what the backward pass needs."""
+        mean = z.mean(axis=0)
+        var = z.var(axis=0)
+        mom = self.momentum
+        self.moving_mean[i] *= mom
+        self.moving_mean[i] += (1 - mom) * mean
+        self.moving_var[i] *= mom
+        self.moving_var[i] += (1 - mom) * var
+        inv_std = 1 / numpy.sqrt(var + self.bn_epsilon)
+        xhat = (z - mean) * inv_std
+        a = xhat * self.gamma[i] + self.beta[i]
+        numpy.maximum(a, 0, out=a)
+        keep = None
+        if self.dropout:
+            keep = self.rng.random(a.shape, dtype=numpy.float32) >= self.dropout
+            keep = keep.astype(numpy.float32) / numpy.float32(1 - self.dropout)
+            a *= keep
+        return a, (xhat, inv_std, keep)
+
+    def _hidden_backward(self, i, da, a, saved):
+        """Back through dropout, ReLU and BatchNorm: d(z), d(gamma), d(beta)."""
+        xhat, inv_std, keep = saved
+        if keep is not None:
+            da = da * keep
+        dy = da * (a > 0)  # a > 0 exactly where the ReLU passed (and dropout kept)
+        dgamma = (dy * xhat).sum(axis=0)
+        dbeta = dy.sum(axis=0)
+        m = dy.shape[0]
+        dz = (self.gamma[i] * inv_std / m) * (m * dy - dbeta - xhat * dgamma)
+        return dz, dgamma, dbeta
+
+    def step(self, xb, yb):
+        """One Adam step on a batch; returns the mean cross-entropy."""
+        n_hidden = len(self.gamma)
+        acts, saved = [xb], []
+        for i in range(n_hidden):
+            z = acts[-1] @ self.weights[i]
+            z += self.biases[i]
+            a, s = self._hidden_train(i, z)
+            acts.append(a)
+            saved.append(s)
+        logits = acts[-1] @ self.weights[-1]
+        logits += self.biases[-1]
+        m = xb.shape[0]
+        probs = self._softmax(logits)
+        rows = numpy.arange(m)
+        loss = -numpy.log(numpy.maximum(probs[rows, yb], 1e-12)).mean()
+        dz = probs
+        dz[rows, yb] -= 1
+        dz /= m
+        n_layers = len(self.weights)
+        grads = [None] * len(self.params)
+        for i in range(n_layers - 1, -1, -1):
+            grads[2 * i] = acts[i].T @ dz
+            grads[2 * i + 1] = dz.sum(axis=0)
+            if i > 0:
+                da = dz @ self.weights[i].T
+                dz, dgamma, dbeta = self._hidden_backward(i - 1, da, acts[i], saved[i - 1])
+                grads[2 * n_layers + i - 1] = dgamma
+                grads[2 * n_layers + n_hidden + i - 1] = dbeta
+        self._adam(grads)
+        return float(loss)
+
+    def _forward(self, x):
+        """Inference: moving statistics, no dropout."""
+        a = x
+        for i in range(len(self.gamma)):
+            z = a @ self.weights[i]
+            z += self.biases[i]
+            scale = self.gamma[i] / numpy.sqrt(self.moving_var[i] + self.bn_epsilon)
+            a = (z - self.moving_mean[i]) * scale + self.beta[i]
+            numpy.maximum(a, 0, out=a)
+        logits = a @ self.weights[-1]
+        logits += self.biases[-1]
+        return [logits]
 
 
 def _numpy_gemm(a, b, out, trans_a, trans_b):

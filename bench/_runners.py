@@ -5,9 +5,12 @@ imports below happen there and nowhere else. Each runner offers:
 
 - ``setup(threads)``: import the framework, fix its thread count; raise
   ``Unavailable`` when it cannot run here (the table then shows a note).
-- ``trainer(dims, batch, seed)`` -> object with ``epoch(x, y)`` (one shuffled
-  epoch), ``train(x, y, epochs)`` and ``predict(x)`` (probabilities, or None),
-  or None when the framework does not train.
+- ``trainer(dims, batch, seed, batchnorm=False, dropout=0.0)`` -> object with
+  ``epoch(x, y)`` (one shuffled epoch), ``train(x, y, epochs)`` and
+  ``predict(x)`` (probabilities, or None), or None when the framework does not
+  train. ``batchnorm`` and ``dropout`` are the hidden-layer options of
+  ``_workloads.model_options``; a runner that cannot build them raises
+  ``Unavailable`` (that workload's row then shows the reason).
 - ``prepare(a)``: a NumPy array in the framework's own type (outside timing).
 - ``predictors(dims, batch, seed)`` -> ``[(row_name, fn)]``, ``fn(x)`` one
   inference call; ``inference_context()`` wraps the timed calls.
@@ -19,7 +22,7 @@ import warnings
 
 import numpy
 
-from _numpy_mlp import GemmFloor, NumpyMLP
+from _numpy_mlp import GemmFloor, NumpyBatchNormMLP, NumpyMLP
 
 LEARNING_RATE = 1e-3
 
@@ -34,7 +37,7 @@ class Runner:
     def setup(self, threads):
         self.threads = threads
 
-    def trainer(self, dims, batch, seed):
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
         return None
 
     def prepare(self, a):
@@ -69,13 +72,25 @@ def _blas_info():
 
 
 # ---------------------------------------------------------------------- fastnn
-def fastnn_mlp(dims, seed=0):
-    """A compiled, built fastnn ReLU MLP with a softmax head: Adam, sparse cross-entropy."""
+def fastnn_mlp(dims, seed=0, batchnorm=False, dropout=0.0):
+    """A compiled, built fastnn ReLU MLP with a softmax head: Adam, sparse cross-entropy.
+
+    With ``batchnorm`` each hidden layer is Dense -> BatchNormalization ->
+    Activation("relu") (the Keras order); with ``dropout`` a Dropout follows it.
+    """
     import fastnn
     from fastnn import layers, optimizers
     fastnn.utils.set_random_seed(seed)
-    stack = [layers.Dense(dims[1], activation="relu", input_shape=(dims[0],))]
-    stack += [layers.Dense(d, activation="relu") for d in dims[2:-1]]
+    stack = []
+    for i, units in enumerate(dims[1:-1]):
+        shape = {"input_shape": (dims[0],)} if i == 0 else {}
+        if batchnorm:
+            stack += [layers.Dense(units, **shape), layers.BatchNormalization(),
+                      layers.Activation("relu")]
+        else:
+            stack.append(layers.Dense(units, activation="relu", **shape))
+        if dropout:
+            stack.append(layers.Dropout(dropout))
     stack.append(layers.Dense(dims[-1], activation="softmax"))
     model = fastnn.Sequential(stack)
     model.compile(optimizer=optimizers.Adam(learning_rate=LEARNING_RATE),
@@ -85,8 +100,8 @@ def fastnn_mlp(dims, seed=0):
 
 
 class _FastnnTrainer:
-    def __init__(self, dims, batch, seed):
-        self.model = fastnn_mlp(dims, seed)
+    def __init__(self, dims, batch, seed, **options):
+        self.model = fastnn_mlp(dims, seed, **options)
         self.batch = batch
 
     def epoch(self, x, y):
@@ -113,8 +128,8 @@ class FastnnRunner(Runner):
         fastnn.set_num_threads(threads)
         self.backend = fastnn.get_backend()
 
-    def trainer(self, dims, batch, seed):
-        return _FastnnTrainer(dims, batch, seed)
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
+        return _FastnnTrainer(dims, batch, seed, batchnorm=batchnorm, dropout=dropout)
 
     def predictors(self, dims, batch, seed):
         model = fastnn_mlp(dims, seed)
@@ -128,25 +143,34 @@ class FastnnRunner(Runner):
 
 
 # ---------------------------------------------------------------------- PyTorch
-def torch_mlp(dims, softmax=False):
-    """The same MLP in PyTorch (logits out, or probabilities with ``softmax=True``)."""
+def torch_mlp(dims, softmax=False, batchnorm=False, dropout=0.0):
+    """The same MLP in PyTorch (logits out, or probabilities with ``softmax=True``).
+
+    ``batchnorm``: BatchNorm1d between each hidden Linear and its ReLU, with Keras'
+    defaults (epsilon 1e-3; Keras momentum 0.99 is PyTorch momentum 0.01);
+    ``dropout``: a Dropout after each hidden ReLU.
+    """
     import torch
     mods = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         mods.append(torch.nn.Linear(a, b))
         if i < len(dims) - 2:
+            if batchnorm:
+                mods.append(torch.nn.BatchNorm1d(b, eps=1e-3, momentum=0.01))
             mods.append(torch.nn.ReLU())
+            if dropout:
+                mods.append(torch.nn.Dropout(dropout))
     if softmax:
         mods.append(torch.nn.Softmax(dim=1))
     return torch.nn.Sequential(*mods)
 
 
 class _TorchTrainer:
-    def __init__(self, dims, batch, seed):
+    def __init__(self, dims, batch, seed, **options):
         import torch
         torch.manual_seed(seed)
         self.torch = torch
-        self.model = torch_mlp(dims)
+        self.model = torch_mlp(dims, **options)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE)
         self.loss = torch.nn.CrossEntropyLoss()
         self.batch = batch
@@ -188,8 +212,8 @@ class TorchRunner(Runner):
             torch.set_num_interop_threads(1)
         self.torch = torch
 
-    def trainer(self, dims, batch, seed):
-        return _TorchTrainer(dims, batch, seed)
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
+        return _TorchTrainer(dims, batch, seed, batchnorm=batchnorm, dropout=dropout)
 
     def prepare(self, a):
         return self.torch.from_numpy(numpy.ascontiguousarray(a))
@@ -244,7 +268,9 @@ class SklearnRunner(_BlasRunner):
             raise Unavailable("scikit-learn is not installed") from exc
         super().setup(threads)
 
-    def trainer(self, dims, batch, seed):
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
+        if batchnorm or dropout:
+            raise Unavailable("MLPClassifier has no batch normalization or dropout layers")
         return _SklearnTrainer(dims, batch, seed)
 
     def versions(self):
@@ -253,10 +279,18 @@ class SklearnRunner(_BlasRunner):
 
 
 # ---------------------------------------------------------------------- NumPy MLP
-class _NumpyTrainer(NumpyMLP):
+class _Epochs:
     def train(self, x, y, epochs):
         for _ in range(epochs):
             self.epoch(x, y)
+
+
+class _NumpyTrainer(_Epochs, NumpyMLP):
+    pass
+
+
+class _NumpyBatchNormTrainer(_Epochs, NumpyBatchNormMLP):
+    pass
 
 
 class NumpyRunner(_BlasRunner):
@@ -264,7 +298,11 @@ class NumpyRunner(_BlasRunner):
 
     name = "numpy"
 
-    def trainer(self, dims, batch, seed):
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
+        if batchnorm:
+            return _NumpyBatchNormTrainer(dims, batch, seed, dropout=dropout)
+        if dropout:
+            raise Unavailable("the NumPy MLP has dropout only together with batchnorm")
         return _NumpyTrainer(dims, batch, seed)
 
     def predictors(self, dims, batch, seed):
@@ -272,21 +310,21 @@ class NumpyRunner(_BlasRunner):
 
 
 # ---------------------------------------------------------------------- GEMM floor
-class _FloorTrainer(GemmFloor):
-    def train(self, x, y, epochs):
-        for _ in range(epochs):
-            self.epoch(x, y)
-
+class _FloorTrainer(_Epochs, GemmFloor):
     def predict(self, x):
         return None  # no model: the floor has no accuracy
 
 
 class FloorRunner(_BlasRunner):
-    """Only the GEMMs, with NumPy on preallocated arrays: the BLAS lower bound."""
+    """Only the GEMMs, with NumPy on preallocated arrays: the BLAS lower bound.
+
+    BatchNorm and Dropout add no matrix product, so a model with them has the
+    same floor as the plain MLP: the options are ignored.
+    """
 
     name = "floor"
 
-    def trainer(self, dims, batch, seed):
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
         return _FloorTrainer(dims, batch, seed)
 
     def predictors(self, dims, batch, seed):
@@ -305,7 +343,7 @@ class FloorScipyRunner(FloorRunner):
         self._gemm = _blas.gemm
         super().setup(threads)
 
-    def trainer(self, dims, batch, seed):
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
         return _FloorTrainer(dims, batch, seed, gemm=self._gemm)
 
 

@@ -13,13 +13,18 @@ import numpy
 SEED = 0
 N_CLASSES = 10
 MEDIUM = (784, 512, 512, 10)
+DROPOUT = 0.2  # the rate of the Dropout layers in the docs' examples
 
-# kind "train": one shuffled epoch, ms per epoch.
+# kind "train": one shuffled epoch, ms per epoch. "batchnorm" and "dropout" (the rate)
+# put Dense -> BatchNormalization -> ReLU -> Dropout after each hidden layer instead of
+# Dense(relu); see model_options.
 # kind "infer": one call on `batch` rows, us per call (and samples/s).
 # kind "digits": load_digits, `epochs` epochs from scratch: wall time and test accuracy.
 WORKLOADS = {
     "train_small": {"kind": "train", "dims": (64, 128, 128, 10), "batch": 32, "samples": 8192},
     "train_medium": {"kind": "train", "dims": MEDIUM, "batch": 128, "samples": 16384},
+    "train_medium_bn": {"kind": "train", "dims": MEDIUM, "batch": 128, "samples": 16384,
+                        "batchnorm": True, "dropout": DROPOUT},
     "train_large": {"kind": "train", "dims": (784, 2048, 2048, 10), "batch": 512,
                     "samples": 16384},
     "infer_b1": {"kind": "infer", "dims": MEDIUM, "batch": 1, "calls": 2000},
@@ -32,6 +37,7 @@ WORKLOADS = {
 SMOKE = {
     "train_small": {"samples": 256},
     "train_medium": {"samples": 512},
+    "train_medium_bn": {"samples": 512},
     "train_large": {"samples": 512},
     "infer_b1": {"calls": 20},
     "infer_b256": {"calls": 3},
@@ -51,11 +57,29 @@ def workloads(smoke=False, only=None):
     return specs
 
 
+def model_options(spec):
+    """The hidden-layer options every runner's ``trainer`` takes as keywords.
+
+    ``batchnorm``: each hidden Dense has no activation and is followed by
+    BatchNormalization (Keras defaults: momentum 0.99, epsilon 1e-3, batch
+    statistics while training), then ReLU. ``dropout``: then Dropout of that rate
+    (inverted: kept values scaled by 1 / (1 - rate)); 0 means none.
+    """
+    return {"batchnorm": bool(spec.get("batchnorm", False)),
+            "dropout": float(spec.get("dropout", 0.0))}
+
+
 def describe(spec):
     """One line naming a workload's shape, for the table."""
     arch = "-".join(str(d) for d in spec["dims"])
+    options = model_options(spec)
+    hidden = "ReLU"
+    if options["batchnorm"]:
+        hidden = "BatchNorm-ReLU"
+    if options["dropout"]:
+        hidden += f"-Dropout({options['dropout']:g})"
     if spec["kind"] == "train":
-        return f"{arch} ReLU, batch {spec['batch']}, {spec['samples']} samples, 1 epoch"
+        return f"{arch} {hidden}, batch {spec['batch']}, {spec['samples']} samples, 1 epoch"
     if spec["kind"] == "infer":
         return f"{arch}, batch {spec['batch']}, {spec['calls']} calls per repeat"
     return f"{arch} on load_digits, batch {spec['batch']}, {spec['epochs']} epochs"

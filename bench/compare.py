@@ -63,6 +63,8 @@ def run_worker(framework, threads, specs, repeats):
             continue
         try:
             rows = _run_workload(runner, spec, repeats)
+        except Unavailable as exc:  # this framework cannot build this workload's model
+            rows = {framework: {"unavailable": str(exc)}}
         except Exception as exc:  # one broken workload must not hide the others
             rows = {framework: {"error": f"{type(exc).__name__}: {exc}",
                                 "traceback": traceback.format_exc(limit=6)}}
@@ -76,7 +78,7 @@ def _run_workload(runner, spec, repeats):
     if kind == "train":
         x, y = wl.synthetic(spec)
         xp, yp = runner.prepare(x), runner.prepare(y)
-        trainer = runner.trainer(dims, batch, wl.SEED)
+        trainer = runner.trainer(dims, batch, wl.SEED, **wl.model_options(spec))
         warm = min(x.shape[0], 4 * batch)
         trainer.epoch(xp[:warm], yp[:warm])  # warm-up: first-call costs, allocations
         times = wl.measure(lambda: trainer.epoch(xp, yp), repeats, warmup=0)
@@ -98,10 +100,11 @@ def _run_workload(runner, spec, repeats):
     # digits: a fresh model per repeat, `epochs` epochs, then the test accuracy.
     x_train, x_test, y_train, y_test = wl.digits_split()
     xtr, ytr, xte = runner.prepare(x_train), runner.prepare(y_train), runner.prepare(x_test)
-    runner.trainer(dims, batch, wl.SEED).train(xtr[:256], ytr[:256], 1)  # warm-up
+    options = wl.model_options(spec)
+    runner.trainer(dims, batch, wl.SEED, **options).train(xtr[:256], ytr[:256], 1)  # warm-up
     times, accuracies = [], []
     for _ in range(repeats):
-        trainer = runner.trainer(dims, batch, wl.SEED)
+        trainer = runner.trainer(dims, batch, wl.SEED, **options)
         times += wl.measure(lambda: trainer.train(xtr, ytr, spec["epochs"]), 1, warmup=0)
         proba = trainer.predict(xte)
         if proba is not None:
@@ -155,6 +158,8 @@ def _pool(row, other):
     """Add another round's measurements of the same row: repeats pooled, median redone."""
     if "error" in row or "error" in other:
         row.setdefault("error", other.get("error"))
+        return
+    if "unavailable" in row or "unavailable" in other:
         return
     row["times_s"] = row["times_s"] + other["times_s"]
     row["time_s"] = statistics.median(row["times_s"])
@@ -228,6 +233,9 @@ def format_table(results, specs, skipped):
             for row_name, row in rows.items():
                 if "error" in row:
                     lines.append(f"  {row_name:<26}  error: {row['error'][:80]}")
+                    continue
+                if "unavailable" in row:
+                    lines.append(f"  {row_name:<26}  unavailable: {row['unavailable'][:80]}")
                     continue
                 value, _ = _value(spec["kind"], name, row)
                 speed = row.get("fastnn_speedup")

@@ -137,7 +137,8 @@ def report(workload, threads, medians, team):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", default="train_medium",
-                        choices=[n for n, s in WORKLOADS.items() if s["kind"] != "digits"])
+                        choices=[n for n, s in WORKLOADS.items()
+                                 if s["kind"] != "digits" and not s.get("batchnorm")])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=20,

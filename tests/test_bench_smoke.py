@@ -5,6 +5,7 @@ import statistics
 import subprocess
 import sys
 
+import numpy
 import pytest
 
 pytest.importorskip("sklearn")  # the digits workload loads its data from scikit-learn
@@ -96,3 +97,64 @@ def test_profile_step_runs(bench_dir, subprocess_env):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for row in ("floor_scipy", "compiled step", "step + Adam", "fit"):
         assert row in proc.stdout
+
+
+def test_numpy_batchnorm_mlp_gradients_match_finite_differences(bench_dir):
+    """The NumPy peer's BatchNorm + dropout backward, in float64, against central
+    differences of its own loss (the dropout mask redrawn identically each call)."""
+    sys.path.insert(0, str(bench_dir))
+    try:
+        from _numpy_mlp import NumpyBatchNormMLP
+    finally:
+        sys.path.remove(str(bench_dir))
+    net = NumpyBatchNormMLP((5, 7, 6, 3), 8, seed=1, dropout=0.25)
+    rng = numpy.random.default_rng(3)
+    net.weights = [w.astype(numpy.float64) for w in net.weights]
+    net.biases = [rng.uniform(-0.5, 0.5, b.shape) for b in net.biases]
+    net.gamma = [rng.uniform(0.5, 1.5, g.shape) for g in net.gamma]
+    net.beta = [rng.uniform(-0.5, 0.5, b.shape) for b in net.beta]
+    net.params = ([p for pair in zip(net.weights, net.biases) for p in pair]
+                  + net.gamma + net.beta)
+    x, y = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
+    state = net.rng.bit_generator.state
+    captured = []
+    net._adam = captured.append  # keep the gradients, leave the parameters
+
+    def loss():
+        net.rng.bit_generator.state = state
+        return net.step(x, y)
+
+    loss()
+    grads = captured[0]
+    assert len(grads) == len(net.params)
+    dropped = False
+    for p, g in zip(net.params, grads):
+        numeric = numpy.zeros_like(p)
+        for idx in numpy.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + 1e-6
+            up = loss()
+            p[idx] = old - 1e-6
+            down = loss()
+            p[idx] = old
+            numeric[idx] = (up - down) / 2e-6
+        numpy.testing.assert_allclose(g, numeric, rtol=1e-4, atol=1e-7)
+        dropped |= bool((g == 0).any())
+    assert dropped  # some units were dropped, so the mask took part
+
+
+def test_compare_reports_a_model_a_framework_cannot_build(tmp_path, bench_dir, subprocess_env):
+    """MLPClassifier has no BatchNorm: its train_medium_bn row says why, and the run
+    still succeeds with fastnn's row measured."""
+    out = tmp_path / "bn.json"
+    proc = subprocess.run(
+        [sys.executable, str(bench_dir / "compare.py"), "--smoke", "--threads", "1",
+         "--only", "train_medium_bn", "--frameworks", "fastnn,sklearn", "--json", str(out)],
+        cwd=bench_dir.parent, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    rows = doc["results"]["1"]["train_medium_bn"]
+    assert "batch normalization" in rows["sklearn"]["unavailable"]
+    assert rows["fastnn"]["time_s"] > 0
+    assert not doc["errors"] and not doc["skipped"]
+    assert "unavailable: MLPClassifier" in proc.stdout
