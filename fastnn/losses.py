@@ -146,10 +146,9 @@ class Loss:
         targets = ops.asarray(y_true)
         w = None if sample_weight is None else ops.asarray(sample_weight, dtype=pred.dtype)
         if self.reduction == "none":
-            values = ops.to_numpy(ops.asarray(self.call(*custom_loss.same_rank(
-                targets.astype(pred.dtype), pred))))
-            return values if w is None else values * ops.to_numpy(w).reshape(
-                (-1,) + (1,) * (values.ndim - 1))
+            values, _ = custom_loss.weighted_values(
+                self, *custom_loss.same_rank(targets.astype(pred.dtype), pred), w)
+            return ops.to_numpy(ops.asarray(values))
         return self.value_and_grad(ops, pred, targets, sample_weight=w)
 
     def get_config(self):

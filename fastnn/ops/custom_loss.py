@@ -2,7 +2,8 @@
 
 Keras' reduction: the per-sample losses ``call(y_true, y_pred)`` are multiplied
 by the sample weights (broadcast over trailing axes), summed, and for
-"sum_over_batch_size"/"mean" divided by their number of entries. The gradient
+"sum_over_batch_size"/"mean" divided by their number of entries ("mean_with_sample_weight":
+by the sum of the weights). The gradient
 with respect to ``y_pred`` comes from one reverse pass over a tape.
 """
 from . import numpy_ops as np_ops
@@ -26,17 +27,29 @@ def same_rank(y_true, y_pred):
     return y_true, y_pred
 
 
-def reduced(loss, y_true, y_pred, sample_weight):
-    """The scalar loss: ``call`` weighted and reduced as ``loss.reduction`` says."""
+def weighted_values(loss, y_true, y_pred, sample_weight):
+    """``call``'s per-sample losses times the sample weights, and the weights as they
+    broadcast against them (None when unweighted)."""
     values = loss.call(y_true, y_pred)
+    w = None
     if sample_weight is not None and np_ops.ndim(values) > 0:
         w = sample_weight
         extra = np_ops.ndim(values) - np_ops.ndim(w)
         if extra > 0:
             w = np_ops.reshape(w, np_ops.shape(w) + (1,) * extra)
         values = np_ops.multiply(values, w)
+    return values, w
+
+
+def reduced(loss, y_true, y_pred, sample_weight):
+    """The scalar loss: ``call`` weighted and reduced as ``loss.reduction`` says."""
+    values, w = weighted_values(loss, y_true, y_pred, sample_weight)
     if loss.reduction == "sum":
         return np_ops.sum(values)
+    if loss.reduction == "mean_with_sample_weight" and w is not None:
+        # Keras: the weighted sum over the sum of the weights (broadcast to the values).
+        return np_ops.divide(np_ops.sum(values),
+                             np_ops.sum(np_ops.broadcast_to(w, np_ops.shape(values))))
     return np_ops.mean(values) if np_ops.size(values) else np_ops.sum(values)
 
 

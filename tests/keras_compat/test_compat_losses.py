@@ -189,3 +189,19 @@ def test_three_steps_with_a_host_loss(name):
         out.append(m.get_weights())
     for g, w in zip(*out):
         assert_close(g, w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "none",
+                                       "mean_with_sample_weight"])
+def test_a_user_loss_subclass_reduces_weighted_values_as_keras(reduction):
+    class KerasL1(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return keras.ops.mean(keras.ops.abs(y_true - y_pred), axis=-1)
+
+    class OurL1(fastnn.losses.Loss):
+        def call(self, y_true, y_pred):
+            return fastnn.ops.mean(fastnn.ops.abs(y_true - y_pred), axis=-1)
+
+    want = KerasL1(reduction=reduction)(REG_TRUE, REG_PRED, sample_weight=WEIGHTS)
+    got = OurL1(reduction=reduction)(REG_TRUE, REG_PRED, sample_weight=WEIGHTS)
+    assert_close(got, np.asarray(want))
