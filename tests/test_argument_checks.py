@@ -176,3 +176,16 @@ def test_duck_typed_callbacks_and_verbose_values_still_work():
     assert recorder.epochs == [0, 1]
     for verbose in ("auto", 0, 2, np.int64(0)):
         model.fit(x, y, epochs=1, verbose=verbose)
+
+
+def test_a_user_loss_gets_targets_checked_after_the_cast():
+    """float64 targets beyond float32's range become inf in the cast: refused by name."""
+    def l2(y_true, y_pred):
+        return fastnn.ops.mean(fastnn.ops.square(y_true - y_pred), axis=-1)
+
+    model = _model(activation=None)
+    model.compile("sgd", loss=l2)
+    x = np.ones((4, 4), "float32")
+    y = np.full((4, 3), 1e39)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit(x, y, epochs=1, verbose=0)

@@ -76,10 +76,8 @@ def check_targets(y, loss, output_shape, dtype="float32", what="y"):
     """
     arr = _as_numeric_array(y, what)
     check_finite(arr, what)
-    if loss.user_defined:  # a user's loss: targets as given, in the model's dtype
-        return numpy.ascontiguousarray(arr, dtype=dtype)
     width = output_shape[-1]
-    if loss.sparse_targets:
+    if loss.sparse_targets and not loss.user_defined:
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim != 1:
@@ -93,17 +91,22 @@ def check_targets(y, loss, output_shape, dtype="float32", what="y"):
             raise ValueError(f"{what} holds labels outside [0, {width}): min {arr.min()}, "
                              f"max {arr.max()} for a model with {width} outputs")
         return numpy.ascontiguousarray(arr, dtype="int64")
-    if arr.ndim == 1:
-        arr = arr[:, None]
+    if not loss.user_defined:  # a user's loss takes the targets as given
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        _check_target_shape(arr, loss, output_shape, what)
+    arr = cast(arr, dtype)
+    check_finite(arr, what)  # again after the cast: float64 beyond float32 is inf now
+    return arr
+
+
+def _check_target_shape(arr, loss, output_shape, what):
     if tuple(arr.shape[1:]) != tuple(output_shape):
         one_hot = type(loss).__name__ in ("CategoricalCrossentropy", "CategoricalHinge")
         hint = (" (integer labels? use sparse_categorical_crossentropy or "
                 "fastnn.utils.to_categorical)" if one_hot and arr.shape[1:] == (1,) else "")
         raise ValueError(f"{what} has shape {arr.shape[1:]} per sample but the model outputs "
                          f"{tuple(output_shape)}{hint}")
-    arr = cast(arr, dtype)
-    check_finite(arr, what)  # again after the cast: float64 beyond float32 is inf now
-    return arr
 
 
 def check_sample_weight(sample_weight, n, what="sample_weight"):
