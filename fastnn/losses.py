@@ -122,6 +122,7 @@ class Loss:
             return self._call_user(ops, y_true, y_pred, sample_weight)
         y_true, y_pred = ops.to_numpy(ops.asarray(y_true)), ops.to_numpy(ops.asarray(y_pred))
         values = type(self).function(y_true, y_pred, **self._function_kwargs())
+        w = None
         if sample_weight is not None:
             w = numpy.asarray(sample_weight, dtype=values.dtype).reshape(-1)
             if w.shape[0] != values.shape[0]:
@@ -130,13 +131,7 @@ class Loss:
             values = values * w
         if self.reduction == "none":
             return values
-        total = float(values.sum(dtype="float64"))
-        if self.reduction == "sum":
-            return total
-        if self.reduction == "mean_with_sample_weight" and sample_weight is not None:
-            weight = float(w.sum())
-            return total / weight if weight else 0.0
-        return total / values.shape[0] if values.shape[0] else 0.0
+        return float(values.sum(dtype="float64")) * self._scale(max(values.shape[0], 1), w)
 
     def _call_user(self, ops, y_true, y_pred, sample_weight):
         """A user's loss called directly: its ``call`` values, weighted and reduced."""

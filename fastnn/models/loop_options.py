@@ -4,7 +4,6 @@ the loop rather than the math: ``validation_freq``, ``steps_per_epoch``, ``steps
 import math
 from collections.abc import Container
 
-import numpy
 
 from ..utils.checks import check_positive_int
 
@@ -28,11 +27,8 @@ def loss_weight(loss_weights):
         return 1.0
     value = loss_weights
     if isinstance(value, dict):
-        if len(value) != 1:
-            raise ValueError(f"A Sequential model has one output: loss_weights needs one entry, "
-                             f"got {loss_weights!r}")
-        value = next(iter(value.values()))
-    elif isinstance(value, (list, tuple)):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
         if len(value) != 1:
             raise ValueError(f"A Sequential model has one output: loss_weights needs one entry, "
                              f"got {loss_weights!r}")
@@ -68,12 +64,10 @@ class BatchOrder:
     passes that continues across epochs, as Keras iterates arrays.
     """
 
-    def __init__(self, n, batch_size, shuffle, rng, draw_order=None):
-        self.n, self.batch_size = n, batch_size
-        # One pass's order: a permutation of range(n) (or, data-parallel, the order the
-        # processes share, which may leave out a last batch too small to split).
-        self.draw_order = draw_order or (
-            lambda: rng.permutation(n) if shuffle else numpy.arange(n))
+    def __init__(self, batch_size, draw_order):
+        # draw_order() gives one pass's order: a permutation of range(n), or, data-parallel,
+        # the order the processes share (which may leave out a last batch too small to split).
+        self.batch_size, self.draw_order = batch_size, draw_order
         self.order, self.position = None, 0
 
     def epoch(self, steps_per_epoch):

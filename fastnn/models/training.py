@@ -438,8 +438,7 @@ class TrainingMixin:
         wbuf = None if sw is None else ops.xp.empty(min(batch_size, n), dtype=sw.dtype)
         rng = get_rng()
         batches = loop_options.BatchOrder(
-            n, batch_size, shuffle, rng,
-            draw_order=lambda: parallel.epoch_order(rng, n, shuffle, batch_size))
+            batch_size, lambda: parallel.epoch_order(rng, n, shuffle, batch_size))
         order, order_dev = None, None
         val_batch_size, val_steps, validate_after = val_options or (batch_size, None,
                                                                     lambda epoch: True)
