@@ -6,13 +6,16 @@ backward through the layers, regularizer gradients, then one optimizer call
 over the flat parameter buffer. Batches are gathered by index into reused
 buffers rather than fancy-indexed copies.
 """
+import contextlib
+
 import numpy
 
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
-from ..backend.threads import blas_held_single, scope_threads, thread_scope, threads_for
+from ..backend.threads import (blas_held_single, in_thread_scope, scope_threads, thread_scope,
+                               threads_for)
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..callbacks.progbar import EvaluationLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
@@ -208,7 +211,10 @@ class TrainingMixin:
     def _thread_scope(self, batch, training=False):
         """The thread scope of one fit/evaluate/predict call on ``batch`` rows: one thread
         for small products or a loaded machine; BLAS on one thread too when a compiled
-        step is split between our own threads (backend/threads.py)."""
+        step is split between our own threads (backend/threads.py). Inside another call's
+        scope (predict's batches, a callback's evaluate during fit) that scope holds."""
+        if in_thread_scope():
+            return contextlib.nullcontext()
         store, widest = getattr(self, "_widest_cache", (None, 0))
         if store is None or store is not self._store:  # per built model, not per call
             widest = max((w.shape[0] * w.shape[1] for w in self.weights if len(w.shape) == 2),
