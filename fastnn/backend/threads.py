@@ -288,12 +288,12 @@ def blas_single_thread():
                     lib.set_num_threads(_state["pool"])
 
 
-@contextlib.contextmanager
 def in_thread_scope():
     """True inside a ``thread_scope`` on this thread (its grant holds for nested calls)."""
     return getattr(_local, "n", None) is not None
 
 
+@contextlib.contextmanager
 def thread_scope(n, blas_single=None):
     """Grant ``n`` threads to the calls inside (``scope_threads()``), with the BLAS pool
     held to one thread when ``blas_single`` (default: when ``n`` is 1). Taken once per
