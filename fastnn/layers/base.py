@@ -78,15 +78,25 @@ class Weight(Variable):
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 
+    def checked(self, value):
+        """``value`` as a host array of this weight's shape and dtype; ValueError when the
+        shape differs or a value is not finite after the cast (1e39 is inf in float32)."""
+        array = numpy.asarray(value)
+        if tuple(array.shape) != self.shape:
+            raise ValueError(f"Weight {self.path!r} has shape {self.shape}, got "
+                             f"{tuple(array.shape)}")
+        if not numpy.issubdtype(array.dtype, numpy.number):
+            raise ValueError(f"Weight {self.path!r}: values must be finite numbers")
+        with numpy.errstate(over="ignore", invalid="ignore"):
+            array = array.astype(self.value.dtype)
+        if not numpy.isfinite(array).all():
+            raise ValueError(f"Weight {self.path!r}: values must be finite numbers "
+                             f"(in {array.dtype})")
+        return array
+
     def assign(self, value):
         """Overwrite the values in place; the shape must match and values be finite."""
-        array = numpy.asarray(value)
-        if array.shape != self.shape:
-            raise ValueError(f"Cannot assign a value of shape {array.shape} to {self.path!r} "
-                             f"of shape {self.shape}")
-        if not numpy.issubdtype(array.dtype, numpy.number) or not numpy.isfinite(array).all():
-            raise ValueError(f"{self.path!r}: assigned values must be finite numbers")
-        self.value[...] = get_ops().asarray(array, dtype=self.value.dtype)
+        self.value[...] = get_ops().asarray(self.checked(value), dtype=self.value.dtype)
         return self
 
     def assign_add(self, delta):
@@ -124,7 +134,9 @@ class Layer:
         # layer's nested layers (see custom.sublayers).
         if isinstance(value, Layer) or (isinstance(value, list) and not name.startswith("_")) \
                 or (isinstance(value, tuple) and any(isinstance(v, Layer) for v in value)):
-            self.__dict__.setdefault("_layer_attrs", []).append(name)
+            names = self.__dict__.setdefault("_layer_attrs", [])
+            if name not in names:
+                names.append(name)
 
     def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None,
                  dtype="float32", activity_regularizer=None):
@@ -252,19 +264,7 @@ class Layer:
         if len(arrays) != len(weights):
             raise ValueError(f"Layer {self.name!r} has {len(weights)} weights, "
                              f"got {len(arrays)} arrays")
-        checked = []
-        for w, a in zip(weights, arrays):
-            a = numpy.asarray(a)
-            if tuple(a.shape) != w.shape:
-                raise ValueError(f"Weight {w.name!r} has shape {w.shape}, got {tuple(a.shape)}")
-            if not numpy.issubdtype(a.dtype, numpy.number):
-                raise ValueError(f"Weight {w.name!r}: values must be finite numbers")
-            with numpy.errstate(over="ignore", invalid="ignore"):
-                a = a.astype(w.value.dtype)  # checked after the cast: 1e39 is inf in float32
-            if not numpy.isfinite(a).all():
-                raise ValueError(f"Weight {w.name!r}: values must be finite numbers "
-                                 f"(in {a.dtype})")
-            checked.append(a)
+        checked = [w.checked(a) for w, a in zip(weights, arrays)]
         ops = get_ops()
         for w, a in zip(weights, checked):
             w.value[...] = ops.asarray(a, dtype=w.value.dtype)

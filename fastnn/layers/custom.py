@@ -45,7 +45,7 @@ def sublayers(layer):
         return ()
     from .base import Layer
     found = []
-    for name in dict.fromkeys(names):
+    for name in names:
         value = layer.__dict__.get(name)
         if isinstance(value, Layer):
             found.append(value)
