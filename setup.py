@@ -32,20 +32,18 @@ FLAGS_STAMP = os.path.join(HERE, "build", "fastnn-build-flags.json")
 BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 
 
-def c_compiler():
-    """The compiler command setuptools will use (``$CC`` or Python's), and its path or None."""
-    command = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    argv = shlex.split(command)
-    return argv, shutil.which(argv[0])
+# Making an sdist or reading metadata compiles nothing: no compiler or OpenMP probe then.
+BUILDING = bool(BUILD_COMMANDS.intersection(sys.argv[1:]))
+# The compiler command setuptools will use ($CC or Python's), and its path or None.
+CC_ARGV = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+CC_PATH = shutil.which(CC_ARGV[0])
 
 
-def require_c_compiler(argv):
+def require_c_compiler():
     """Stop a source build early, with the reason, when there is no C compiler."""
-    if not BUILD_COMMANDS.intersection(sys.argv[1:]):
-        return  # making an sdist or reading metadata: nothing is compiled
-    if c_compiler()[1] is None:
+    if BUILDING and CC_PATH is None:
         sys.exit(
-            f"fastnn-toolkit: building from source needs a C compiler, and '{argv[0]}' was not "
+            f"fastnn-toolkit: building from source needs a C compiler, and '{CC_ARGV[0]}' was not "
             "found on PATH. Install one (Debian/Ubuntu: apt-get install gcc; set CC to use "
             "another), or install the prebuilt wheel: pip install --only-binary=:all: fastnn-toolkit")
 
@@ -54,14 +52,13 @@ def openmp_choice():
     """(use_openmp, note): note is "" when on, "opt-out" or "compiler" when off."""
     if os.environ.get("FASTNN_NO_OPENMP"):
         return False, "opt-out"
-    argv, path = c_compiler()
-    if path is None:
+    if CC_PATH is None:
         return False, "compiler"
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "t.c")
         with open(src, "w") as f:
             f.write("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
-        proc = subprocess.run(argv + ["-fopenmp", src, "-o", os.path.join(tmp, "t")],
+        proc = subprocess.run(CC_ARGV + ["-fopenmp", src, "-o", os.path.join(tmp, "t")],
                               capture_output=True)
     return (True, "") if proc.returncode == 0 else (False, "compiler")
 
@@ -86,13 +83,13 @@ class BuildExt(build_ext):
             json.dump(FLAGS, f)
 
 
-require_c_compiler(c_compiler()[0])
-OPENMP, OPENMP_NOTE = openmp_choice()
-if BUILD_COMMANDS.intersection(sys.argv[1:]):
+require_c_compiler()
+OPENMP, OPENMP_NOTE = openmp_choice() if BUILDING else (False, "")
+if BUILDING:
     if OPENMP_NOTE == "opt-out":
         print("fastnn: FASTNN_NO_OPENMP is set: building single-threaded kernels", file=sys.stderr)
     elif OPENMP_NOTE == "compiler":
-        print(f"fastnn: WARNING: the C compiler ({c_compiler()[0][0]}) cannot build an OpenMP "
+        print(f"fastnn: WARNING: the C compiler ({CC_ARGV[0]}) cannot build an OpenMP "
               "program; building single-threaded kernels (with clang, install libomp)",
               file=sys.stderr)
 
@@ -106,7 +103,7 @@ if OPENMP:
 
 # The generated C depends on the Cython and NumPy it was made with (an isolated build
 # env may have had others than the next in-place build): a change rebuilds too.
-FLAGS = {"compiler": c_compiler()[0], "compile": compile_args, "link": link_args,
+FLAGS = {"compiler": CC_ARGV, "compile": compile_args, "link": link_args,
          "openmp_note": OPENMP_NOTE, "numpy": numpy.__version__, "cython": Cython.__version__}
 
 extensions = [
@@ -126,7 +123,7 @@ setup(
     cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
-        force=bool(BUILD_COMMANDS.intersection(sys.argv[1:])) and read_stamp() != FLAGS,
+        force=BUILDING and read_stamp() != FLAGS,
         compile_time_env={"FASTNN_OPENMP": OPENMP},
         compiler_directives={
             "language_level": 3,

@@ -60,7 +60,12 @@ class Ops:
     def to_host(self, x):
         """``x`` as a NumPy array: host arrays as they are, device arrays copied to host
         (whichever backend made them)."""
-        return x.get() if is_device_array(x) else numpy.asarray(x)
+        if not is_device_array(x):
+            return numpy.asarray(x)
+        if not hasattr(x, "get"):  # device memory, but not CuPy's (a torch CUDA tensor, ...)
+            raise TypeError(f"cannot copy a {type(x).__module__}.{type(x).__name__} to the "
+                            f"host: pass a NumPy or CuPy array")
+        return x.get()
 
     def take_rows(self, source, idx, out):
         """``source[idx]`` (rows, along axis 0) written into ``out``; returns ``out``.
