@@ -23,8 +23,12 @@ class Constraint:
     """Base class: ``__call__(w)`` returns the constrained weight."""
 
     def apply(self, xp, w):
-        """The constrained ``w`` computed with the array module ``xp``."""
-        raise NotImplementedError
+        """The constrained ``w`` computed with the array module ``xp``. A user's constraint
+        written the Keras way (only ``__call__(w)``) is applied through that."""
+        if type(self).__call__ is Constraint.__call__:
+            raise NotImplementedError(f"{type(self).__name__} must define __call__(w) or "
+                                      f"apply(xp, w)")
+        return xp.asarray(self(w))
 
     def __call__(self, w):
         ops = get_ops()

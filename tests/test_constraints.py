@@ -94,3 +94,17 @@ def test_orthogonal_regularizer_is_zero_on_orthogonal_rows_and_checks_its_input(
     again = regularizers.get(regularizers.serialize(regularizers.OrthogonalRegularizer(
         0.2, "columns")))
     assert again.get_config() == {"factor": 0.2, "mode": "columns"}
+
+
+def test_a_user_constraint_with_only_call_is_applied_in_fit():
+    """A constraint written the Keras way defines only __call__(w)."""
+    class Clip(fastnn.constraints.Constraint):
+        def __call__(self, w):
+            return fastnn.ops.clip(w, -0.01, 0.01)
+
+    model = fastnn.Sequential([fastnn.Input((4,)),
+                               fastnn.layers.Dense(3, kernel_constraint=Clip())])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    model.fit(x, np.ones((16, 3), "float32"), epochs=1, verbose=0)
+    assert np.abs(model.layers[0].kernel.numpy()).max() <= 0.01 + 1e-7

@@ -356,7 +356,22 @@ def test_fastnn_imports_without_mpi4py():
     assert 'IMPORTERROR' in proc.stdout and "fastnn-toolkit[mpi]" in proc.stdout
 
 
+class _SumOfTopProbability(metrics.Metric):
+    """A metric written the Keras way: its state lives in add_variable variables."""
+
+    def __init__(self):
+        super().__init__(name="top_sum")
+        self.total = self.add_variable(shape=(), dtype="float64", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.total.assign_add(float(numpy.asarray(y_pred, "float64").max(axis=1).sum()))
+
+    def result(self):
+        return float(self.total.numpy())
+
+
 @pytest.mark.parametrize("make", [
+    _SumOfTopProbability,
     lambda: metrics.SparseCategoricalAccuracy(),
     lambda: metrics.Precision(),
     lambda: metrics.Recall(thresholds=[0.3, 0.6]),

@@ -257,8 +257,16 @@ def _state_keys(metric):
     return _STATE_KEYS[cls]
 
 
+_VARIABLES = "__variables__"
+
+
 def _state(metric):
-    return {key: getattr(metric, key) for key in _state_keys(metric)}
+    """A metric's state: the attributes ``reset_state`` assigns, and the values of its
+    ``add_variable`` variables (where Keras-style metrics keep theirs, reset in place)."""
+    state = {key: getattr(metric, key) for key in _state_keys(metric)}
+    if getattr(metric, "variables", None):
+        state[_VARIABLES] = [v.value for v in metric.variables]
+    return state
 
 
 def _add(a, b):
@@ -275,7 +283,11 @@ def _add(a, b):
 
 
 def _with_state(metric, state):
-    merged = copy.copy(metric)
+    state = dict(state)
+    values = state.pop(_VARIABLES, None)
+    merged = copy.copy(metric) if values is None else copy.deepcopy(metric)
     for key, value in state.items():
         setattr(merged, key, value)
+    for variable, value in zip(getattr(merged, "variables", ()), values or ()):
+        variable.value[...] = value
     return merged
