@@ -114,3 +114,10 @@ def test_config_round_trip(make):
     config, other = layer.get_config(), again.get_config()
     config.pop("name"), other.pop("name")
     assert type(again) is type(layer) and other == config
+
+
+def test_unit_normalization_refuses_axis_1_when_it_is_not_the_last():
+    """Keras would normalise over axis 1 of (n, t, d) samples; we support the last axis only."""
+    with pytest.raises(ValueError, match="only the last axis"):
+        fastnn.Sequential([fastnn.Input((3, 4)), layers.UnitNormalization(axis=1)])
+    assert layers.UnitNormalization(axis=1).get_config()["axis"] == 1  # kept as given

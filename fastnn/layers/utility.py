@@ -40,7 +40,14 @@ class UnitNormalization(Layer):
         super().__init__(**kwargs)
         if axis not in (-1, 1, [-1], [1], (-1,), (1,)):
             raise ValueError(f"UnitNormalization supports only the last axis, got {axis!r}")
-        self.axis = -1 if not isinstance(axis, (list, tuple)) else list(axis)
+        self.axis = int(axis) if not isinstance(axis, (list, tuple)) else list(axis)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        if 1 in axes and len(self.input_shape) > 1:  # axis 1 is not the last one then
+            raise ValueError(f"UnitNormalization supports only the last axis; axis=1 is not "
+                             f"the last for samples of shape {self.input_shape}")
 
     def forward(self, x, training=False):
         xp = get_ops().xp
