@@ -361,12 +361,8 @@ def get(identifier):
 def serialize(loss):
     """``{"class_name", "config"}`` of ``loss`` (plus ``"registered_name"`` for a
     registered user class)."""
-    from .saving import registered_key
-    entry = _serialize(loss)
-    key = registered_key(type(loss))
-    if key is not None:
-        entry["registered_name"] = key
-    return entry
+    from .saving import with_registered_name
+    return with_registered_name(loss, _serialize(loss))
 
 
 # Keras' per-sample functions (one value per sample). ``compile(loss=...)`` also takes them.

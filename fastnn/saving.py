@@ -81,6 +81,15 @@ def registered_key(obj):
     return _names.get(obj)
 
 
+def with_registered_name(obj, entry):
+    """``entry`` (an object's ``{"class_name", "config"}``) plus ``"registered_name"`` when
+    the object's class is registered here: how loading finds a user's class again."""
+    key = registered_key(type(obj))
+    if key is not None:
+        entry["registered_name"] = key
+    return entry
+
+
 def registered_class(key, base, kind):
     """The class registered under ``key``, which must subclass ``base``; else a ValueError
     that names the ``kind`` ("loss", "metric") and how to register it."""

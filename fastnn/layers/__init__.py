@@ -9,6 +9,7 @@ from .normalization import BatchNormalization, LayerNormalization
 from .preprocessing import Normalization
 from .regularization import DropConnect, Dropout
 from .utility import ActivityRegularization, Identity, UnitNormalization
+from ..utils.registry import serialize as _serialize
 
 
 def get(identifier):
@@ -22,11 +23,8 @@ def deserialize(config):
         raise ValueError(f"A layer config is a dict with 'class_name' and 'config', "
                          f"got {config!r}")
     if "registered_name" in config:
-        from ..saving import get_registered_object
-        cls = get_registered_object(config["registered_name"])
-        if not (isinstance(cls, type) and issubclass(cls, Layer)):
-            raise ValueError(f"Unknown custom layer {config['registered_name']!r}: register "
-                             f"it with @fastnn.saving.register_keras_serializable()")
+        from ..saving import registered_class
+        cls = registered_class(config["registered_name"], Layer, "custom layer")
         return cls.from_config(dict(config.get("config", {})))
     return get(config["class_name"]).from_config(dict(config.get("config", {})))
 
@@ -34,12 +32,8 @@ def deserialize(config):
 def serialize(layer):
     """``{"class_name", "config"}`` of ``layer`` (plus ``"registered_name"`` for a class
     registered with ``fastnn.saving.register_keras_serializable``)."""
-    from ..saving import registered_key
-    entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
-    key = registered_key(type(layer))
-    if key is not None:
-        entry["registered_name"] = key
-    return entry
+    from ..saving import with_registered_name
+    return with_registered_name(layer, _serialize(layer))
 
 
 __all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU",

@@ -53,12 +53,8 @@ def get(identifier, loss=None, output_shape=None):
 def serialize(metric):
     """``{"class_name", "config"}`` of ``metric`` (plus ``"registered_name"`` for a
     registered user class)."""
-    from ..saving import registered_key
-    entry = _serialize(metric)
-    key = registered_key(type(metric))
-    if key is not None:
-        entry["registered_name"] = key
-    return entry
+    from ..saving import with_registered_name
+    return with_registered_name(metric, _serialize(metric))
 
 
 __all__ = ["Metric", "Mean", "Sum", "AUC", "RootMeanSquaredError", "MeanMetricWrapper",

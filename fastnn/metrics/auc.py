@@ -9,13 +9,9 @@ positives as linear between thresholds.
 import numpy
 
 from .base import Metric, register
-from .confusion import COUNTS, confusion_counts
+from .confusion import COUNTS, _ratio, confusion_counts
 
 _EPSILON = 1e-7
-
-
-def _ratio(num, den):
-    return numpy.divide(num, den, out=numpy.zeros_like(num), where=den != 0)
 
 
 @register()

@@ -95,7 +95,7 @@ def _optional_int(name, value, minimum):
 
 def _ratio(num, den):
     """num / den with 0 where den is 0 (Keras' divide_no_nan)."""
-    return numpy.divide(num, den, out=numpy.zeros_like(num), where=den > 0)
+    return numpy.divide(num, den, out=numpy.zeros_like(num), where=den != 0)
 
 
 class _Count(_ConfusionMetric):
