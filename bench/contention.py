@@ -33,8 +33,6 @@ from pathlib import Path
 
 from _repo import child_env
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 SETTINGS = ("default", "one")
@@ -50,7 +48,6 @@ UNITS = {"infer_b1": 1e6}
 
 # ====================================================================== worker side
 def _model(dims, seed=0):
-    sys.path.insert(0, str(HERE))
     from _runners import fastnn_mlp
     return fastnn_mlp(dims, seed)
 
@@ -62,7 +59,6 @@ def _timed(fn, repeats):
 
 def run_worker(setting, repeats, smoke=False):
     """Seconds per run of every workload, median of ``repeats`` (after one warm-up)."""
-    sys.path.insert(0, str(HERE))
     import _workloads as wl
     import numpy
 

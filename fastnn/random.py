@@ -15,6 +15,7 @@ Example:
 import numpy
 
 from .backend import get_ops
+from .initializers import _truncated_normal
 from .ops import numpy_ops as _ops
 from .utils.random import get_rng, new_seed
 
@@ -65,13 +66,7 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     """Normal draws, redrawn until within two standard deviations of the mean."""
-    rng = _generator(seed)
-    values = rng.standard_normal(size=tuple(shape))
-    bad = numpy.abs(values) > 2
-    while bad.any():
-        values[bad] = rng.standard_normal(size=int(bad.sum()))
-        bad = numpy.abs(values) > 2
-    return _out(mean + stddev * values, dtype)
+    return _out(_truncated_normal(_generator(seed), tuple(shape), stddev, mean), dtype)
 
 
 def randint(shape, minval, maxval, dtype="int32", seed=None):

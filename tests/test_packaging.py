@@ -71,16 +71,9 @@ def test_install_hints_name_our_distribution(repo_root):
 
 
 def test_python_version_is_declared():
-    meta = importlib.metadata.metadata(DISTRIBUTION) if _installed() else None
-    if meta is None:
+    try:
+        meta = importlib.metadata.metadata(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
         pytest.skip(f"{DISTRIBUTION} is not installed in this environment")
     from packaging.specifiers import SpecifierSet
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in SpecifierSet(meta["Requires-Python"])
-
-
-def _installed():
-    try:
-        importlib.metadata.version(DISTRIBUTION)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
