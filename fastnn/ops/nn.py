@@ -5,7 +5,6 @@ Activations run through the backend's Ops methods (compiled kernels on the
 vector-Jacobian product. The cross-entropies are written with the other ops,
 so the tape differentiates them without a hand-written rule.
 """
-import math
 
 import numpy
 
@@ -24,14 +23,7 @@ def _activation(name, doc, **params):
     """An activation computed by ``Ops.<name>`` with vjp ``Ops.backprop_<name>``."""
     @_named(name, doc)
     def op(x):
-        ops = get_ops()
-        (a,), parents, tape = unpack(ops.xp, (x,))
-        a = _float_array(ops.xp, a)
-        y = getattr(ops, name)(a, **params)
-        if tape is None:
-            return y
-        backprop = getattr(ops, "backprop_" + name)
-        return tape.record(y, parents, lambda g: (backprop(g, a, y, **params),))
+        return apply_activation(name, x, params)
     return op
 
 
@@ -61,42 +53,18 @@ def swish(x):
 
 def leaky_relu(x, negative_slope=0.2):
     """``x`` where positive, else ``negative_slope * x``."""
-    ops = get_ops()
-    (a,), parents, tape = unpack(ops.xp, (x,))
-    a = _float_array(ops.xp, a)
-    y = ops.leaky_relu(a, alpha=negative_slope)
-    return np_ops._record(tape, y, parents, lambda g: (
-        ops.backprop_leaky_relu(g, a, y, alpha=negative_slope),))
+    return apply_activation("leaky_relu", x, {"alpha": negative_slope})
 
 
 def elu(x, alpha=1.0):
     """``x`` where positive, else ``alpha * (exp(x) - 1)``."""
-    ops = get_ops()
-    (a,), parents, tape = unpack(ops.xp, (x,))
-    a = _float_array(ops.xp, a)
-    y = ops.elu(a, alpha=alpha)
-    return np_ops._record(tape, y, parents, lambda g: (
-        ops.backprop_elu(g, a, y, alpha=alpha),))
+    return apply_activation("elu", x, {"alpha": alpha})
 
 
-def relu6(x):
-    """``min(max(x, 0), 6)``."""
-    return np_ops.clip(x, 0.0, 6.0)
-
-
-def softsign(x):
-    """``x / (1 + |x|)``."""
-    return np_ops.divide(x, np_ops.add(np_ops.abs(x), 1.0))
-
-
-def hard_sigmoid(x):
-    """``clip(x / 6 + 0.5, 0, 1)`` (Keras 3's definition)."""
-    return np_ops.clip(np_ops.add(np_ops.divide(x, 6.0), 0.5), 0.0, 1.0)
-
-
-def hard_silu(x):
-    """``x * hard_sigmoid(x)``."""
-    return np_ops.multiply(x, hard_sigmoid(x))
+relu6 = _activation("relu6", "``min(max(x, 0), 6)``.")
+softsign = _activation("softsign", "``x / (1 + |x|)``.")
+hard_sigmoid = _activation("hard_sigmoid", "``clip(x / 6 + 0.5, 0, 1)`` (Keras 3's definition).")
+hard_silu = _activation("hard_silu", "``x * hard_sigmoid(x)``.")
 
 
 def log_sigmoid(x):
@@ -107,22 +75,7 @@ def log_sigmoid(x):
 def gelu(x, approximate=True):
     """Gaussian error linear unit: the tanh approximation by default (as ``keras.ops``),
     ``x * Phi(x)`` with ``approximate=False``."""
-    ops = get_ops()
-    xp = ops.xp
-    (a,), parents, tape = unpack(xp, (x,))
-    a = _float_array(xp, a)
-    if not approximate:
-        y = ops.gelu(a)
-        return np_ops._record(tape, y, parents, lambda g: (ops.backprop_gelu(g, a, y),))
-    c = math.sqrt(2.0 / math.pi)
-    inner = c * (a + 0.044715 * a ** 3)
-    t = xp.tanh(inner)
-    y = 0.5 * a * (1 + t)
-
-    def vjp(g):
-        d_inner = c * (1 + 3 * 0.044715 * a * a)
-        return (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * d_inner),)
-    return np_ops._record(tape, y, parents, vjp)
+    return apply_activation("gelu_tanh" if approximate else "gelu", x, {})
 
 
 def softmax(x, axis=-1):
@@ -149,9 +102,12 @@ def softmax(x, axis=-1):
 
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x)`` along ``axis``."""
-    xp = get_ops().xp
+    ops = get_ops()
+    xp = ops.xp
     (a,), parents, tape = unpack(xp, (x,))
     a = _float_array(xp, a)
+    if axis in (-1, a.ndim - 1):  # the backend's kernel and its backward
+        return apply_activation("log_softmax", x, {})
     shifted = a - xp.max(a, axis=axis, keepdims=True)
     y = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
     return np_ops._record(tape, y, parents, lambda g: (
