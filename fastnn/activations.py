@@ -58,6 +58,12 @@ class ActivationFunction:
         self._method, self._method_params = _variant(name, params, 2)
         self.in_place = in_place and self._method == name
 
+    @property
+    def kernel(self):
+        """(kernel name, parameters): how executors run it (``"relu"``, ``{}``;
+        ``"leaky_relu"``, ``{"alpha": 0.2}``; ``"general_relu"``, Keras' three)."""
+        return self._method, dict(self._method_params)
+
     def forward(self, ops, x, out=None):
         return getattr(ops, self._method)(x, out=out, **self._method_params)
 

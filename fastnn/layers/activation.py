@@ -6,6 +6,7 @@ layer's own hyperparameters; their configs hold those hyperparameters.
 from .. import activations, constraints, initializers, regularizers
 from ..activations import ActivationFunction
 from ..backend import get_ops
+from ..engine.stages import Kind, Stage
 from .base import Layer, register
 from ..utils.checks import check_finite_number, check_non_negative
 from .core import Activation
@@ -142,6 +143,14 @@ class PReLU(Layer):
         self.alpha = self.add_weight("alpha", shape, self.alpha_initializer,
                                      regularizer=self.alpha_regularizer,
                                      constraint=self.alpha_constraint)
+
+    def stages(self):
+        """A PRELU stage when every feature has its own slope."""
+        if not self._lowers_as(PReLU) or self.alpha.shape != tuple(self.input_shape):
+            return super().stages()
+        d = self.input_shape[-1]
+        return [Stage(Kind.PRELU, self, d, d, alpha=self.alpha.value,
+                      alpha_grad=self._grad(self.alpha))]
 
     def forward(self, x, training=False):
         return get_ops().prelu(x, self.alpha.value), x

@@ -24,6 +24,7 @@ from ..backend import get_ops
 from ..utils.checks import check_float_dtype
 from ..ops.tape import Tensor, Variable, active_tape
 from . import custom
+from ..engine import stages as stages_mod
 from ..utils.registry import Registry, snake_case
 
 layer_registry = Registry("layer")
@@ -211,6 +212,24 @@ class Layer:
 
     def backward(self, dy, cache, need_dx=True):
         return custom.backward(self, dy, cache, need_dx)
+
+    def stages(self):
+        """What this layer lowers to in a program (``fastnn.engine.stages``): by default
+        one HOST stage, its own ``forward``/``backward`` through the Ops. Built-in layers
+        with a compiled kernel return their descriptors instead."""
+        return [stages_mod.host_stage(self)]
+
+    def _lowers_as(self, cls):
+        """Whether this layer computes exactly as built-in ``cls`` does (a subclass that
+        overrides the math, or any activity penalty, keeps the HOST stage) on 1-D
+        features."""
+        return (type(self).forward is cls.forward and type(self).backward is cls.backward
+                and self.activity_regularizer is None and self.input_shape is not None
+                and len(self.input_shape) == 1)
+
+    def _grad(self, weight):
+        """A weight's gradient buffer when the layer trains, else None (frozen)."""
+        return weight.grad if weight is not None and self._trainable else None
 
     def __call__(self, x, training=None):
         """Run the layer once on ``x`` (builds it on first use); returns an array.

@@ -1,6 +1,7 @@
 """Input, Dense, Activation and Flatten."""
 from .. import activations, constraints, initializers, regularizers
 from ..backend import get_ops
+from ..engine.stages import Kind, Stage
 from .base import Layer, _as_shape, register
 from ..utils.checks import check_positive_int
 
@@ -127,6 +128,19 @@ class Dense(Layer):
             dz = dy
         return self._affine_backward(ops, dz, affine_cache, need_dx)
 
+    def stages(self):
+        """One DENSE stage (bias and activation fused into the product's epilogue)."""
+        if not self._lowers_as(Dense) or type(self)._effective_kernel is not \
+                Dense._effective_kernel:
+            return super().stages()
+        return [self._dense_stage(Kind.DENSE, activation=self.activation)]
+
+    def _dense_stage(self, kind, **fields):
+        bias = self.bias if self.use_bias else None
+        return Stage(kind, self, self.input_shape[-1], self.output_shape[-1],
+                     kernel=self.kernel.value, bias=None if bias is None else bias.value,
+                     kernel_grad=self._grad(self.kernel), bias_grad=self._grad(bias), **fields)
+
     # The affine part, shared with subclasses (DropConnect, Maxout).
     def _effective_kernel(self, ops, training):
         """The kernel this pass multiplies by, and a mask its gradient is multiplied by
@@ -184,6 +198,12 @@ class Activation(Layer):
         ops = get_ops()
         y = self.activation.forward(ops, x)
         return y, (x, y)
+
+    def stages(self):
+        if not self._lowers_as(Activation):
+            return super().stages()
+        return [Stage(Kind.ACTIVATION, self, self.input_shape[-1], self.output_shape[-1],
+                      activation=self.activation)]
 
     def backward(self, dy, cache, need_dx=True, apply_activation=True):
         if not apply_activation:

@@ -1,6 +1,7 @@
 """Maxout: each unit is the max of ``pieces`` affine functions of the input."""
 from ..backend import get_ops
-from .base import register
+from ..engine.stages import Kind
+from .base import Layer, register
 from ..utils.checks import check_positive_int
 from .core import Dense
 
@@ -35,6 +36,12 @@ class Maxout(Dense):
 
     def _kernel_width(self):
         return self.units * self.pieces
+
+    def stages(self):
+        """A MAXOUT stage: the product, then the max over each unit's pieces."""
+        if not self._lowers_as(Maxout):
+            return Layer.stages(self)
+        return [self._dense_stage(Kind.MAXOUT, pieces=self.pieces)]
 
     def forward(self, x, training=False):
         ops = get_ops()

@@ -3,6 +3,7 @@ import numpy
 
 from .. import constraints, initializers, regularizers
 from ..backend import get_ops
+from ..engine.stages import Kind, Stage
 from .base import Layer, register
 from ..utils.checks import check_positive, is_number
 
@@ -59,6 +60,14 @@ class _Normalization(Layer):
 
     def _beta_value(self, ops):
         return self.beta.value if self.center else ops.asarray(self._zeros)
+
+    def _norm_stage(self, kind, **fields):
+        d = self.input_shape[-1]
+        return Stage(kind, self, d, d, epsilon=self.epsilon,
+                     gamma=self.gamma.value if self.scale else None,
+                     beta=self.beta.value if self.center else None,
+                     gamma_grad=self._grad(self.gamma) if self.scale else None,
+                     beta_grad=self._grad(self.beta) if self.center else None, **fields)
 
     def _write_affine_grads(self, dgamma, dbeta):
         if not self._trainable:
@@ -124,6 +133,15 @@ class BatchNormalization(_Normalization):
         self.moving_variance = self.add_weight("moving_variance", self.input_shape,
                                                self.moving_variance_initializer,
                                                trainable=False)
+
+    def stages(self):
+        """A BATCHNORM stage (synchronized statistics across processes stay HOST)."""
+        if not self._lowers_as(BatchNormalization) or (
+                self.synchronized and self.cross_replica_sum is not None):
+            return super().stages()
+        return [self._norm_stage(Kind.BATCHNORM, moving_mean=self.moving_mean.value,
+                                 moving_variance=self.moving_variance.value,
+                                 momentum=self.momentum, batch_stats=self._trainable)]
 
     def forward(self, x, training=False):
         ops = get_ops()
@@ -207,6 +225,11 @@ class LayerNormalization(_Normalization):
         epsilon: added to the variance, > 0 (Keras 3 default 1e-3).
         center, scale: learn beta / gamma.
     """
+
+    def stages(self):
+        if not self._lowers_as(LayerNormalization):
+            return super().stages()
+        return [self._norm_stage(Kind.LAYERNORM)]
 
     def forward(self, x, training=False):
         ops = get_ops()

@@ -5,6 +5,7 @@ is the plain layer (identity for Dropout, the full kernel for DropConnect).
 """
 from ..backend import get_ops
 from ..utils.random import new_seed
+from ..engine.stages import Kind, Stage
 from .base import Layer, register
 from ..utils.checks import check_rate
 from .core import Dense
@@ -55,6 +56,12 @@ class Dropout(MaskSeeds, Layer):
         mask = ops.dropout_mask(x.shape, self.rate, self._mask_seed(), dtype=x.dtype)
         return ops.multiply(x, mask), mask
 
+    def stages(self):
+        if not self._lowers_as(Dropout):
+            return super().stages()
+        d = self.input_shape[-1]
+        return [Stage(Kind.DROPOUT, self, d, d, rate=self.rate, seeded=self.rate > 0)]
+
     def backward(self, dy, mask, need_dx=True):
         if not need_dx:
             return None
@@ -91,6 +98,13 @@ class DropConnect(MaskSeeds, Dense):
         super().__init__(units, activation=activation, **kwargs)
         self.rate = check_rate("DropConnect", rate)
         self._init_mask_seeds(seed)
+
+    def stages(self):
+        """A DENSE stage with a kernel mask drawn each training step."""
+        if not self._lowers_as(DropConnect):
+            return Layer.stages(self)
+        return [self._dense_stage(Kind.DENSE, activation=self.activation, rate=self.rate,
+                                  seeded=self.rate > 0)]
 
     def _effective_kernel(self, ops, training):
         kernel = self.kernel.value
