@@ -53,9 +53,9 @@ def test_plan_matches_the_unfolded_model(name):
 
 def test_batch_norm_and_dropout_are_folded_away():
     model, _ = _trained(ARCHITECTURES["bn_after_relu_dense_then_dropout"]())
-    assert repr(model.compile_for_inference()) == "<InferencePlan Dense -> Dense>"
+    assert repr(model.compile_for_inference()) == "<InferencePlan DENSE -> DENSE>"
     model, _ = _trained(ARCHITECTURES["bn_after_linear_dense"]())
-    assert repr(model.compile_for_inference()) == "<InferencePlan Dense -> Dense>"
+    assert repr(model.compile_for_inference()) == "<InferencePlan DENSE -> DENSE>"
 
 
 def test_plan_is_a_snapshot_until_refreshed():

@@ -272,9 +272,9 @@ def test_few_row_predict_threads_only_large_models(thread_state, monkeypatch):
     for m in (small, large):
         m.compile("sgd", "mse")
         m.build()
-    assert not small._inference_stack().predict_can_thread(1)
-    assert large._inference_stack().predict_can_thread(1)
-    assert small._inference_stack().predict_can_thread(33)  # the BLAS path
+    assert not small._inference_executor().predict_can_thread(1)
+    assert large._inference_executor().predict_can_thread(1)
+    assert small._inference_executor().predict_can_thread(33)  # the BLAS path
     granted = []
     real = sequential.available_threads
     monkeypatch.setattr(sequential, "available_threads", lambda: granted.append(1) or real())
@@ -283,6 +283,6 @@ def test_few_row_predict_threads_only_large_models(thread_state, monkeypatch):
     y = large(x)
     small(x[:, :8])
     assert granted == [1]  # asked once: for the large model only
-    stack = large._inference_stack()
+    stack = large._inference_executor()
     numpy.testing.assert_array_equal(stack.predict(x, 1), stack.predict(x, 2))
     numpy.testing.assert_array_equal(y, stack.predict(x, 1))

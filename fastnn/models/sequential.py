@@ -17,7 +17,9 @@ from ..layers.base import Layer, auto_name
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
 from ..utils.checks import check_batch_size, check_positive_int
-from . import cloning, data, fast_path, saving
+from ..engine.executor import Executor
+from ..engine.program import Program, inference_program, lower
+from . import cloning, data, saving
 from .inference import InferencePlan
 from .model import Model
 from .parameters import ParameterStore
@@ -133,7 +135,7 @@ class Sequential(TrainingMixin, Model):
     def _structure_changed(self):
         """Forget what depended on the old layer list (compiled paths, metric choice)."""
         self._inference_cache = (None, None)
-        self._stack_cache = (None, None)
+        self._train_cache = (None, None)
         self._refresh_metric_choice()
 
     def build(self, input_shape=None):
@@ -222,34 +224,39 @@ class Sequential(TrainingMixin, Model):
 
     # ---------------------------------------------------------------- inference
     def _forward(self, x, training=False):
+        """The model's output for ``x``: the inference program, or with ``training`` the
+        training program's forward pass (dropout and batch statistics active)."""
         if not training:
-            stack = self._inference_stack()
-            if stack is not None:
-                return self._predict_stack(stack, x)
+            return self._predict_with(self._inference_executor(), x)
         with self._thread_scope(x.shape[0]):
-            for layer in self.layers:
-                x = layer.forward(x, training)[0]
-        return x
+            program = Program(lower(self))
+            return Executor(get_ops(), program, x.shape[0]).forward(x, True)
 
-    def _predict_stack(self, stack, x):
-        """The compiled forward pass; a BLAS thread scope only where it calls BLAS."""
-        if not stack.predict_uses_blas(x.shape[0]):  # our GEMV: threads if cores are free
-            threaded = get_num_threads() > 1 and stack.predict_can_thread(x.shape[0])
-            return stack.predict(x, available_threads() if threaded else 1)
-        with self._thread_scope(x.shape[0]):
-            return stack.predict(x, scope_threads())
+    def _predict_with(self, executor, x):
+        """Inference; a BLAS thread scope only where it calls BLAS, else our own threads
+        when the kernels can use them and cores are free."""
+        n = x.shape[0]
+        if not executor.predict_uses_blas(n):
+            threaded = get_num_threads() > 1 and executor.predict_can_thread(n)
+            return executor.predict(x, available_threads() if threaded else 1)
+        with self._thread_scope(n):
+            return executor.predict(x, scope_threads())
 
-    def _inference_stack(self):
-        """The compiled forward path for a plain Dense model (see fast_path.py), else None."""
+    def _lowering_key(self):
+        """What the model's programs depend on besides its weight buffer: each layer's
+        trainable flag and whether it synchronises statistics across processes."""
+        return tuple((layer.trainable, getattr(layer, "cross_replica_sum", None) is not None)
+                     for layer in self.layers)
+
+    def _inference_executor(self):
+        """The executor of the model's inference program (cached per backend and build)."""
         ops = get_ops()
-        key = (ops, self._store)
-        cached_key, stack = self._inference_cache
+        key = (ops, self._store, self._lowering_key())
+        cached_key, executor = self._inference_cache
         if cached_key != key:
-            stack = None
-            if fast_path.plain_dense_stack(self):
-                stack = fast_path.build_stack(ops, self, 1)
-            self._inference_cache = (key, stack)
-        return stack
+            executor = Executor(ops, inference_program(self, ops))
+            self._inference_cache = (key, executor)
+        return executor
 
     def _check_x(self, x, what="x", scan_finite=True):
         if is_device_array(x):
@@ -281,15 +288,15 @@ class Sequential(TrainingMixin, Model):
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
         if not training and self.built and self._is_model_form(x) and get_ops().is_native:
-            stack = self._inference_stack()
-            if stack is not None:  # the serving hot path: the stack scans for NaN/inf
-                return self._predict_stack(stack, x)
+            executor = self._inference_executor()
+            if executor.scans_input:  # the serving hot path: the kernels scan for NaN/inf
+                return self._predict_with(executor, x)
         on_host = not is_device_array(x)  # a device x is scanned by _check_device_x
         x = self._check_x(x, scan_finite=False)  # scanned once, below or by the stack
         ops = get_ops()
         x = ops.asarray(x)
-        if on_host and (training or self._inference_stack() is None):
-            data.check_finite(x)  # the compiled stack scans x for NaN/inf itself
+        if on_host and (training or not self._inference_executor().scans_input):
+            data.check_finite(x)  # a compiled inference program scans x for NaN/inf itself
         y = self._forward(x, training)
         return ops.to_host(y) if on_host else y
 
@@ -453,8 +460,8 @@ class Sequential(TrainingMixin, Model):
         saving.load_weights(self, filepath)
 
     def compile_for_inference(self):
-        """A folded, thread-safe inference plan (see ``fastnn.models.inference``); it is a
-        snapshot of the current weights: call ``plan.refresh()`` after changing them."""
+        """A folded, thread-safe inference snapshot (see ``fastnn.models.inference``): call
+        ``plan.refresh()`` after changing the weights."""
         return InferencePlan(self)
 
     def get_config(self):

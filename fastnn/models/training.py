@@ -14,13 +14,14 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
-from ..backend.threads import (blas_held_single, in_thread_scope, scope_threads, thread_scope,
-                               threads_for)
+from ..backend.threads import in_thread_scope, thread_scope, threads_for
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..callbacks.progbar import EvaluationLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
-from . import argument_checks, data, fast_path, loop_options
+from ..engine.executor import Executor
+from ..engine.program import training_program
+from . import argument_checks, data, loop_options
 from .parallel import LOCAL, fit_facts
 
 
@@ -39,7 +40,7 @@ class TrainingMixin:
         self._loss_weight = 1.0
         self.history = None
         self._fused_head = False
-        self._stack_cache = (None, None)
+        self._train_cache = (None, None)
         self._metrics_checked = None
         self._constraints_cache = (None, [])
 
@@ -114,70 +115,20 @@ class TrainingMixin:
         return ["loss"] + [m.name for m in self.compiled_metrics]
 
     # ---------------------------------------------------------------- one step
-    def _run_forward(self, x, training, activity=None):
-        """The model's output and each layer's cache; with a list ``activity``, the
-        activity-regularized layers' (index, penalty, gradient) are appended to it."""
-        caches = []
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            if i == last and self._fused_head:
-                x, cache = layer.forward(x, training, apply_activation=False)
-            else:
-                x, cache = layer.forward(x, training)
-            caches.append(cache)
-            if activity is not None and layer.activity_regularizer is not None:
-                activity.append((i, *_activity_penalty(get_ops(), layer, x)))
-        return x, caches
-
-    def _loss_and_outputs(self, ops, out, y, sample_weight, grad):
-        on_logits = self._fused_head
-        probs = ops.xp.empty_like(out) if on_logits else None
-        loss = self.loss.value_and_grad(ops, out, y, grad, sample_weight, on_logits=on_logits,
-                                        probs_out=probs)
-        if self._loss_weight != 1.0:  # compile(loss_weights=...)
-            loss *= self._loss_weight
-            if grad is not None:
-                grad *= grad.dtype.type(self._loss_weight)
-        return loss, (probs if on_logits else out)
-
-    def _regularization(self, ops):
-        return sum(layer.regularization_penalty(ops) for layer in self.layers)
+    def _train_executor(self, ops, batch):
+        """The executor of the model's training program, for batches up to ``batch``
+        rows (rebuilt when the model, its loss or the backend changes)."""
+        key = (ops, self._store, self.loss, self._fused_head, self._loss_weight,
+               self._lowering_key())
+        cached_key, executor = self._train_cache
+        if cached_key != key or executor.max_batch < batch:
+            executor = Executor(ops, training_program(self), batch)
+            self._train_cache = (key, executor)
+        return executor
 
     def _train_step(self, x, y, sample_weight=None):
         ops = get_ops()
-        plan = self._stack_plan(ops, x.shape[0])
-        if plan is not None:
-            stack, code, first = plan
-            if code is None:  # a loss the stack has no code for (a user's loss)
-                loss, pred = fast_path.outside_loss_step(ops, stack, self.loss, x, y,
-                                                         sample_weight, first)
-            else:
-                # A team calls BLAS from each of its threads: only inside a one-thread
-                # BLAS scope.
-                team = (stack.team_size(x.shape[0], scope_threads()) if blas_held_single()
-                        else 1)
-                loss = stack.train_step(x, y, sample_weight, code, first,
-                                        not self.loss.from_logits, team)
-                pred = stack.output(x.shape[0])
-            self.optimizer.apply(self._store)
-            self._apply_constraints(ops)
-            return loss, pred
-        activity = []
-        out, caches = self._run_forward(x, True, activity)
-        grad = ops.xp.empty_like(out)
-        loss, pred = self._loss_and_outputs(ops, out, y, sample_weight, grad)
-        loss += self._regularization(ops) + sum(penalty for _, penalty, _ in activity)
-        activity_grads = {i: g for i, _, g in activity}
-        first = self._first_trainable_index()
-        last = len(self.layers) - 1
-        for i in range(last, first - 1, -1):
-            layer = self.layers[i]
-            if i in activity_grads:
-                grad = grad + activity_grads[i]
-            kwargs = {"apply_activation": False} if i == last and self._fused_head else {}
-            grad = layer.backward(grad, caches[i], need_dx=i > first, **kwargs)
-        for layer in self.layers:
-            layer.add_regularization_gradients(ops)
+        loss, pred = self._train_executor(ops, x.shape[0]).train_step(x, y, sample_weight)
         self.optimizer.apply(self._store)
         self._apply_constraints(ops)
         return loss, pred
@@ -190,23 +141,6 @@ class TrainingMixin:
                                              for w in layer.trainable_weights if w.constraint])
         for weight in self._constraints_cache[1]:
             weight.value[...] = weight.constraint.apply(ops.xp, weight.value)
-
-    def _stack_plan(self, ops, batch):
-        """(dense stack, loss code, first trainable layer) for a plain Dense model, else None.
-        The code is None for a loss the stack computes outside (``outside_loss_step``)."""
-        key = (ops, self._store, self.loss, self._fused_head,
-               tuple(layer.trainable for layer in self.layers))
-        cached_key, plan = self._stack_cache
-        if cached_key == key and (plan is None or plan[0].max_batch >= batch):
-            return plan
-        plan = None
-        if fast_path.plain_dense_stack(self) and self._loss_weight == 1.0:
-            code = fast_path.loss_code(self)
-            first = fast_path.first_trainable(self)
-            if first is not None and (code is not None or not self._fused_head):
-                plan = (fast_path.build_stack(ops, self, batch), code, first)
-        self._stack_cache = (key, plan)
-        return plan
 
     def _thread_scope(self, batch, training=False):
         """The thread scope of one fit/evaluate/predict call on ``batch`` rows: one thread
@@ -221,10 +155,8 @@ class TrainingMixin:
                          default=0)
             self._widest_cache = (self._store, widest)
         n = threads_for(batch * widest)
-        if training and n > 1:
-            plan = self._stack_plan(get_ops(), batch)
-            if plan is not None and plan[0].team_size(batch, n) > 1:
-                return thread_scope(n, blas_single=True)
+        if training and n > 1 and self._train_executor(get_ops(), batch).team_size(batch, n) > 1:
+            return thread_scope(n, blas_single=True)
         return thread_scope(n)
 
     def _first_trainable_index(self):
@@ -235,10 +167,7 @@ class TrainingMixin:
 
     def _test_step(self, x, y, sample_weight=None):
         ops = get_ops()
-        activity = []
-        out, _ = self._run_forward(x, False, activity)
-        loss, pred = self._loss_and_outputs(ops, out, y, sample_weight, None)
-        return loss + self._regularization(ops) + sum(p for _, p, _ in activity), pred
+        return self._train_executor(ops, x.shape[0]).test_step(x, y, sample_weight)
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what=""):
         """Check and convert (x, y, sample_weight); raises before touching the model (a
@@ -527,16 +456,6 @@ def _log_value(value):
     """A metric result for logs: a float, or an array for per-class / per-threshold metrics."""
     arr = numpy.asarray(value)
     return float(arr) if arr.ndim == 0 else arr
-
-
-def _activity_penalty(ops, layer, out):
-    """``layer``'s activity penalty on its output ``out`` and the penalty's gradient, both
-    divided by the batch size (Keras 3)."""
-    n = out.shape[0]
-    grad = ops.xp.zeros_like(out)
-    layer.activity_regularizer.add_gradient(ops, out, grad)
-    grad *= grad.dtype.type(1.0 / n)
-    return layer.activity_regularizer.penalty(ops, out) / n, grad
 
 
 def _takes_apply_activation(layer):
