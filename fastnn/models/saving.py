@@ -9,7 +9,10 @@ A ``.fastnn`` file is a zip (entries stored, not compressed) holding:
   ``include_optimizer=False``, the training state: the optimizer's flat slot
   arrays, its step count (which is also a schedule's position), Nadam's
   ``u_product``, and fastnn's random stream, so a resumed ``fit`` shuffles and
-  drops out exactly as the uninterrupted run would have.
+  drops out exactly as the uninterrupted run would have; and ``quantization``
+  ("int8" or "bfloat16") for a model ``quantize``-d for serving: the float
+  weights are stored and loading quantizes them again (the conversion is a
+  pure function of them, so the loaded model predicts bit for bit the same).
 - ``weights/<i>.npy`` and ``optimizer/<slot>.npy``: the arrays.
 
 Files are written atomically (``fastnn.utils.atomic``). Loading treats the
@@ -42,6 +45,7 @@ from .. import optimizers as optimizers_mod
 from ..backend import get_ops
 from .. import saving as custom_registry
 from ..layers.base import Layer, layer_registry, requested_weight
+from ..engine.quantize import MODES as QUANTIZATION_MODES
 from ..utils.atomic import atomic_write
 from ..utils.random import get_rng
 from ._file_checks import (InvalidModelFileError, check_json_structure, check_zip_layout,
@@ -65,7 +69,8 @@ _DTYPES = ("float32", "float64")
 _OPTIMIZER_SCALARS = ("iterations", "u_product")
 _NON_NEGATIVE_SLOTS = ("v", "vhat", "accumulator", "acc_grad", "acc_delta", "ms")
 _CONFIG_KEYS = {"format", "format_version", "fastnn_version", "kind", "model", "built",
-                "compile", "weights", "optimizer_state", "rng_state", "mask_calls"}
+                "compile", "weights", "optimizer_state", "rng_state", "mask_calls",
+                "quantization"}
 
 
 # ===================================================================== saving
@@ -85,6 +90,8 @@ def save_model(model, path, include_optimizer=True):
     payload.update(model=model.get_config(), built=bool(model.built),
                    compile=_compile_config(model), weights=_manifest(model.weights),
                    optimizer_state=None, rng_state=None)
+    if model.quantization is not None:
+        payload["quantization"] = model.quantization
     arrays = {f"weights/{i}.npy": a for i, a in enumerate(weights)}
     optimizer = model.optimizer
     # An optimizer that has not stepped yet (just compiled) has no state to keep.
@@ -246,6 +253,12 @@ def _load_model(f, size, compile):
             _restore_optimizer(model, _expect_dict(state, "optimizer_state"), reader)
             rng_state = _checked_rng_state(config.get("rng_state"))
             mask_calls = _checked_mask_calls(config.get("mask_calls"), model)
+    quantization = config.get("quantization")
+    if quantization is not None:
+        _require(isinstance(quantization, str) and quantization in QUANTIZATION_MODES
+                 and model.built,
+                 f"unknown quantization {quantization!r}")
+        model.quantize(quantization)
     if model.built:  # a config that builds but cannot run is refused here
         probe = numpy.zeros((1,) + tuple(model._input_shape), dtype=model.layers[0].dtype)
         _require(numpy.isfinite(model.predict_on_batch(probe)).all(),

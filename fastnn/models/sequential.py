@@ -19,6 +19,7 @@ from ..layers.regularization import MaskSeeds
 from ..utils.checks import check_batch_size, check_positive_int
 from ..engine.executor import Executor
 from ..engine.program import Program, inference_program, lower
+from ..engine.quantize import check_mode as check_quantization_mode, quantize_program
 from . import cloning, data, saving
 from .inference import InferencePlan
 from .model import Model
@@ -45,6 +46,7 @@ class Sequential(TrainingMixin, Model):
         self._input_shape = None
         self._store = None
         self._inference_cache = (None, None)
+        self._quantization = None
         self._build_lock = threading.Lock()
         self.built = False
         self.stop_training = False
@@ -249,14 +251,44 @@ class Sequential(TrainingMixin, Model):
                      for layer in self.layers)
 
     def _inference_executor(self):
-        """The executor of the model's inference program (cached per backend and build)."""
+        """The executor of the model's inference program (cached per backend and build;
+        quantized after ``quantize``)."""
         ops = get_ops()
-        key = (ops, self._store, self._lowering_key())
+        key = (ops, self._store, self._lowering_key(), self.quantization)
         cached_key, executor = self._inference_cache
         if cached_key != key:
-            executor = Executor(ops, inference_program(self, ops))
+            if self.quantization is None:
+                program = inference_program(self, ops)
+            else:
+                program = quantize_program(inference_program(self, ops, fold=True), ops,
+                                           self.quantization)
+            executor = Executor(ops, program)
             self._inference_cache = (key, executor)
         return executor
+
+    @property
+    def quantization(self):
+        """The mode given to ``quantize`` ("int8", "bfloat16"), else None."""
+        return self._quantization
+
+    def quantize(self, mode):
+        """Serve with low-precision weights, as Keras' ``Model.quantize(mode)``.
+
+        ``"int8"``: int8 weights per output channel, inputs quantized per row at run
+        time, int32 accumulation, bias and activation in float32; no calibration data.
+        ``"bfloat16"`` (a fastnn mode): bfloat16 weights, computed in float32 (the
+        accuracy-safe option). ``predict``, ``model(x)`` and ``evaluate`` then run the
+        quantized inference program (see ``fastnn.engine.quantize``); ``save`` keeps the
+        mode. The float weights stay (``get_weights``): quantizing is a snapshot of them,
+        taken again after ``set_weights``/``load_weights``; ``fit`` refuses a quantized
+        model (train first, then quantize).
+        """
+        check_quantization_mode(mode)
+        if not self.built:
+            raise ValueError("Cannot quantize a model that is not built: give it an input "
+                             "shape (or call build) first")
+        self._quantization = mode
+        self._inference_cache = (None, None)
 
     def _check_x(self, x, what="x", scan_finite=True):
         if is_device_array(x):
@@ -421,6 +453,7 @@ class Sequential(TrainingMixin, Model):
             k = len(layer.weights)
             layer.set_weights(arrays[pos:pos + k])
             pos += k
+        self._inference_cache = (None, None)  # folded and quantized programs are snapshots
 
     def count_params(self):
         self._ensure_built()

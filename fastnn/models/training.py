@@ -20,7 +20,8 @@ from ..callbacks.progbar import EvaluationLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
 from ..engine.executor import Executor
-from ..engine.program import training_program
+from ..engine.program import Program, training_program
+from ..engine.reference import loss_and_outputs
 from . import argument_checks, data, loop_options
 from .parallel import LOCAL, fit_facts
 
@@ -109,6 +110,10 @@ class TrainingMixin:
     def _require_compiled(self, what):
         if self.loss is None:
             raise ModelNotCompiledError(f"Call compile(optimizer, loss) before {what}()")
+        if what in ("fit", "train_on_batch") and getattr(self, "_quantization", None):
+            raise ValueError(f"{what}() on a model quantized to {self._quantization!r}: "
+                             f"quantize() is for serving; train the float model (for example "
+                             f"a clone_model() copy with its weights), then quantize it")
 
     @property
     def metrics_names(self):
@@ -167,6 +172,11 @@ class TrainingMixin:
 
     def _test_step(self, x, y, sample_weight=None):
         ops = get_ops()
+        if self._quantization is not None:  # the quantized outputs, as predict gives them
+            program = Program([], self.loss, self._loss_weight)
+            out = self._inference_executor().predict(x)
+            loss, pred = loss_and_outputs(program, ops, out, y, sample_weight, None)
+            return loss + sum(layer.regularization_penalty(ops) for layer in self.layers), pred
         return self._train_executor(ops, x.shape[0]).test_step(x, y, sample_weight)
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what=""):
