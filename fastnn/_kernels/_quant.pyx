@@ -26,6 +26,7 @@ cnp.import_array()
 cdef extern from "qgemm.h":
     int FQ_PORTABLE, FQ_AVX2, FQ_AVXVNNI, FQ_AVX512
     int fq_cap
+    int fq_ymm_evex
     int fq_cpu_has(int level) nogil
     int fq_int8_level() nogil
     int fq_bf16_level() nogil
@@ -75,7 +76,20 @@ def set_isa(name=None):
 def isa():
     """The paths in use: ``{"int8": "avx512vnni"|"avxvnni"|"avx2"|"portable",
     "bf16": "avx512"|"avx2"|"portable"}``."""
-    return {"int8": _INT8_NAMES[fq_int8_level()], "bf16": _BF16_NAMES[fq_bf16_level()]}
+    cdef int level = fq_int8_level()
+    name = _INT8_NAMES[level]
+    if level == FQ_AVX512 and fq_ymm_evex:
+        name = "avxvnni-evex"
+    return {"int8": name, "bf16": _BF16_NAMES[fq_bf16_level()]}
+
+
+def _use_ymm_vnni_tiles(bint on):
+    """Test hook: on the AVX-512 path, run the AVX-VNNI (ymm) tiling with the EVEX form of
+    vpdpbusd, so CPUs with AVX-512 VNNI but no AVX-VNNI exercise that code too.
+    Returns ``isa()``."""
+    global fq_ymm_evex
+    fq_ymm_evex = on
+    return isa()
 
 
 def available():

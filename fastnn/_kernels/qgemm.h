@@ -55,6 +55,8 @@
 enum { FQ_PORTABLE = 0, FQ_AVX2 = 1, FQ_AVXVNNI = 2, FQ_AVX512 = 3 };
 
 static int fq_cap = FQ_AVX512;
+/* Test hook: on the AVX-512 level, run the ymm (AVX-VNNI) tiling with EVEX vpdpbusd. */
+static int fq_ymm_evex = 0;
 
 static int fq_cpu_has(int level) {
 #ifdef FASTNN_Q_X86
@@ -373,42 +375,50 @@ static void fq_int8_tile_avx2(const fq_args* a, const uint8_t* xq, const int8_t*
 }
 
 /* ------------------------------------------------------- int8: VNNI */
+/* The ymm vpdpbusd microkernel and its row/column tiling, written once and compiled
+ * for AVX-VNNI (VEX) and, as a test hook on AVX-512 CPUs without AVX-VNNI, for the
+ * EVEX ymm form of the same instruction (so the code is exercised there too). */
+#define FQ_DEFINE_YMM_VNNI(MKNAME, TILENAME, TARGET, DPBUSD)                               \
+    FQ_INLINE __attribute__((target(TARGET))) void MKNAME(                                 \
+        const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,       \
+        ptrdiff_t bstride, ptrdiff_t kg, int32_t* out) {                                   \
+        __m256i c[4][4][2];                                                                \
+        for (int r = 0; r < MR; r++)                                                       \
+            for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm256_setzero_si256(); \
+        for (ptrdiff_t g = 0; g < kg; g++) {                                               \
+            __m256i wv[4][2];                                                              \
+            for (int b = 0; b < NB; b++)                                                   \
+                for (int h = 0; h < 2; h++)                                                \
+                    wv[b][h] = _mm256_loadu_si256(                                         \
+                        (const __m256i*)(w + b * bstride + g * 64 + h * 32));              \
+            for (int r = 0; r < MR; r++) {                                                 \
+                __m256i xb = _mm256_set1_epi32(fq_load32(x + r * kp + 4 * g));             \
+                for (int b = 0; b < NB; b++)                                               \
+                    for (int h = 0; h < 2; h++)                                            \
+                        c[r][b][h] = DPBUSD(c[r][b][h], xb, wv[b][h]);                     \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < MR; r++)                                                       \
+            for (int b = 0; b < NB; b++)                                                   \
+                for (int h = 0; h < 2; h++)                                                \
+                    _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8),    \
+                                        c[r][b][h]);                                       \
+    }                                                                                      \
+    __attribute__((target(TARGET))) static void TILENAME(                                  \
+        const fq_args* a, const uint8_t* xq, const int8_t* w, ptrdiff_t b0, ptrdiff_t b1) { \
+        if (a->m < 4) {                                                                    \
+            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 1, 2, 1, uint8_t)                      \
+        } else {                                                                           \
+            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 4, 1, 1, uint8_t)                      \
+        }                                                                                  \
+    }
+
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define FQ_HAVE_AVXVNNI 1
-FQ_INLINE __attribute__((target(FQ_TARGET_AVXVNNI))) void fq_mk_avxvnni(
-    const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
-    ptrdiff_t bstride, ptrdiff_t kg, int32_t* out) {
-    __m256i c[4][4][2];
-    for (int r = 0; r < MR; r++)
-        for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm256_setzero_si256();
-    for (ptrdiff_t g = 0; g < kg; g++) {
-        __m256i wv[4][2];
-        for (int b = 0; b < NB; b++)
-            for (int h = 0; h < 2; h++)
-                wv[b][h] = _mm256_loadu_si256((const __m256i*)(w + b * bstride + g * 64 + h * 32));
-        for (int r = 0; r < MR; r++) {
-            __m256i xb = _mm256_set1_epi32(fq_load32(x + r * kp + 4 * g));
-            for (int b = 0; b < NB; b++)
-                for (int h = 0; h < 2; h++)
-                    c[r][b][h] = _mm256_dpbusd_avx_epi32(c[r][b][h], xb, wv[b][h]);
-        }
-    }
-    for (int r = 0; r < MR; r++)
-        for (int b = 0; b < NB; b++)
-            for (int h = 0; h < 2; h++)
-                _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8), c[r][b][h]);
-}
-
-__attribute__((target(FQ_TARGET_AVXVNNI)))
-static void fq_int8_tile_avxvnni(const fq_args* a, const uint8_t* xq, const int8_t* w,
-                                 ptrdiff_t b0, ptrdiff_t b1) {
-    if (a->m < 4) {
-        FQ_DRIVE_TILE(fq_mk_avxvnni, fq_epilogue_avx2, 1, 2, 1, uint8_t)
-    } else {
-        FQ_DRIVE_TILE(fq_mk_avxvnni, fq_epilogue_avx2, 4, 1, 1, uint8_t)
-    }
-}
+FQ_DEFINE_YMM_VNNI(fq_mk_avxvnni, fq_int8_tile_avxvnni, FQ_TARGET_AVXVNNI,
+                   _mm256_dpbusd_avx_epi32)
 #endif
+FQ_DEFINE_YMM_VNNI(fq_mk_ymm_evex, fq_int8_tile_ymm_evex, FQ_TARGET_AVX512, _mm256_dpbusd_epi32)
 
 FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_mk_avx512(
     const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
@@ -448,7 +458,11 @@ static int fq_int8_offset(int level) { return level >= FQ_AVXVNNI ? 128 : 0; }
 static void fq_int8_tile(int level, const fq_args* a, const uint8_t* xq, const int8_t* w,
                          ptrdiff_t b0, ptrdiff_t b1) {
 #ifdef FASTNN_Q_X86
-    if (level == FQ_AVX512) { fq_int8_tile_avx512(a, xq, w, b0, b1); return; }
+    if (level == FQ_AVX512) {
+        if (fq_ymm_evex) fq_int8_tile_ymm_evex(a, xq, w, b0, b1);
+        else fq_int8_tile_avx512(a, xq, w, b0, b1);
+        return;
+    }
 #ifdef FQ_HAVE_AVXVNNI
     if (level == FQ_AVXVNNI) { fq_int8_tile_avxvnni(a, xq, w, b0, b1); return; }
 #endif
