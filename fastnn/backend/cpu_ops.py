@@ -10,7 +10,7 @@ reference code from ``Ops``, which also covers every method not overridden.
 """
 import numpy
 
-from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim
+from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim, _quant
 from .ops import _MASK64, Ops
 from .threads import scope_threads
 
@@ -393,3 +393,34 @@ class CpuOps(Ops):
                                    max_batch)
         return super().dense_stack(kernels, biases, kernel_grads, bias_grads, activations,
                                    max_batch)
+
+    # ------------------------------------------------------------------ low-precision weights
+    # Packed weights go to the kernels in _quant (x made float32 C-contiguous first); a
+    # plain matrix (packed by the reference) takes the reference code.
+    def pack_int8(self, Wq):
+        return _quant.pack_int8(numpy.asarray(Wq))
+
+    def int8_dense(self, x, packed, scales, bias=None, out=None, relu=False):
+        if not isinstance(packed, _quant.PackedInt8):
+            return super().int8_dense(x, packed, scales, bias, out, relu)
+        x = numpy.ascontiguousarray(x, dtype=numpy.float32)
+        scales = numpy.ascontiguousarray(scales, dtype=numpy.float32)
+        if bias is not None:
+            bias = numpy.ascontiguousarray(bias, dtype=numpy.float32)
+        size = x.shape[0] * packed.k * packed.n
+        return _quant.int8_dense(x, packed, scales, bias, out, _threads(size), relu)
+
+    def to_bf16(self, W):
+        return _quant.to_bf16(numpy.asarray(W))
+
+    def pack_bf16(self, Wb):
+        return _quant.pack_bf16(numpy.asarray(Wb))
+
+    def bf16_dense(self, x, packed, bias=None, out=None, relu=False):
+        if not isinstance(packed, _quant.PackedBf16):
+            return super().bf16_dense(x, packed, bias, out, relu)
+        x = numpy.ascontiguousarray(x, dtype=numpy.float32)
+        if bias is not None:
+            bias = numpy.ascontiguousarray(bias, dtype=numpy.float32)
+        size = x.shape[0] * packed.k * packed.n
+        return _quant.bf16_dense(x, packed, bias, out, _threads(size), relu)

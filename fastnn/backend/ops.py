@@ -776,6 +776,64 @@ class Ops:
         return ReferenceDenseStack(self, kernels, biases, kernel_grads, bias_grads,
                                    activations, max_batch)
 
+    # ------------------------------------------------------------------ low-precision weights
+    # Inference products with int8 or bfloat16 weights. The reference "packed" form is
+    # the plain (k, n) matrix; CpuOps packs for its kernels (fastnn/_kernels/qgemm.h,
+    # where the formulas are spelled out) and gives the same int8 results bit for bit.
+    def quantize_int8(self, W):
+        """Per-output-column symmetric int8 weights: ``(Wq int8 (k, n), scales float32 (n,))``
+        with ``scales = max_k |W| / 127`` (1 for an all-zero column) and ``Wq =
+        clip(rint(W / scales), -127, 127)`` (ties to even)."""
+        xp = self.xp
+        W = xp.asarray(W, dtype=xp.float32)
+        amax = xp.abs(W).max(axis=0)
+        scales = xp.where(amax == 0, xp.float32(1), amax / xp.float32(127)).astype(xp.float32)
+        return xp.clip(xp.rint(W / scales), -127, 127).astype(xp.int8), scales
+
+    def pack_int8(self, Wq):
+        """``Wq`` in the form ``int8_dense`` takes (here: as it is)."""
+        return self.xp.asarray(Wq, dtype=self.xp.int8)
+
+    def int8_dense(self, x, packed, scales, bias=None, out=None, relu=False):
+        """``y = acc * (s_x * scales) + bias`` (then ReLU if ``relu``), where each row of x
+        is quantized symmetrically (``s_x = max |x_row| / 127``, 1 for a zero row; ``xq =
+        clip(rint(x / s_x), -127, 127)``) and ``acc = xq @ Wq`` is exact int32."""
+        xp = self.xp
+        x = xp.asarray(x, dtype=xp.float32)
+        amax = xp.abs(x).max(axis=1) if x.shape[1] else xp.zeros(x.shape[0], xp.float32)
+        sx = xp.where(amax == 0, xp.float32(1), amax / xp.float32(127)).astype(xp.float32)
+        xq = xp.clip(xp.rint(x / sx[:, None]), -127, 127).astype(xp.int32)
+        acc = xp.matmul(xq, packed.astype(xp.int32))
+        y = acc.astype(xp.float32) * (sx[:, None] * scales[None, :])
+        if bias is not None:
+            y = y + bias
+        if relu:
+            y = xp.maximum(y, xp.float32(0))
+        return _result(xp, out, y)
+
+    def to_bf16(self, W):
+        """float32 ``W`` as bfloat16 bits (uint16), rounded to nearest even; NaN stays NaN."""
+        xp = self.xp
+        b = xp.asarray(W, dtype=xp.float32).view(xp.uint32)
+        rounded = (b + xp.uint32(0x7FFF) + ((b >> xp.uint32(16)) & xp.uint32(1))) >> xp.uint32(16)
+        nan = (b & xp.uint32(0x7FFFFFFF)) > xp.uint32(0x7F800000)
+        return xp.where(nan, (b >> xp.uint32(16)) | xp.uint32(0x40), rounded).astype(xp.uint16)
+
+    def pack_bf16(self, Wb):
+        """``Wb`` (bfloat16 bits) in the form ``bf16_dense`` takes (here: as it is)."""
+        return self.xp.asarray(Wb, dtype=self.xp.uint16)
+
+    def bf16_dense(self, x, packed, bias=None, out=None, relu=False):
+        """``y = x @ float32(Wb) + bias`` (then ReLU if ``relu``) in float32."""
+        xp = self.xp
+        w = (packed.astype(xp.uint32) << xp.uint32(16)).view(xp.float32)
+        y = xp.matmul(xp.asarray(x, dtype=xp.float32), w)
+        if bias is not None:
+            y = y + bias
+        if relu:
+            y = xp.maximum(y, xp.float32(0))
+        return _result(xp, out, y)
+
 
 def _erf(xp, x):
     """erf over an array: scipy's for numpy, the namespace's own elsewhere."""

@@ -1,0 +1,759 @@
+/* Low-precision weight products for inference: y = x @ W + b with W stored as
+ * int8 (per-column scales, activations quantized per row at run time) or as
+ * bfloat16 (widened to float32 while streaming, the arithmetic in float32).
+ *
+ * int8, the arithmetic every path shares (the NumPy reference in
+ * fastnn/backend/ops.py is the same formula):
+ *   s_x[i]  = max_k |x[i,k]| / 127        (float32; 1 when the row is all zero)
+ *   xq[i,k] = clip(rint(x[i,k] / s_x[i]), -127, 127)   (float division, ties to even)
+ *   acc     = sum_k xq[i,k] * Wq[k,j]     (int32, exact on every path)
+ *   y[i,j]  = (float)acc * (s_x[i] * s_w[j]) + b[j]    (three float32 roundings, no FMA)
+ * The epilogue is compiled with FP contraction off, so every path gives the same
+ * bits as the reference.
+ *
+ * Packed int8 weights: column blocks of 16; within a block, k in groups of 4,
+ * each group 64 bytes: [c0 k0..k3, c1 k0..k3, ..., c15 k0..k3]. k is padded to a
+ * multiple of 4 and n to a multiple of 16 with zero weights. One layout serves
+ * every path: a zmm load is one group of 16 columns, a ymm load 8 of them.
+ * Paths:
+ *   avx512vnni: vpdpbusd on zmm with u8 activations (xq + 128) and the int32
+ *               column sums to take 128 * colsum back out (vpdpbusd does not saturate).
+ *   avxvnni:    the same on ymm (VEX vpdpbusd).
+ *   avx2:       vpmaddubsw cannot take xq + 128 exactly (two u8*s8 products reach
+ *               2*255*127 > 32767 and saturate), so it multiplies |xq| (u8 <= 127) by
+ *               sign(xq) * w (vpsignb): a pair of products is at most 2*127*127 = 32258,
+ *               exact in int16, then vpmaddwd with ones widens the pairs to int32.
+ *   portable:   plain C on the same layout.
+ *
+ * Packed bf16 weights: column blocks of 32; per k, 16 32-bit words, word w holding
+ * column w in its low half and column w+16 in its high half, so a load followed by
+ * a shift left by 16 (low halves) and an AND with 0xffff0000 (high halves) gives
+ * two vectors of float32 in column order. n is padded to a multiple of 32.
+ *
+ * Column blocks are split between OpenMP threads when the caller asks for more
+ * than one thread and the product is large (a thread hand-off costs more than a
+ * small product). No state is shared between calls except the path choice. */
+#ifndef FASTNN_QGEMM_H
+#define FASTNN_QGEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <stdlib.h>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define FASTNN_Q_X86 1
+#include <immintrin.h>
+#endif
+
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+/* ---------------------------------------------------------------- path choice */
+/* Levels, lowest first. The cap (FASTNN_ISA, set_isa) may only lower the choice. */
+enum { FQ_PORTABLE = 0, FQ_AVX2 = 1, FQ_AVXVNNI = 2, FQ_AVX512 = 3 };
+
+static int fq_cap = FQ_AVX512;
+/* Test hook: on the AVX-512 level, run the ymm (AVX-VNNI) tiling with EVEX vpdpbusd. */
+static int fq_ymm_evex = 0;
+
+static int fq_cpu_has(int level) {
+#ifdef FASTNN_Q_X86
+    __builtin_cpu_init();
+    switch (level) {
+        case FQ_PORTABLE: return 1;
+        case FQ_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        case FQ_AVXVNNI:
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                   __builtin_cpu_supports("avxvnni");
+#else
+            return 0;
+#endif
+        case FQ_AVX512:
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                   __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+        default: return 0;
+    }
+#else
+    return level == FQ_PORTABLE;
+#endif
+}
+
+/* The int8 path in use: the highest level at or below the cap that the CPU runs. */
+static int fq_int8_level(void) {
+    for (int l = fq_cap; l > FQ_PORTABLE; l--)
+        if (fq_cpu_has(l)) return l;
+    return FQ_PORTABLE;
+}
+
+/* The bf16 path in use: AVX-512 (zmm loads and FMA), AVX2+FMA, or portable. */
+static int fq_bf16_level(void) {
+    if (fq_cap >= FQ_AVX512 && fq_cpu_has(FQ_AVX512)) return FQ_AVX512;
+    if (fq_cap >= FQ_AVX2 && fq_cpu_has(FQ_AVX2)) return FQ_AVX2;
+    return FQ_PORTABLE;
+}
+
+#define FQ_TARGET_AVX2 "avx2,fma"
+#define FQ_TARGET_AVXVNNI "avx2,fma,avxvnni"
+#define FQ_TARGET_AVX512 "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"
+#define FQ_INLINE static inline __attribute__((always_inline))
+
+static inline int32_t fq_load32(const void* p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Whether a product of m x k x n multiply-adds is worth an OpenMP team. */
+#define FQ_THREAD_MIN_MACS ((double)(1 << 24))
+
+/* ------------------------------------------------------------ int8 packing */
+#define FQ_NB 16 /* columns per packed int8 block */
+
+static ptrdiff_t fq_round_up(ptrdiff_t v, ptrdiff_t to) { return (v + to - 1) / to * to; }
+
+/* wq: (k, n) int8 row-major -> packed (kp/4 groups x 64 bytes per 16-column block)
+ * and colsum[np] (sums of each column's int8 weights, zero for padding). */
+static void fq_pack_int8(const int8_t* wq, ptrdiff_t k, ptrdiff_t n, int8_t* packed,
+                         int32_t* colsum) {
+    ptrdiff_t kp = fq_round_up(k, 4), np_ = fq_round_up(n, FQ_NB), kg = kp / 4;
+    memset(packed, 0, (size_t)(kp * np_));
+    memset(colsum, 0, sizeof(int32_t) * (size_t)np_);
+    for (ptrdiff_t kk = 0; kk < k; kk++) {
+        const int8_t* row = wq + kk * n;
+        for (ptrdiff_t j = 0; j < n; j++) {
+            ptrdiff_t blk = j / FQ_NB, c = j % FQ_NB;
+            packed[blk * kg * 64 + (kk / 4) * 64 + c * 4 + kk % 4] = row[j];
+            colsum[j] += row[j];
+        }
+    }
+}
+
+/* ------------------------------------------------------- row quantization */
+/* Row i of x -> xq (kp bytes, padding zero before the offset) and s_x[i].
+ * offset 0 stores int8 xq, offset 128 stores uint8 xq + 128. */
+static float fq_row_scale_portable(const float* xr, ptrdiff_t k) {
+    uint32_t mbits = 0; /* |x| as bits: ordered like the floats for finite values */
+    for (ptrdiff_t kk = 0; kk < k; kk++) {
+        uint32_t b;
+        memcpy(&b, xr + kk, 4);
+        b &= 0x7fffffffu;
+        mbits = b > mbits ? b : mbits;
+    }
+    float m;
+    memcpy(&m, &mbits, 4);
+    return m == 0.0f ? 1.0f : m / 127.0f;
+}
+
+static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+                                      int offset, uint8_t* xq, float* sx) {
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const float* xr = x + i * k;
+        uint8_t* qr = xq + i * kp;
+        float s = fq_row_scale_portable(xr, k);
+        sx[i] = s;
+        for (ptrdiff_t kk = 0; kk < k; kk++) {
+            float v = rintf(xr[kk] / s);
+            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v); /* NaN -> -127 */
+            int q = v == v ? (int)v : -127;
+            qr[kk] = (uint8_t)(q + offset);
+        }
+        for (ptrdiff_t kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
+    }
+}
+
+#ifdef FASTNN_Q_X86
+__attribute__((target(FQ_TARGET_AVX2)))
+static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+                                  int offset, uint8_t* xq, float* sx) {
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    const __m256i off = _mm256_set1_epi32(offset);
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const float* xr = x + i * k;
+        uint8_t* qr = xq + i * kp;
+        __m256i vm = _mm256_setzero_si256();
+        ptrdiff_t kk = 0;
+        for (; kk + 8 <= k; kk += 8) {
+            __m256i b = _mm256_and_si256(_mm256_loadu_si256((const __m256i*)(xr + kk)), absmask);
+            vm = _mm256_max_epu32(vm, b);
+        }
+        uint32_t lanes[8], mbits = 0;
+        _mm256_storeu_si256((__m256i*)lanes, vm);
+        for (int q = 0; q < 8; q++) mbits = lanes[q] > mbits ? lanes[q] : mbits;
+        for (; kk < k; kk++) {
+            uint32_t b;
+            memcpy(&b, xr + kk, 4);
+            b &= 0x7fffffffu;
+            mbits = b > mbits ? b : mbits;
+        }
+        float mx;
+        memcpy(&mx, &mbits, 4);
+        float s = mx == 0.0f ? 1.0f : mx / 127.0f;
+        sx[i] = s;
+        const __m256 vs = _mm256_set1_ps(s);
+        for (kk = 0; kk + 8 <= k; kk += 8) {
+            __m256 v = _mm256_div_ps(_mm256_loadu_ps(xr + kk), vs);
+            v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256i q = _mm256_cvtps_epi32(v); /* NaN and overflow -> INT_MIN -> -127 */
+            q = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, lo), hi), off);
+            __m256i p = _mm256_packs_epi32(q, q);
+            p = offset ? _mm256_packus_epi16(p, p) : _mm256_packs_epi16(p, p);
+            int32_t a = _mm_cvtsi128_si32(_mm256_castsi256_si128(p));
+            int32_t c = _mm_cvtsi128_si32(_mm256_extracti128_si256(p, 1));
+            memcpy(qr + kk, &a, 4);
+            memcpy(qr + kk + 4, &c, 4);
+        }
+        for (; kk < k; kk++) {
+            float v = rintf(xr[kk] / s);
+            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+            int q = v == v ? (int)v : -127;
+            qr[kk] = (uint8_t)(q + offset);
+        }
+        for (kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
+    }
+}
+#endif
+
+/* ------------------------------------------------------------- epilogue */
+/* acc (MR rows x ncols int32, row stride ldacc) -> y rows; corr[j] is subtracted
+ * first (128 * colsum on the offset paths, NULL otherwise). mode 1 writes the
+ * int32 accumulators (as int32) instead of floats (for tests). */
+typedef struct {
+    const float* sx;    /* (m,) row scales */
+    const float* sw;    /* (n,) column scales */
+    const float* bias;  /* (n,) or NULL */
+    const int32_t* colsum; /* (np,) */
+    float* y;           /* (m, n) */
+    int32_t* yacc;      /* (m, n) when mode 1 */
+    ptrdiff_t m, n, k, kp, kg;
+    int relu, mode;
+} fq_args;
+
+#define FQ_EPILOGUE_BODY                                                                  \
+    for (int r = 0; r < MR; r++) {                                                        \
+        const int32_t* ar = acc + r * ldacc;                                              \
+        ptrdiff_t i = i0 + r;                                                             \
+        if (a->mode == 1) {                                                               \
+            int32_t* yr = a->yacc + i * a->n + j0;                                        \
+            for (ptrdiff_t j = 0; j < nc; j++)                                            \
+                yr[j] = ar[j] - (offset ? 128 * a->colsum[j0 + j] : 0);                   \
+            continue;                                                                     \
+        }                                                                                 \
+        float* yr = a->y + i * a->n + j0;                                                 \
+        const float* sw = a->sw + j0;                                                     \
+        const float s = a->sx[i];                                                         \
+        if (offset) {                                                                     \
+            const int32_t* cs = a->colsum + j0;                                           \
+            for (ptrdiff_t j = 0; j < nc; j++)                                            \
+                yr[j] = (float)(ar[j] - 128 * cs[j]) * (s * sw[j]);                       \
+        } else {                                                                          \
+            for (ptrdiff_t j = 0; j < nc; j++) yr[j] = (float)ar[j] * (s * sw[j]);        \
+        }                                                                                 \
+        if (a->bias) {                                                                    \
+            const float* b = a->bias + j0;                                                \
+            for (ptrdiff_t j = 0; j < nc; j++) yr[j] = yr[j] + b[j];                      \
+        }                                                                                 \
+        if (a->relu)                                                                      \
+            for (ptrdiff_t j = 0; j < nc; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;       \
+    }
+
+#define FQ_EPILOGUE_ARGS                                                                  \
+    const fq_args* a, const int32_t* acc, ptrdiff_t ldacc, int MR, ptrdiff_t i0,          \
+    ptrdiff_t j0, ptrdiff_t nc, int offset
+
+static void fq_epilogue_portable(FQ_EPILOGUE_ARGS) { FQ_EPILOGUE_BODY }
+#ifdef FASTNN_Q_X86
+__attribute__((target(FQ_TARGET_AVX2))) static void fq_epilogue_avx2(FQ_EPILOGUE_ARGS) {
+    FQ_EPILOGUE_BODY
+}
+__attribute__((target(FQ_TARGET_AVX512))) static void fq_epilogue_avx512(FQ_EPILOGUE_ARGS) {
+    FQ_EPILOGUE_BODY
+}
+#endif
+
+/* Columns of blocks [b0, b1) of the output, all rows, into the epilogue. */
+#define FQ_BLOCK_COLS(a, blk, nc)                                                        \
+    ptrdiff_t nc = (a)->n - (blk) * FQ_NB;                                               \
+    if (nc > FQ_NB) nc = FQ_NB
+
+/* ------------------------------------------------------ int8: portable */
+static void fq_int8_tile_portable(const fq_args* a, const uint8_t* xq, const int8_t* w,
+                                  ptrdiff_t b0, ptrdiff_t b1) {
+    int32_t acc[FQ_NB];
+    for (ptrdiff_t blk = b0; blk < b1; blk++) {
+        const int8_t* wb = w + blk * a->kg * 64;
+        FQ_BLOCK_COLS(a, blk, nc);
+        for (ptrdiff_t i = 0; i < a->m; i++) {
+            const int8_t* xr = (const int8_t*)(xq + i * a->kp);
+            for (int c = 0; c < FQ_NB; c++) acc[c] = 0;
+            for (ptrdiff_t g = 0; g < a->kg; g++) {
+                const int8_t* wg = wb + g * 64;
+                const int32_t x0 = xr[4 * g], x1 = xr[4 * g + 1], x2 = xr[4 * g + 2],
+                              x3 = xr[4 * g + 3];
+                for (int c = 0; c < FQ_NB; c++)
+                    acc[c] += x0 * wg[4 * c] + x1 * wg[4 * c + 1] + x2 * wg[4 * c + 2] +
+                              x3 * wg[4 * c + 3];
+            }
+            fq_epilogue_portable(a, acc, FQ_NB, 1, i, blk * FQ_NB, nc, 0);
+        }
+    }
+}
+
+#ifdef FASTNN_Q_X86
+/* ------------------------------------------------------- int8: AVX2 */
+/* MR rows x NB blocks of 16 columns (2 ymm each); xq int8. */
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
+    const int MR, const int NB, const int8_t* x, ptrdiff_t kp, const int8_t* w,
+    ptrdiff_t bstride, ptrdiff_t kg, int32_t* out /* MR x NB*16 */) {
+    __m256i c[4][4][2];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm256_setzero_si256();
+    for (ptrdiff_t g = 0; g < kg; g++) {
+        __m256i xs[4], xa[4];
+        for (int r = 0; r < MR; r++) {
+            xs[r] = _mm256_set1_epi32(fq_load32(x + r * kp + 4 * g));
+            xa[r] = _mm256_abs_epi8(xs[r]);
+        }
+        for (int b = 0; b < NB; b++)
+            for (int h = 0; h < 2; h++) {
+                __m256i wv = _mm256_loadu_si256((const __m256i*)(w + b * bstride + g * 64 + h * 32));
+                for (int r = 0; r < MR; r++) {
+                    __m256i t = _mm256_maddubs_epi16(xa[r], _mm256_sign_epi8(wv, xs[r]));
+                    c[r][b][h] = _mm256_add_epi32(c[r][b][h], _mm256_madd_epi16(t, ones));
+                }
+            }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++)
+            for (int h = 0; h < 2; h++)
+                _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8), c[r][b][h]);
+}
+
+/* Row tiles of MR rows over column blocks in groups of NB; the remainders of both. */
+#define FQ_DRIVE_TILE(MK, EPI, ROWS, NBMAX, OFFSET, XT)                                    \
+    int32_t acc[4 * NBMAX * 16];                                                           \
+    for (ptrdiff_t blk = b0; blk < b1; blk += NBMAX) {                                     \
+        int nb = (int)(b1 - blk < NBMAX ? b1 - blk : NBMAX);                               \
+        const int8_t* wb = w + blk * a->kg * 64;                                           \
+        ptrdiff_t ncols = a->n - blk * FQ_NB;                                              \
+        if (ncols > nb * FQ_NB) ncols = nb * FQ_NB;                                        \
+        ptrdiff_t i = 0;                                                                   \
+        for (; i + ROWS <= a->m; i += ROWS) {                                              \
+            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            switch (nb) { FQ_NB_CASES(MK, ROWS, NBMAX) }                                   \
+            EPI(a, acc, nb * FQ_NB, ROWS, i, blk * FQ_NB, ncols, OFFSET);                  \
+        }                                                                                  \
+        for (; i < a->m; i++) {                                                            \
+            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            switch (nb) { FQ_NB_CASES(MK, 1, NBMAX) }                                      \
+            EPI(a, acc, nb * FQ_NB, 1, i, blk * FQ_NB, ncols, OFFSET);                     \
+        }                                                                                  \
+    }
+
+#define FQ_NB_CASES(MK, R, NBMAX)                                                          \
+    case 4: if (NBMAX >= 4) { MK(R, 4, xr, a->kp, wb, a->kg * 64, a->kg, acc); break; }    \
+    /* fallthrough */                                                                      \
+    case 3: if (NBMAX >= 3) { MK(R, 3, xr, a->kp, wb, a->kg * 64, a->kg, acc); break; }    \
+    /* fallthrough */                                                                      \
+    case 2: if (NBMAX >= 2) { MK(R, 2, xr, a->kp, wb, a->kg * 64, a->kg, acc); break; }    \
+    /* fallthrough */                                                                      \
+    default: MK(R, 1, xr, a->kp, wb, a->kg * 64, a->kg, acc); break;
+
+__attribute__((target(FQ_TARGET_AVX2)))
+static void fq_int8_tile_avx2(const fq_args* a, const uint8_t* xq, const int8_t* w,
+                              ptrdiff_t b0, ptrdiff_t b1) {
+    if (a->m < 2) {
+        FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 1, 4, 0, int8_t)
+    } else {
+        FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 2, 2, 0, int8_t)
+    }
+}
+
+/* ------------------------------------------------------- int8: VNNI */
+/* The ymm vpdpbusd microkernel and its row/column tiling, written once and compiled
+ * for AVX-VNNI (VEX) and, as a test hook on AVX-512 CPUs without AVX-VNNI, for the
+ * EVEX ymm form of the same instruction (so the code is exercised there too). */
+#define FQ_DEFINE_YMM_VNNI(MKNAME, TILENAME, TARGET, DPBUSD)                               \
+    FQ_INLINE __attribute__((target(TARGET))) void MKNAME(                                 \
+        const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,       \
+        ptrdiff_t bstride, ptrdiff_t kg, int32_t* out) {                                   \
+        __m256i c[4][4][2];                                                                \
+        for (int r = 0; r < MR; r++)                                                       \
+            for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm256_setzero_si256(); \
+        for (ptrdiff_t g = 0; g < kg; g++) {                                               \
+            __m256i wv[4][2];                                                              \
+            for (int b = 0; b < NB; b++)                                                   \
+                for (int h = 0; h < 2; h++)                                                \
+                    wv[b][h] = _mm256_loadu_si256(                                         \
+                        (const __m256i*)(w + b * bstride + g * 64 + h * 32));              \
+            for (int r = 0; r < MR; r++) {                                                 \
+                __m256i xb = _mm256_set1_epi32(fq_load32(x + r * kp + 4 * g));             \
+                for (int b = 0; b < NB; b++)                                               \
+                    for (int h = 0; h < 2; h++)                                            \
+                        c[r][b][h] = DPBUSD(c[r][b][h], xb, wv[b][h]);                     \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < MR; r++)                                                       \
+            for (int b = 0; b < NB; b++)                                                   \
+                for (int h = 0; h < 2; h++)                                                \
+                    _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8),    \
+                                        c[r][b][h]);                                       \
+    }                                                                                      \
+    __attribute__((target(TARGET))) static void TILENAME(                                  \
+        const fq_args* a, const uint8_t* xq, const int8_t* w, ptrdiff_t b0, ptrdiff_t b1) { \
+        if (a->m < 4) {                                                                    \
+            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 1, 2, 1, uint8_t)                      \
+        } else {                                                                           \
+            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 4, 1, 1, uint8_t)                      \
+        }                                                                                  \
+    }
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define FQ_HAVE_AVXVNNI 1
+FQ_DEFINE_YMM_VNNI(fq_mk_avxvnni, fq_int8_tile_avxvnni, FQ_TARGET_AVXVNNI,
+                   _mm256_dpbusd_avx_epi32)
+#endif
+FQ_DEFINE_YMM_VNNI(fq_mk_ymm_evex, fq_int8_tile_ymm_evex, FQ_TARGET_AVX512, _mm256_dpbusd_epi32)
+
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_mk_avx512(
+    const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
+    ptrdiff_t bstride, ptrdiff_t kg, int32_t* out) {
+    __m512i c[4][4];
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++) c[r][b] = _mm512_setzero_si512();
+    for (ptrdiff_t g = 0; g < kg; g++) {
+        __m512i wv[4];
+        for (int b = 0; b < NB; b++)
+            wv[b] = _mm512_loadu_si512((const void*)(w + b * bstride + g * 64));
+        for (int r = 0; r < MR; r++) {
+            __m512i xb = _mm512_set1_epi32(fq_load32(x + r * kp + 4 * g));
+            for (int b = 0; b < NB; b++) c[r][b] = _mm512_dpbusd_epi32(c[r][b], xb, wv[b]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++)
+            _mm512_storeu_si512((void*)(out + r * NB * 16 + b * 16), c[r][b]);
+}
+
+__attribute__((target(FQ_TARGET_AVX512)))
+static void fq_int8_tile_avx512(const fq_args* a, const uint8_t* xq, const int8_t* w,
+                                ptrdiff_t b0, ptrdiff_t b1) {
+    if (a->m < 4) {
+        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, 1, 4, 1, uint8_t)
+    } else {
+        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, 4, 4, 1, uint8_t)
+    }
+}
+#endif /* FASTNN_Q_X86 */
+
+/* ------------------------------------------------------- int8: driver */
+/* The level's offset: 128 where activations are stored as uint8 xq + 128. */
+static int fq_int8_offset(int level) { return level >= FQ_AVXVNNI ? 128 : 0; }
+
+static void fq_int8_tile(int level, const fq_args* a, const uint8_t* xq, const int8_t* w,
+                         ptrdiff_t b0, ptrdiff_t b1) {
+#ifdef FASTNN_Q_X86
+    if (level == FQ_AVX512) {
+        if (fq_ymm_evex) fq_int8_tile_ymm_evex(a, xq, w, b0, b1);
+        else fq_int8_tile_avx512(a, xq, w, b0, b1);
+        return;
+    }
+#ifdef FQ_HAVE_AVXVNNI
+    if (level == FQ_AVXVNNI) { fq_int8_tile_avxvnni(a, xq, w, b0, b1); return; }
+#endif
+    if (level == FQ_AVX2) { fq_int8_tile_avx2(a, xq, w, b0, b1); return; }
+#endif
+    fq_int8_tile_portable(a, xq, w, b0, b1);
+}
+
+/* Column blocks per OpenMP work item. */
+#define FQ_TILE_BLOCKS 4
+
+/* The product over quantized rows xq (m x kp, in the level's format): blocks of
+ * columns split between nthreads when the product is large. */
+static void fq_int8_run(int level, const fq_args* a, const uint8_t* xq, const int8_t* w,
+                        int nthreads) {
+    ptrdiff_t nblocks = fq_round_up(a->n, FQ_NB) / FQ_NB;
+    ptrdiff_t ntiles = (nblocks + FQ_TILE_BLOCKS - 1) / FQ_TILE_BLOCKS;
+    double macs = (double)a->m * (double)a->kp * (double)(nblocks * FQ_NB);
+#ifdef _OPENMP
+    if (nthreads > 1 && ntiles > 1 && macs >= FQ_THREAD_MIN_MACS) {
+        #pragma omp parallel for num_threads(nthreads) schedule(static)
+        for (ptrdiff_t t = 0; t < ntiles; t++) {
+            ptrdiff_t b0 = t * FQ_TILE_BLOCKS, b1 = b0 + FQ_TILE_BLOCKS;
+            fq_int8_tile(level, a, xq, w, b0, b1 < nblocks ? b1 : nblocks);
+        }
+        return;
+    }
+#else
+    (void)nthreads;
+    (void)macs;
+#endif
+    fq_int8_tile(level, a, xq, w, 0, nblocks);
+}
+
+/* y = dequant(quant(x) @ Wq) (+ b, relu). scratch: m * kp bytes (quantized rows) and
+ * m floats (row scales), owned by the caller. */
+static void fq_int8_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                          const int8_t* packed, const int32_t* colsum, const float* sw,
+                          const float* bias, float* y, int relu, int nthreads,
+                          uint8_t* xq, float* sx) {
+    int level = fq_int8_level();
+    fq_args a = {sx, sw, bias, colsum, y, NULL, m, n, k, fq_round_up(k, 4),
+                 fq_round_up(k, 4) / 4, relu, 0};
+    int offset = fq_int8_offset(level);
+#ifdef FASTNN_Q_X86
+    if (level >= FQ_AVX2) fq_quantize_rows_avx2(x, m, k, a.kp, offset, xq, sx);
+    else
+#endif
+        fq_quantize_rows_portable(x, m, k, a.kp, offset, xq, sx);
+    fq_int8_run(level, &a, xq, packed, nthreads);
+}
+
+/* The exact int32 accumulators xq @ Wq for given int8 rows (tests). scratch m * kp bytes. */
+static void fq_int8_acc(const int8_t* xqin, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                        const int8_t* packed, const int32_t* colsum, int32_t* out,
+                        uint8_t* xq) {
+    int level = fq_int8_level();
+    fq_args a = {NULL, NULL, NULL, colsum, NULL, out, m, n, k, fq_round_up(k, 4),
+                 fq_round_up(k, 4) / 4, 0, 1};
+    int offset = fq_int8_offset(level);
+    for (ptrdiff_t i = 0; i < m; i++) {
+        for (ptrdiff_t kk = 0; kk < a.kp; kk++)
+            xq[i * a.kp + kk] = (uint8_t)((kk < k ? xqin[i * k + kk] : 0) + offset);
+    }
+    fq_int8_run(level, &a, xq, packed, 1);
+}
+
+/* ------------------------------------------------------------------ bf16 */
+#define FQ_BB 32 /* columns per packed bf16 block */
+
+/* float32 -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN. */
+static inline uint16_t fq_to_bf16(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40u);
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return (uint16_t)(b >> 16);
+}
+
+static void fq_to_bf16_array(const float* w, ptrdiff_t size, uint16_t* out) {
+    for (ptrdiff_t i = 0; i < size; i++) out[i] = fq_to_bf16(w[i]);
+}
+
+/* wb: (k, n) bf16 bits -> packed: per 32-column block, per k, 32 uint16 where
+ * element 2*w + h holds column w + 16*h of the block (zero padding). */
+static void fq_pack_bf16(const uint16_t* wb, ptrdiff_t k, ptrdiff_t n, uint16_t* packed) {
+    ptrdiff_t np_ = fq_round_up(n, FQ_BB);
+    memset(packed, 0, sizeof(uint16_t) * (size_t)(k * np_));
+    for (ptrdiff_t kk = 0; kk < k; kk++)
+        for (ptrdiff_t j = 0; j < n; j++) {
+            ptrdiff_t blk = j / FQ_BB, c = j % FQ_BB, wd = c % 16, h = c / 16;
+            packed[blk * k * FQ_BB + kk * FQ_BB + 2 * wd + h] = wb[kk * n + j];
+        }
+}
+
+typedef struct {
+    const float* x;
+    const uint16_t* w;
+    const float* bias;
+    float* y;
+    ptrdiff_t m, k, n;
+    int relu;
+} fq_bargs;
+
+/* acc: MR rows x (nblocks*32) floats in column order -> y (bias, relu). */
+#define FQ_BEPI_BODY                                                                      \
+    for (int r = 0; r < MR; r++) {                                                        \
+        const float* ar = acc + r * ldacc;                                                \
+        float* yr = a->y + (i0 + r) * a->n + j0;                                          \
+        if (a->bias) {                                                                    \
+            const float* b = a->bias + j0;                                                \
+            for (ptrdiff_t j = 0; j < nc; j++) yr[j] = ar[j] + b[j];                      \
+        } else {                                                                          \
+            for (ptrdiff_t j = 0; j < nc; j++) yr[j] = ar[j];                             \
+        }                                                                                 \
+        if (a->relu)                                                                      \
+            for (ptrdiff_t j = 0; j < nc; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;       \
+    }
+#define FQ_BEPI_ARGS                                                                      \
+    const fq_bargs* a, const float* acc, ptrdiff_t ldacc, int MR, ptrdiff_t i0,           \
+    ptrdiff_t j0, ptrdiff_t nc
+
+static void fq_bepi_portable(FQ_BEPI_ARGS) { FQ_BEPI_BODY }
+
+static void fq_bf16_tile_portable(const fq_bargs* a, ptrdiff_t b0, ptrdiff_t b1) {
+    float acc[FQ_BB];
+    for (ptrdiff_t blk = b0; blk < b1; blk++) {
+        const uint16_t* wb = a->w + blk * a->k * FQ_BB;
+        ptrdiff_t nc = a->n - blk * FQ_BB;
+        if (nc > FQ_BB) nc = FQ_BB;
+        for (ptrdiff_t i = 0; i < a->m; i++) {
+            const float* xr = a->x + i * a->k;
+            for (int c = 0; c < FQ_BB; c++) acc[c] = 0.0f;
+            for (ptrdiff_t kk = 0; kk < a->k; kk++) {
+                const uint16_t* wk = wb + kk * FQ_BB;
+                const float xv = xr[kk];
+                for (int c = 0; c < FQ_BB; c++) {
+                    uint32_t bits = (uint32_t)wk[2 * (c % 16) + c / 16] << 16;
+                    float wf;
+                    memcpy(&wf, &bits, 4);
+                    acc[c] += xv * wf;
+                }
+            }
+            fq_bepi_portable(a, acc, FQ_BB, 1, i, blk * FQ_BB, nc);
+        }
+    }
+}
+
+#ifdef FASTNN_Q_X86
+__attribute__((target(FQ_TARGET_AVX2))) static void fq_bepi_avx2(FQ_BEPI_ARGS) { FQ_BEPI_BODY }
+__attribute__((target(FQ_TARGET_AVX512))) static void fq_bepi_avx512(FQ_BEPI_ARGS) {
+    FQ_BEPI_BODY
+}
+
+/* MR rows x NB blocks of 32 columns (4 ymm each). */
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_bmk_avx2(
+    const int MR, const int NB, const float* x, ptrdiff_t k, const uint16_t* w, float* out) {
+    __m256 c[4][4][4];
+    const __m256i himask = _mm256_set1_epi32((int)0xffff0000u);
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++)
+            for (int q = 0; q < 4; q++) c[r][b][q] = _mm256_setzero_ps();
+    for (ptrdiff_t kk = 0; kk < k; kk++) {
+        __m256 xb[4];
+        for (int r = 0; r < MR; r++) xb[r] = _mm256_broadcast_ss(x + r * k + kk);
+        for (int b = 0; b < NB; b++)
+            for (int h = 0; h < 2; h++) {
+                __m256i v = _mm256_loadu_si256(
+                    (const __m256i*)(w + b * k * FQ_BB + kk * FQ_BB + h * 16));
+                __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+                __m256 hi = _mm256_castsi256_ps(_mm256_and_si256(v, himask));
+                for (int r = 0; r < MR; r++) {
+                    c[r][b][h] = _mm256_fmadd_ps(xb[r], lo, c[r][b][h]);
+                    c[r][b][2 + h] = _mm256_fmadd_ps(xb[r], hi, c[r][b][2 + h]);
+                }
+            }
+    }
+    /* c[.][.][0..3]: columns 0-7, 8-15, 16-23, 24-31 */
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++)
+            for (int q = 0; q < 4; q++) _mm256_storeu_ps(out + r * NB * 32 + b * 32 + q * 8, c[r][b][q]);
+}
+
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_bmk_avx512(
+    const int MR, const int NB, const float* x, ptrdiff_t k, const uint16_t* w, float* out) {
+    __m512 c[4][4][2];
+    const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm512_setzero_ps();
+    for (ptrdiff_t kk = 0; kk < k; kk++) {
+        __m512 lo[4], hi[4];
+        for (int b = 0; b < NB; b++) {
+            __m512i v = _mm512_loadu_si512((const void*)(w + b * k * FQ_BB + kk * FQ_BB));
+            lo[b] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            hi[b] = _mm512_castsi512_ps(_mm512_and_si512(v, himask));
+        }
+        for (int r = 0; r < MR; r++) {
+            __m512 xb = _mm512_set1_ps(x[r * k + kk]);
+            for (int b = 0; b < NB; b++) {
+                c[r][b][0] = _mm512_fmadd_ps(xb, lo[b], c[r][b][0]);
+                c[r][b][1] = _mm512_fmadd_ps(xb, hi[b], c[r][b][1]);
+            }
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++) {
+            _mm512_storeu_ps(out + r * NB * 32 + b * 32, c[r][b][0]);
+            _mm512_storeu_ps(out + r * NB * 32 + b * 32 + 16, c[r][b][1]);
+        }
+}
+
+#define FQ_BDRIVE(MK, EPI, ROWS, NBMAX)                                                    \
+    float acc[4 * 4 * FQ_BB];                                                              \
+    for (ptrdiff_t blk = b0; blk < b1; blk += NBMAX) {                                     \
+        int nb = (int)(b1 - blk < NBMAX ? b1 - blk : NBMAX);                               \
+        const uint16_t* wb = a->w + blk * a->k * FQ_BB;                                    \
+        ptrdiff_t ncols = a->n - blk * FQ_BB;                                              \
+        if (ncols > nb * FQ_BB) ncols = nb * FQ_BB;                                        \
+        ptrdiff_t i = 0;                                                                   \
+        for (; i + ROWS <= a->m; i += ROWS) {                                              \
+            const float* xr = a->x + i * a->k;                                             \
+            switch (nb) { FQ_BNB_CASES(MK, ROWS, NBMAX) }                                  \
+            EPI(a, acc, nb * FQ_BB, ROWS, i, blk * FQ_BB, ncols);                          \
+        }                                                                                  \
+        for (; i < a->m; i++) {                                                            \
+            const float* xr = a->x + i * a->k;                                             \
+            switch (nb) { FQ_BNB_CASES(MK, 1, NBMAX) }                                     \
+            EPI(a, acc, nb * FQ_BB, 1, i, blk * FQ_BB, ncols);                             \
+        }                                                                                  \
+    }
+#define FQ_BNB_CASES(MK, R, NBMAX)                                                         \
+    case 4: if (NBMAX >= 4) { MK(R, 4, xr, a->k, wb, acc); break; }                        \
+    /* fallthrough */                                                                      \
+    case 3: if (NBMAX >= 3) { MK(R, 3, xr, a->k, wb, acc); break; }                        \
+    /* fallthrough */                                                                      \
+    case 2: if (NBMAX >= 2) { MK(R, 2, xr, a->k, wb, acc); break; }                        \
+    /* fallthrough */                                                                      \
+    default: MK(R, 1, xr, a->k, wb, acc); break;
+
+__attribute__((target(FQ_TARGET_AVX2)))
+static void fq_bf16_tile_avx2(const fq_bargs* a, ptrdiff_t b0, ptrdiff_t b1) {
+    if (a->m < 2) {
+        FQ_BDRIVE(fq_bmk_avx2, fq_bepi_avx2, 1, 2)
+    } else {
+        FQ_BDRIVE(fq_bmk_avx2, fq_bepi_avx2, 2, 1)
+    }
+}
+
+__attribute__((target(FQ_TARGET_AVX512)))
+static void fq_bf16_tile_avx512(const fq_bargs* a, ptrdiff_t b0, ptrdiff_t b1) {
+    if (a->m < 4) {
+        FQ_BDRIVE(fq_bmk_avx512, fq_bepi_avx512, 1, 4)
+    } else {
+        FQ_BDRIVE(fq_bmk_avx512, fq_bepi_avx512, 4, 2)
+    }
+}
+#endif
+
+static void fq_bf16_tile(int level, const fq_bargs* a, ptrdiff_t b0, ptrdiff_t b1) {
+#ifdef FASTNN_Q_X86
+    if (level == FQ_AVX512) { fq_bf16_tile_avx512(a, b0, b1); return; }
+    if (level >= FQ_AVX2) { fq_bf16_tile_avx2(a, b0, b1); return; }
+#endif
+    fq_bf16_tile_portable(a, b0, b1);
+}
+
+static void fq_bf16_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                          const uint16_t* packed, const float* bias, float* y, int relu,
+                          int nthreads) {
+    int level = fq_bf16_level();
+    fq_bargs a = {x, packed, bias, y, m, k, n, relu};
+    ptrdiff_t nblocks = fq_round_up(n, FQ_BB) / FQ_BB;
+    ptrdiff_t ntiles = (nblocks + 1) / 2;
+    double macs = (double)m * (double)k * (double)(nblocks * FQ_BB);
+#ifdef _OPENMP
+    if (nthreads > 1 && ntiles > 1 && macs >= FQ_THREAD_MIN_MACS) {
+        #pragma omp parallel for num_threads(nthreads) schedule(static)
+        for (ptrdiff_t t = 0; t < ntiles; t++) {
+            ptrdiff_t b0 = 2 * t, b1 = b0 + 2;
+            fq_bf16_tile(level, &a, b0, b1 < nblocks ? b1 : nblocks);
+        }
+        return;
+    }
+#else
+    (void)nthreads;
+    (void)macs;
+    (void)ntiles;
+#endif
+    fq_bf16_tile(level, &a, 0, nblocks);
+}
+
+#pragma GCC pop_options
+
+#endif
