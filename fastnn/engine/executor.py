@@ -150,13 +150,11 @@ class Executor:
 
     def predict_uses_blas(self, n):
         """Whether ``predict`` on ``n`` rows may call BLAS (a thread scope then matters)."""
-        return any(not isinstance(p, _SegmentPart) or p.segment.predict_uses_blas(n)
-                   for p in self.parts)
+        return any(p.predict_uses_blas(n) for p in self.parts)
 
     def predict_can_thread(self, n):
         """Whether ``predict`` on ``n`` rows could use more than one thread."""
-        return any(not isinstance(p, _SegmentPart) or p.segment.predict_can_thread(n)
-                   for p in self.parts)
+        return any(p.predict_can_thread(n) for p in self.parts)
 
     def predict(self, x, nthreads=1):
         """The program's output for ``x`` (inference); stores nothing, so it may run in
@@ -186,6 +184,12 @@ class _SegmentPart:
 
     def backward(self, dy, need_dx):
         return self.segment.backward(dy, need_dx)
+
+    def predict_uses_blas(self, n):
+        return self.segment.predict_uses_blas(n)
+
+    def predict_can_thread(self, n):
+        return self.segment.predict_can_thread(n)
 
     def infer(self, x, nthreads):
         out = numpy.empty((x.shape[0], self.segment.width_out), dtype=numpy.float32)

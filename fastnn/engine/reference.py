@@ -42,6 +42,14 @@ class HostPart:
         cache, self._cache, self._activity_grad = self._cache, None, None
         return self.layer.backward(dy, cache, need_dx=need_dx, **self._kwargs)
 
+    def predict_uses_blas(self, n):
+        """Whether ``infer`` may call BLAS: any layer's own forward may; the quantized
+        kernels, activations and affine maps do not."""
+        return self.stage.kind not in _NO_BLAS
+
+    def predict_can_thread(self, n):
+        return self.stage.kind not in (Kind.ACTIVATION, Kind.AFFINE)
+
     def infer(self, x, nthreads=1):
         """Inference output; stores nothing (thread-safe)."""
         stage = self.stage
@@ -74,6 +82,8 @@ def _quantized(ops, stage, x):
     out = stage.quantized.dense(ops, x)
     return out if stage.act_name == "linear" else stage.activation.forward(ops, out, out=out)
 
+
+_NO_BLAS = (Kind.ACTIVATION, Kind.AFFINE, Kind.INT8_DENSE, Kind.BF16_DENSE)
 
 # Inference math of the stage kinds an inference program runs without their layer.
 _REWRITTEN = {Kind.DENSE: _dense, Kind.AFFINE: _affine, Kind.ACTIVATION: _activation,

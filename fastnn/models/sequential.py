@@ -245,8 +245,9 @@ class Sequential(TrainingMixin, Model):
             return executor.predict(x, scope_threads())
 
     def _lowering_key(self):
-        """What the model's programs depend on besides its weight buffer: each layer's
-        trainable flag and whether it synchronises statistics across processes."""
+        """What the model's training program depends on besides its weight buffer: each
+        layer's trainable flag and whether it synchronises statistics across processes
+        (an inference program depends on neither)."""
         return tuple((layer.trainable, getattr(layer, "cross_replica_sum", None) is not None)
                      for layer in self.layers)
 
@@ -254,7 +255,7 @@ class Sequential(TrainingMixin, Model):
         """The executor of the model's inference program (cached per backend and build;
         quantized after ``quantize``)."""
         ops = get_ops()
-        key = (ops, self._store, self._lowering_key(), self.quantization)
+        key = (ops, self._store, self._quantization)
         cached_key, executor = self._inference_cache
         if cached_key != key:
             if self.quantization is None:
@@ -320,16 +321,23 @@ class Sequential(TrainingMixin, Model):
         ``training=True`` applies dropout and batch statistics, as in Keras.
         """
         if not training and self.built and self._is_model_form(x) and get_ops().is_native:
-            executor = self._inference_executor()
-            if executor.scans_input:  # the serving hot path: the kernels scan for NaN/inf
-                return self._predict_with(executor, x)
+            executor = self._inference_executor()  # the serving hot path
+            if not executor.scans_input:  # else the compiled kernels scan for NaN/inf
+                data.check_finite(x)
+            return self._predict_with(executor, x)
         on_host = not is_device_array(x)  # a device x is scanned by _check_device_x
-        x = self._check_x(x, scan_finite=False)  # scanned once, below or by the stack
+        x = self._check_x(x, scan_finite=False)  # scanned once, below or by the kernels
         ops = get_ops()
         x = ops.asarray(x)
-        if on_host and (training or not self._inference_executor().scans_input):
-            data.check_finite(x)  # a compiled inference program scans x for NaN/inf itself
-        y = self._forward(x, training)
+        if training:
+            if on_host:
+                data.check_finite(x)
+            y = self._forward(x, True)
+        else:
+            executor = self._inference_executor()
+            if on_host and not executor.scans_input:
+                data.check_finite(x)
+            y = self._predict_with(executor, x)
         return ops.to_host(y) if on_host else y
 
     def _is_model_form(self, x):
