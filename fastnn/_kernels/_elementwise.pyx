@@ -10,7 +10,7 @@ caller; with 1 no OpenMP region is entered at all (entering one costs ~1 us).
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport M_SQRT2, fabs
+from libc.math cimport M_SQRT2, fabs, log
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -22,22 +22,10 @@ cnp.import_array()
 cdef double SELU_ALPHA = 1.6732632423543772
 cdef double SELU_SCALE = 1.0507009873554805
 cdef double SQRT_2PI = 2.5066282746310002  # math.sqrt(2 * math.pi)
+cdef double GELU_C = 0.7978845608028654  # math.sqrt(2 / math.pi)
 
-# Activation codes, shared by ``unary`` (forward) and ``backward``.
-cpdef enum Act:
-    LINEAR
-    STEP
-    RELU
-    LEAKY_RELU
-    ELU
-    SELU
-    SIGMOID
-    TANH
-    SOFTPLUS
-    GELU
-    SILU
-    CLIP    # forward only: clip to [-param, param]
-    SCALE   # forward only: multiply by param
+# Activation codes (``Act``, shared by ``unary``, ``backward`` and the compiled executor)
+# are declared in _elementwise.pxd.
 
 
 # ---------------------------------------------------------------- forward activations
@@ -95,6 +83,33 @@ cdef void _unary_chunk(int op, const floating* x, floating* y, Py_ssize_t lo, Py
     elif op == SCALE:
         for i in range(lo, hi):
             y[i] = x[i] * a
+    elif op == RELU6:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = 0 if v < 0 else (6 if v > 6 else v)
+    elif op == SOFTSIGN:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = v / (1 + fabs(v))
+    elif op == HARD_SIGMOID:
+        for i in range(lo, hi):
+            v = x[i] / 6 + <floating>0.5
+            y[i] = 0 if v < 0 else (1 if v > 1 else v)
+    elif op == HARD_SILU:
+        for i in range(lo, hi):
+            v = x[i] / 6 + <floating>0.5
+            y[i] = x[i] * (0 if v < 0 else (1 if v > 1 else v))
+    elif op == EXPONENTIAL:
+        for i in range(lo, hi):
+            y[i] = fexp(x[i])
+    elif op == MISH:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = v * ftanh((v if v > 0 else 0) + flog1p(fexp(-fabs(v))))
+    elif op == GELU_TANH:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = <floating>0.5 * v * (1 + ftanh(<floating>GELU_C * (v + <floating>0.044715 * v * v * v)))
 
 
 cdef void _unary(int op, const floating* x, floating* y, Py_ssize_t n, floating a,
@@ -133,6 +148,7 @@ cdef void _backward_chunk(int op, const floating* dy, const floating* x, const f
     cdef floating s_scale = <floating>SELU_SCALE, s_neg = <floating>(SELU_SCALE * SELU_ALPHA)
     cdef floating sqrt2 = <floating>M_SQRT2
     cdef floating sqrt2pi = <floating>SQRT_2PI
+    cdef floating sixth = <floating>(1.0 / 6.0)
     if op == LINEAR:
         for i in range(lo, hi):
             dx[i] = dy[i]
@@ -169,6 +185,38 @@ cdef void _backward_chunk(int op, const floating* dy, const floating* x, const f
         for i in range(lo, hi):
             s = fsigmoid(x[i])
             dx[i] = dy[i] * (s + y[i] * (1 - s))
+    elif op == RELU6:
+        for i in range(lo, hi):
+            v = x[i]
+            dx[i] = dy[i] * (1 if (v > 0 and v < 6) else 0)
+    elif op == SOFTSIGN:
+        for i in range(lo, hi):
+            v = 1 + fabs(x[i])
+            dx[i] = dy[i] / (v * v)
+    elif op == HARD_SIGMOID:
+        for i in range(lo, hi):
+            v = x[i]
+            dx[i] = dy[i] * (1 if (v > -3 and v < 3) else 0) * sixth
+    elif op == HARD_SILU:
+        for i in range(lo, hi):
+            v = x[i]
+            s = v / 6 + <floating>0.5
+            s = 0 if s < 0 else (1 if s > 1 else s)
+            dx[i] = dy[i] * (s + v * (1 if (v > -3 and v < 3) else 0) * sixth)
+    elif op == EXPONENTIAL:
+        for i in range(lo, hi):
+            dx[i] = dy[i] * fexp(x[i])
+    elif op == MISH:
+        for i in range(lo, hi):
+            v = x[i]
+            s = ftanh((v if v > 0 else 0) + flog1p(fexp(-fabs(v))))
+            dx[i] = dy[i] * (s + v * (1 - s * s) * fsigmoid(v))
+    elif op == GELU_TANH:
+        for i in range(lo, hi):
+            v = x[i]
+            s = ftanh(<floating>GELU_C * (v + <floating>0.044715 * v * v * v))
+            dx[i] = dy[i] * (<floating>0.5 * (1 + s) + <floating>0.5 * v * (1 - s * s)
+                             * <floating>GELU_C * (1 + <floating>(3 * 0.044715) * v * v))
 
 
 cdef void _backward(int op, const floating* dy, const floating* x, const floating* y,
@@ -181,8 +229,14 @@ cdef void _backward(int op, const floating* dy, const floating* x, const floatin
         _backward_chunk(op, dy, x, y, dx, cut(n, c, nt), cut(n, c + 1, nt), a)
 
 
+cdef bint act_needs_x(int op) noexcept nogil:
+    """Whether the backward pass of ``op`` reads its input (else its output is enough)."""
+    return (op == LEAKY_RELU or op == ELU or op == SELU or op == SOFTPLUS or op == GELU
+            or op == SILU or op >= RELU6)
+
+
 cdef inline bint _needs_x(int op) noexcept:
-    return op == LEAKY_RELU or op == ELU or op == SELU or op == SOFTPLUS or op == GELU or op == SILU
+    return act_needs_x(op)
 
 
 cdef inline bint _needs_y(int op) noexcept:
@@ -490,3 +544,148 @@ def dropout_mask(out, double rate, uint64_t seed, double keep_value, int nthread
         else:
             _dropout(<double*>p_out, seed, rate, keep_value, n, nthreads)
     return True
+
+
+# ---------------------------------------------------------------- float32 entry points
+# Declared in _elementwise.pxd for the compiled executor: the same loops as above.
+cdef void act_forward(int op, const float* x, float* y, Py_ssize_t lo, Py_ssize_t hi,
+                      float a) noexcept nogil:
+    _unary_chunk(op, x, y, lo, hi, a)
+
+
+cdef void act_backward(int op, const float* dy, const float* x, const float* y, float* dx,
+                       Py_ssize_t lo, Py_ssize_t hi, float a) noexcept nogil:
+    _backward_chunk(op, dy, x, y, dx, lo, hi, a)
+
+
+cdef void softmax_rows(const float* x, float* y, Py_ssize_t d, Py_ssize_t lo,
+                       Py_ssize_t hi) noexcept nogil:
+    _softmax_rows(x, y, d, lo, hi)
+
+
+cdef void softmax_backward_rows(const float* dy, const float* y, float* dx, Py_ssize_t d,
+                                Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    _backprop_softmax_rows(dy, y, dx, d, lo, hi)
+
+
+cdef void log_softmax_rows(const float* x, float* y, Py_ssize_t d, Py_ssize_t lo,
+                           Py_ssize_t hi) noexcept nogil:
+    """y = x - max - log(sum(exp(x - max))) per row (as Ops.log_softmax)."""
+    cdef Py_ssize_t r, j
+    cdef const float* xr
+    cdef float* yr
+    cdef float m, lse
+    cdef double total
+    for r in range(lo, hi):
+        xr = x + r * d
+        yr = y + r * d
+        m = xr[0]
+        for j in range(1, d):
+            if xr[j] > m:
+                m = xr[j]
+        total = 0
+        for j in range(d):
+            total += fexp(xr[j] - m)
+        lse = <float>log(total)
+        for j in range(d):
+            yr[j] = (xr[j] - m) - lse
+
+
+cdef void log_softmax_backward_rows(const float* dy, const float* y, float* dx, Py_ssize_t d,
+                                    Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """dx = dy - exp(y) * sum(dy) per row (as Ops.backprop_log_softmax)."""
+    cdef Py_ssize_t r, j
+    cdef double total
+    cdef float s
+    for r in range(lo, hi):
+        total = 0
+        for j in range(r * d, (r + 1) * d):
+            total += dy[j]
+        s = <float>total
+        for j in range(r * d, (r + 1) * d):
+            dx[j] = dy[j] - fexp(y[j]) * s
+
+
+cdef void multiply(const float* a, const float* b, float* out, Py_ssize_t lo,
+                   Py_ssize_t hi) noexcept nogil:
+    _binary_chunk(False, a, b, out, <float>0, <float>0, lo, hi)
+
+
+cdef void ema_update(float* average, const float* value, double momentum, Py_ssize_t lo,
+                     Py_ssize_t hi) noexcept nogil:
+    """average = momentum * average + (1 - momentum) * value (as ``binary(True, ...)``)."""
+    _binary_chunk(True, average, value, average, <float>momentum, <float>(1 - momentum), lo, hi)
+
+
+cdef void dropout_fill(float* out, uint64_t seed, double rate, float keep, Py_ssize_t lo,
+                       Py_ssize_t hi) noexcept nogil:
+    _dropout_chunk(out, seed, rate, keep, lo, hi)
+
+
+cdef void column_sums(const float* x, double* acc, float* out, Py_ssize_t rows, Py_ssize_t d,
+                      Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """out[j0:j1] = x[:, j0:j1].sum(axis=0) (``acc``: d doubles of scratch)."""
+    _colsum_block(x, acc, out, rows, d, j0, j1)
+
+
+# ---------------------------------------------------------------- PReLU and maxout (float32)
+cdef void prelu_rows(const float* x, const float* alpha, float* y, Py_ssize_t d,
+                     Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """y = x where x > 0 else alpha * x, alpha per column (as Ops.prelu)."""
+    cdef Py_ssize_t r, j
+    cdef float v
+    for r in range(lo, hi):
+        for j in range(d):
+            v = x[r * d + j]
+            y[r * d + j] = v if v > 0 else alpha[j] * v
+
+
+cdef void prelu_backward_rows(const float* dy, const float* x, const float* alpha, float* dx,
+                              double* dalpha_acc, Py_ssize_t d, Py_ssize_t lo,
+                              Py_ssize_t hi) noexcept nogil:
+    """dx = dy where x > 0 else alpha * dy (``dx`` may be NULL); adds the column sums of
+    dy * x where x <= 0 into ``dalpha_acc`` (may be NULL) (as Ops.backprop_prelu)."""
+    cdef Py_ssize_t r, j
+    cdef float v, g
+    for r in range(lo, hi):
+        for j in range(d):
+            v = x[r * d + j]
+            g = dy[r * d + j]
+            if dx != NULL:
+                dx[r * d + j] = alpha[j] * g if v <= 0 else g
+            if dalpha_acc != NULL and v <= 0:
+                dalpha_acc[j] += g * v
+
+
+cdef void maxout_rows(const float* z, float* y, int* argmax, Py_ssize_t units, int pieces,
+                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """y[r, u] = max of z[r, u * pieces: (u + 1) * pieces], the first on ties; the winning
+    piece goes to ``argmax`` (may be NULL) (as Ops.maxout)."""
+    cdef Py_ssize_t r, u, base
+    cdef int k, best
+    cdef float top
+    for r in range(lo, hi):
+        for u in range(units):
+            base = (r * units + u) * pieces
+            best = 0
+            top = z[base]
+            for k in range(1, pieces):
+                if z[base + k] > top:
+                    top = z[base + k]
+                    best = k
+            y[r * units + u] = top
+            if argmax != NULL:
+                argmax[r * units + u] = best
+
+
+cdef void maxout_backward_rows(const float* dy, const int* argmax, float* dz, Py_ssize_t units,
+                               int pieces, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """dz: dy routed to each unit's winning piece, 0 elsewhere (as Ops.backprop_maxout)."""
+    cdef Py_ssize_t r, u, base
+    cdef int k
+    for r in range(lo, hi):
+        for u in range(units):
+            base = (r * units + u) * pieces
+            for k in range(pieces):
+                dz[base + k] = 0
+            dz[base + argmax[r * units + u]] = dy[r * units + u]

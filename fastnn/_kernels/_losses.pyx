@@ -16,34 +16,11 @@ from cython.parallel cimport prange
 from libc.math cimport fabs, log, log1p
 from libc.stdint cimport int32_t, int64_t
 
-from ._common cimport (F32, cut, data, fexp, flog1p, fsigmoid, kind, optional, ptr, same,
-                       vector)
+from ._common cimport F32, cut, data, fexp, flog1p, fsigmoid, kind, optional, ptr, same
 
 cnp.import_array()
 
-cpdef enum LossOp:
-    SOFTMAX_CE
-    SIGMOID_CE
-    CROSSENTROPY
-    BINARY_CE
-    MSE
-    MAE
-    HUBER
-    HINGE
-    CATEGORICAL_HINGE
-
-ctypedef struct Loss:
-    int op
-    Py_ssize_t k            # columns
-    ptr dense               # (n, k) targets in the data's dtype, or NULL
-    const int32_t* ids32    # (n,) class ids, or NULL
-    const int64_t* ids64    # (n,) class ids, or NULL
-    ptr probs               # (n, k) softmax/sigmoid output, or NULL
-    ptr grad                # (n, k) gradient output, or NULL
-    ptr weight              # (n,) sample weights, or NULL
-    double scale            # grad_scale
-    double on, off          # target t -> t * on + off (label smoothing)
-    double eps              # clip epsilon, or Huber's delta
+# ``LossOp`` and the ``Loss`` descriptor are declared in _losses.pxd.
 
 
 cdef inline floating _t(const Loss* L, const floating* tr, Py_ssize_t label,
@@ -271,13 +248,68 @@ cdef double _run(const Loss* L, const floating* x, Py_ssize_t n, int nt) noexcep
     return total
 
 
-cdef bint _check_ids(const Loss* L, Py_ssize_t n) noexcept nogil:
+cdef bint check_ids(const Loss* L, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t r, label
     for r in range(n):
         label = _label(L, r)
         if label < 0 or label >= L.k:
             return False
     return True
+
+
+cdef object prepare_loss(Loss* L, int op, Py_ssize_t n, Py_ssize_t k, object dtype, targets,
+                         sample_weight, double grad_scale, double label_smoothing, double eps):
+    """Fill ``L`` (all but probs and grad) for predictions of shape (n, k) and ``dtype``:
+    targets as int32/int64 class ids or dense ``dtype`` values, sample weights as
+    ``dtype``, converted as the reference does. Returns the (possibly converted) arrays
+    to keep alive while ``L`` is used, or None when they do not fit."""
+    L.op = op
+    L.k = k
+    if not isinstance(targets, cnp.ndarray):
+        return None
+    sparse = (op == SOFTMAX_CE or op == CROSSENTROPY or op == CATEGORICAL_HINGE) \
+        and cnp.PyArray_NDIM(<cnp.ndarray>targets) == 1
+    if sparse:
+        if cnp.PyArray_DIM(<cnp.ndarray>targets, 0) != n:
+            return None
+        if cnp.PyArray_TYPE(<cnp.ndarray>targets) != cnp.NPY_INT32:
+            targets = numpy.ascontiguousarray(targets, dtype=numpy.int64)
+        else:
+            targets = numpy.ascontiguousarray(targets)
+    else:
+        if (cnp.PyArray_NDIM(<cnp.ndarray>targets) != 2
+                or cnp.PyArray_DIM(<cnp.ndarray>targets, 0) != n
+                or cnp.PyArray_DIM(<cnp.ndarray>targets, 1) != k):
+            return None
+        targets = numpy.ascontiguousarray(targets, dtype=dtype)
+    if sample_weight is not None:
+        if not isinstance(sample_weight, cnp.ndarray):
+            return None
+        sample_weight = numpy.ascontiguousarray(sample_weight, dtype=dtype)
+        if (cnp.PyArray_NDIM(<cnp.ndarray>sample_weight) != 1
+                or cnp.PyArray_DIM(<cnp.ndarray>sample_weight, 0) != n):
+            return None
+    L.dense = NULL if sparse else data(targets)
+    L.ids32 = NULL
+    L.ids64 = NULL
+    if sparse and cnp.PyArray_TYPE(<cnp.ndarray>targets) == cnp.NPY_INT32:
+        L.ids32 = <const int32_t*>data(targets)
+    elif sparse:
+        L.ids64 = <const int64_t*>data(targets)
+    L.weight = data(sample_weight)
+    L.scale = grad_scale
+    L.eps = eps
+    # Smoothing towards uniform over the classes (categorical) or towards 0.5 (binary).
+    L.on = 1 - label_smoothing
+    L.off = (label_smoothing / L.k if op == SOFTMAX_CE or op == CROSSENTROPY
+             else 0.5 * label_smoothing)
+    return targets, sample_weight
+
+
+cdef double loss_rows(const Loss* L, const float* x, Py_ssize_t lo,
+                      Py_ssize_t hi) noexcept nogil:
+    """The loss sum of rows [lo, hi) of float32 predictions (gradient/probabilities too)."""
+    return _rows(L, x, lo, hi)
 
 
 def loss(int op, pred, targets, probs_out, grad_out, sample_weight, double grad_scale,
@@ -297,49 +329,19 @@ def loss(int op, pred, targets, probs_out, grad_out, sample_weight, double grad_
             return None
     else:
         probs_out = None
-    if not isinstance(targets, cnp.ndarray):
+    kept = prepare_loss(&L, op, n, L.k, (<cnp.ndarray>pred).dtype, targets, sample_weight,
+                        grad_scale, label_smoothing, eps)
+    if kept is None:
         return None
-    dtype = (<cnp.ndarray>pred).dtype
-    cdef bint sparse = (op == SOFTMAX_CE or op == CROSSENTROPY or op == CATEGORICAL_HINGE) \
-        and cnp.PyArray_NDIM(<cnp.ndarray>targets) == 1
-    if sparse:
-        if cnp.PyArray_DIM(<cnp.ndarray>targets, 0) != n:
-            return None
-        if cnp.PyArray_TYPE(<cnp.ndarray>targets) != cnp.NPY_INT32:
-            targets = numpy.ascontiguousarray(targets, dtype=numpy.int64)
-        else:
-            targets = numpy.ascontiguousarray(targets)
-    else:
-        if not cnp.PyArray_SAMESHAPE(<cnp.ndarray>targets, <cnp.ndarray>pred):
-            return None
-        targets = numpy.ascontiguousarray(targets, dtype=dtype)
-    if sample_weight is not None:
-        if not isinstance(sample_weight, cnp.ndarray):
-            return None
-        sample_weight = numpy.ascontiguousarray(sample_weight, dtype=dtype)
-        if not vector(sample_weight, k, n):
-            return None
-    L.dense = NULL if sparse else data(targets)
-    L.ids32 = NULL
-    L.ids64 = NULL
-    if sparse and cnp.PyArray_TYPE(<cnp.ndarray>targets) == cnp.NPY_INT32:
-        L.ids32 = <const int32_t*>data(targets)
-    elif sparse:
-        L.ids64 = <const int64_t*>data(targets)
+    cdef bint sparse = L.dense == NULL
     L.probs = data(probs_out)
     L.grad = data(grad_out)
-    L.weight = data(sample_weight)
-    L.scale = grad_scale
-    L.eps = eps
-    # Smoothing towards uniform over the classes (categorical) or towards 0.5 (binary).
-    L.on = 1 - label_smoothing
-    L.off = label_smoothing / L.k if op == SOFTMAX_CE or op == CROSSENTROPY else 0.5 * label_smoothing
     cdef ptr x = data(pred)
     cdef double total
     cdef bint ok = True
     with nogil:
         if sparse:
-            ok = _check_ids(&L, n)
+            ok = check_ids(&L, n)
         if ok:
             if k == F32:
                 total = _run(&L, <float*>x, n, nthreads)

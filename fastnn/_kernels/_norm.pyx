@@ -364,3 +364,91 @@ def batchnorm_backward(dy, xhat, gamma, inv_std, dx_out, dgamma_out, dbeta_out, 
 def layernorm_backward(dy, xhat, gamma, inv_std, dx_out, dgamma_out, dbeta_out, int nthreads):
     """Gradients of layer norm: (dx, dgamma, dbeta), or None."""
     return _backward(True, dy, xhat, gamma, inv_std, dx_out, dgamma_out, dbeta_out, nthreads)
+
+
+# ---------------------------------------------------------------- float32 entry points
+# Declared in _norm.pxd for the compiled executor: the same loops as above. ``acc`` is
+# scratch of 2 * d doubles (the column range used is zeroed here).
+cdef void bn_forward_cols(const float* x, const float* gamma, const float* beta, double eps,
+                          float* y, float* xhat, float* mean, float* var, float* inv,
+                          double* acc, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                          Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        acc[j] = 0
+        acc[d + j] = 0
+    _bn_forward_block(x, gamma, beta, eps, y, xhat, mean, var, inv, acc, n, d, j0, j1)
+
+
+cdef void bn_backward_cols(const float* dy, const float* xhat, const float* gamma,
+                           const float* inv, float* dx, float* dgamma, float* dbeta,
+                           double* acc, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                           Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        acc[j] = 0
+        acc[d + j] = 0
+    _bn_backward_block(dy, xhat, gamma, inv, dx, dgamma, dbeta, acc, n, d, j0, j1)
+
+
+cdef void bn_fold(const float* gamma, const float* beta, const float* mean, const float* var,
+                  double eps, float* scale, float* shift, Py_ssize_t d) noexcept nogil:
+    """Inference batch norm as one affine map (as ``batchnorm_inference``)."""
+    _fold_stats(gamma, beta, mean, var, eps, scale, shift, d)
+
+
+cdef void bn_inverse_std(const float* var, double eps, float* inv, Py_ssize_t d) noexcept nogil:
+    """inv = 1 / sqrt(var + eps) in float32 (as Ops.batchnorm_inference_backward)."""
+    cdef Py_ssize_t j
+    cdef float feps = <float>eps
+    for j in range(d):
+        inv[j] = 1 / (<float>sqrt(var[j] + feps))
+
+
+cdef void bn_inference_backward_cols(const float* dy, const float* x, const float* gamma,
+                                     const float* mean, const float* inv, float* dx,
+                                     float* dgamma, float* dbeta, double* acc, Py_ssize_t n,
+                                     Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Columns [j0, j1) of the gradients of batch norm with fixed statistics (as
+    Ops.batchnorm_inference_backward): dx = dy * gamma * inv (``dx`` may be NULL), and
+    dgamma = sum dy * (x - mean) * inv, dbeta = sum dy when those are not NULL."""
+    cdef Py_ssize_t r, j
+    cdef double* accg = acc + d
+    cdef float g
+    if dgamma != NULL or dbeta != NULL:
+        for j in range(j0, j1):
+            acc[j] = 0
+            accg[j] = 0
+        for r in range(n):
+            for j in range(j0, j1):
+                g = dy[r * d + j]
+                acc[j] += g
+                accg[j] += g * ((x[r * d + j] - mean[j]) * inv[j])
+        for j in range(j0, j1):
+            if dbeta != NULL:
+                dbeta[j] = <float>acc[j]
+            if dgamma != NULL:
+                dgamma[j] = <float>accg[j]
+    if dx != NULL:
+        for r in range(n):
+            for j in range(j0, j1):
+                dx[r * d + j] = dy[r * d + j] * (gamma[j] * inv[j])
+
+
+cdef void affine_rows(const float* x, const float* scale, const float* shift, float* y,
+                      Py_ssize_t d, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Rows [lo, hi) of y = x * scale + shift (``_affine_rows``' loop)."""
+    _affine_rows(x + lo * d, scale, shift, y + lo * d, hi - lo, d, 1)
+
+
+cdef void ln_forward_rows(const float* x, const float* gamma, const float* beta, double eps,
+                          float* y, float* xhat, float* inv, Py_ssize_t d, Py_ssize_t lo,
+                          Py_ssize_t hi) noexcept nogil:
+    _ln_forward_rows(x, gamma, beta, eps, y, xhat, inv, d, lo, hi)
+
+
+cdef void ln_backward_rows(const float* dy, const float* xhat, const float* gamma,
+                           const float* inv, float* dx, double* acc, Py_ssize_t d,
+                           Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """dx for rows [lo, hi); adds dbeta, dgamma column sums into acc[0:d], acc[d:2d]."""
+    _ln_backward_rows(dy, xhat, gamma, inv, dx, acc, d, lo, hi)

@@ -35,7 +35,7 @@ _unary = _elementwise.unary
 _backward = _elementwise.backward
 _loss = _losses.loss
 (_LINEAR, _STEP, _RELU, _LEAKY_RELU, _ELU, _SELU, _SIGMOID, _TANH, _SOFTPLUS, _GELU, _SILU,
- _CLIP, _SCALE) = map(int, _elementwise.Act)
+ _CLIP, _SCALE) = map(int, list(_elementwise.Act)[:13])
 (_SOFTMAX_CE, _SIGMOID_CE, _CROSSENTROPY, _BINARY_CE, _MSE, _MAE, _HUBER, _HINGE,
  _CATEGORICAL_HINGE) = map(int, _losses.LossOp)
 

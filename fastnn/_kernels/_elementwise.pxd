@@ -1,0 +1,57 @@
+# Elementwise kernels shared with other kernel modules (the compiled executor):
+# float32 entry points of the same loops the ``def`` functions run.
+from libc.stdint cimport uint64_t
+
+# Activation codes, shared by ``unary`` (forward), ``backward`` and the executor.
+cpdef enum Act:
+    LINEAR
+    STEP
+    RELU
+    LEAKY_RELU
+    ELU
+    SELU
+    SIGMOID
+    TANH
+    SOFTPLUS
+    GELU
+    SILU
+    CLIP    # forward only: clip to [-param, param]
+    SCALE   # forward only: multiply by param
+    RELU6
+    SOFTSIGN
+    HARD_SIGMOID
+    HARD_SILU
+    EXPONENTIAL
+    MISH
+    GELU_TANH
+
+cdef void act_forward(int op, const float* x, float* y, Py_ssize_t lo, Py_ssize_t hi,
+                      float a) noexcept nogil
+cdef void act_backward(int op, const float* dy, const float* x, const float* y, float* dx,
+                       Py_ssize_t lo, Py_ssize_t hi, float a) noexcept nogil
+cdef bint act_needs_x(int op) noexcept nogil
+cdef void softmax_rows(const float* x, float* y, Py_ssize_t d, Py_ssize_t lo,
+                       Py_ssize_t hi) noexcept nogil
+cdef void softmax_backward_rows(const float* dy, const float* y, float* dx, Py_ssize_t d,
+                                Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+cdef void log_softmax_rows(const float* x, float* y, Py_ssize_t d, Py_ssize_t lo,
+                           Py_ssize_t hi) noexcept nogil
+cdef void log_softmax_backward_rows(const float* dy, const float* y, float* dx, Py_ssize_t d,
+                                    Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+cdef void multiply(const float* a, const float* b, float* out, Py_ssize_t lo,
+                   Py_ssize_t hi) noexcept nogil
+cdef void ema_update(float* average, const float* value, double momentum, Py_ssize_t lo,
+                     Py_ssize_t hi) noexcept nogil
+cdef void dropout_fill(float* out, uint64_t seed, double rate, float keep, Py_ssize_t lo,
+                       Py_ssize_t hi) noexcept nogil
+cdef void column_sums(const float* x, double* acc, float* out, Py_ssize_t rows, Py_ssize_t d,
+                      Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
+cdef void prelu_rows(const float* x, const float* alpha, float* y, Py_ssize_t d,
+                     Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+cdef void prelu_backward_rows(const float* dy, const float* x, const float* alpha, float* dx,
+                              double* dalpha_acc, Py_ssize_t d, Py_ssize_t lo,
+                              Py_ssize_t hi) noexcept nogil
+cdef void maxout_rows(const float* z, float* y, int* argmax, Py_ssize_t units, int pieces,
+                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+cdef void maxout_backward_rows(const float* dy, const int* argmax, float* dz, Py_ssize_t units,
+                               int pieces, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil

@@ -1,0 +1,1017 @@
+"""The compiled executor: a run of stages as one training step or one forward pass.
+
+A ``Segment`` holds a table of stages (``fastnn.engine.stages``: Dense with its
+activation and DropConnect, Activation, BatchNormalization, LayerNormalization,
+Dropout, PReLU, Maxout, and the inference rewrite's Affine), pointers to their
+weights and gradients (views into a model's flat buffers, kept alive by
+references) and float32 workspaces for ``max_batch`` rows, allocated once.
+``train_step`` runs forward, the loss and backward without returning to Python
+(one ``nogil`` call); ``forward``/``backward`` split a step around work done
+outside (host stages, a user's loss); ``predict`` runs inference into
+per-call scratch, so many threads may call it at once on one Segment.
+
+The math is not written here: activations, dropout masks, reductions, PReLU and
+maxout come from ``_elementwise``, batch and layer norm from ``_norm``, the
+losses from ``_losses`` (the kernels the "cpu" Ops run layer by layer), matrix
+products from BLAS (``_blas.gemm_rm``) or, for a few rows, ``gemv.h``. This
+module only walks the table, places the buffers and splits the work.
+
+Large steps can run on one OpenMP team that splits every matrix product between
+its threads (``team_size``; stages other than Dense/Maxout then run on the
+team's first thread between barriers); smaller ones leave the threading of each
+product to BLAS.
+"""
+import numpy
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cython.parallel cimport parallel
+from libc.math cimport isfinite
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy, memset
+
+cimport numpy as cnp
+
+from ._blas cimport gemm_rm
+from ._elementwise cimport (EXPONENTIAL, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
+                            LEAKY_RELU, LINEAR, MISH, RELU, RELU6, SELU, SIGMOID, SILU,
+                            SOFTPLUS, SOFTSIGN, STEP, TANH, act_backward, act_forward,
+                            act_needs_x, column_sums, dropout_fill, ema_update,
+                            log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
+                            maxout_rows, multiply, prelu_backward_rows, prelu_rows,
+                            softmax_backward_rows, softmax_rows)
+from ._losses cimport Loss, SIGMOID_CE, SOFTMAX_CE, check_ids, loss_rows, prepare_loss
+from ._norm cimport (affine_rows, bn_backward_cols, bn_fold, bn_forward_cols,
+                     bn_inference_backward_cols, bn_inverse_std, ln_backward_rows,
+                     ln_forward_rows)
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static void fastnn_exec_barrier(void) {
+        #pragma omp barrier
+    }
+    static int fastnn_exec_thread_num(void) { return omp_get_thread_num(); }
+    static int fastnn_exec_team_size(void) { return omp_get_num_threads(); }
+    static const int fastnn_exec_has_openmp = 1;
+    #else
+    static void fastnn_exec_barrier(void) {}
+    static int fastnn_exec_thread_num(void) { return 0; }
+    static int fastnn_exec_team_size(void) { return 1; }
+    static const int fastnn_exec_has_openmp = 0;
+    #endif
+    """
+    void barrier "fastnn_exec_barrier"() noexcept nogil
+    int thread_num "fastnn_exec_thread_num"() noexcept nogil
+    int team_size_now "fastnn_exec_team_size"() noexcept nogil
+    const int has_openmp "fastnn_exec_has_openmp"
+
+cdef extern from "gemv.h":
+    void fastnn_gemv_rows(const float* x, const float* W, const float* b, float* y,
+                          Py_ssize_t n, Py_ssize_t din, Py_ssize_t dout, Py_ssize_t lo,
+                          Py_ssize_t hi) noexcept nogil
+
+# The thresholds are DenseStack's (fastnn/_kernels/_mlp.pyx has the measurements):
+# predict on up to GEMV_MAX_ROWS rows streams the weights through gemv.h; its
+# columns are split between threads from GEMV_THREAD_MIN_WEIGHTS weights on; a
+# training step is split over one OpenMP team from TEAM_MIN_MACS multiply-adds on.
+cdef int GEMV_MAX_ROWS = 32
+cdef double GEMV_THREAD_MIN_WEIGHTS = 1 << 19
+cdef double TEAM_MIN_MACS = 1 << 30
+cdef int MAX_TEAM = 64
+
+# Stage kinds: the numbers of fastnn.engine.stages.Kind.
+cdef enum:
+    K_DENSE = 0
+    K_ACTIVATION = 1
+    K_BATCHNORM = 2
+    K_LAYERNORM = 3
+    K_DROPOUT = 4
+    K_AFFINE = 5
+    K_PRELU = 6
+    K_MAXOUT = 7
+
+# Row-wise activations (beside _elementwise.Act's elementwise codes).
+cdef enum:
+    A_SOFTMAX = 100
+    A_LOG_SOFTMAX = 101
+
+# Kernel names of the activations (``ActivationFunction.kernel``) and their codes;
+# the value is (code, name of its one parameter or None, its default).
+_ACTIVATIONS = {
+    "linear": (LINEAR, None, 0.0), "step": (STEP, None, 0.0), "relu": (RELU, None, 0.0),
+    "leaky_relu": (LEAKY_RELU, "alpha", 0.2), "elu": (ELU, "alpha", 1.0),
+    "selu": (SELU, None, 0.0), "sigmoid": (SIGMOID, None, 0.0), "tanh": (TANH, None, 0.0),
+    "softplus": (SOFTPLUS, None, 0.0), "gelu": (GELU, None, 0.0), "silu": (SILU, None, 0.0),
+    "relu6": (RELU6, None, 0.0), "softsign": (SOFTSIGN, None, 0.0),
+    "hard_sigmoid": (HARD_SIGMOID, None, 0.0), "hard_silu": (HARD_SILU, None, 0.0),
+    "exponential": (EXPONENTIAL, None, 0.0), "mish": (MISH, None, 0.0),
+    "gelu_tanh": (GELU_TANH, None, 0.0), "softmax": (A_SOFTMAX, None, 0.0),
+    "log_softmax": (A_LOG_SOFTMAX, None, 0.0),
+}
+_KIND_NAMES = {K_DENSE: "DENSE", K_ACTIVATION: "ACTIVATION", K_BATCHNORM: "BATCHNORM",
+               K_LAYERNORM: "LAYERNORM", K_DROPOUT: "DROPOUT", K_AFFINE: "AFFINE",
+               K_PRELU: "PRELU", K_MAXOUT: "MAXOUT"}
+
+
+ctypedef struct SC:
+    int kind
+    int act               # _elementwise.Act code, A_SOFTMAX or A_LOG_SOFTMAX
+    float a               # the activation's parameter
+    int pieces            # MAXOUT
+    bint batch_stats      # BATCHNORM: batch statistics in training
+    bint masked           # DENSE with DropConnect or DROPOUT with rate > 0
+    bint trainable
+    double rate, eps, momentum
+    float keep            # 1 / (1 - rate)
+    uint64_t seed         # this step's mask seed
+    Py_ssize_t din, dout, zw   # zw: width of z (dout, or dout * pieces for MAXOUT)
+    float* W
+    float* b
+    float* dW
+    float* db
+    float* gamma          # never NULL (ones when the layer has none)
+    float* beta           # never NULL (zeros)
+    float* dgamma
+    float* dbeta
+    float* mm
+    float* mv
+    float* alpha
+    float* dalpha
+    float* scale
+    float* shift
+    # workspaces (max_batch rows)
+    float* y              # (n, dout) output
+    float* z              # (n, zw) pre-activation; == y when the backward needs y only
+    float* aux            # BN/LN xhat or the dropout mask (n, dout)
+    int* argmax           # MAXOUT (n, dout)
+    float* mean           # BN (d)
+    float* var            # BN (d)
+    float* inv            # BN (d) or LN (n) inverse standard deviations
+    float* fscale         # frozen BN folded scale / shift (d)
+    float* fshift
+    float* wmask          # DropConnect kernel mask and masked kernel (din, dout)
+    float* weff
+    float* g              # gradient w.r.t. the stage input (n, din)
+
+
+cdef inline bint elementwise_act(int act) noexcept nogil:
+    return act < A_SOFTMAX
+
+
+cdef void block_range(Py_ssize_t size, int t, int team, Py_ssize_t* lo,
+                      Py_ssize_t* hi) noexcept nogil:
+    """Thread t's share [lo, hi) of ``size`` items in 16-item (64-byte) blocks."""
+    cdef Py_ssize_t block = ((size + team - 1) // team + 15) // 16 * 16
+    lo[0] = t * block
+    if lo[0] > size:
+        lo[0] = size
+    hi[0] = lo[0] + block
+    if hi[0] > size:
+        hi[0] = size
+
+
+cdef bint split_columns(Py_ssize_t m, Py_ssize_t n, int team) noexcept nogil:
+    """Whether a team splits an (m, n) GEMM output by columns (else by rows)."""
+    return n >= m or n >= 32 * team
+
+
+cdef void gemm_share(int t, int team, bint trans_a, bint trans_b, int m, int n, int k,
+                     const float* a, int lda, const float* b, int ldb,
+                     float* c, int ldc) noexcept nogil:
+    """Thread t's block of C = op(A) @ op(B): its columns, or its rows when C is narrow."""
+    cdef Py_ssize_t lo, hi
+    if team == 1:
+        gemm_rm(trans_a, trans_b, m, n, k, <float>1.0, a, lda, b, ldb, <float>0.0, c, ldc)
+    elif split_columns(m, n, team):
+        block_range(n, t, team, &lo, &hi)
+        if lo < hi:
+            gemm_rm(trans_a, trans_b, m, <int>(hi - lo), k, <float>1.0, a, lda,
+                    b + (lo * ldb if trans_b else lo), ldb, <float>0.0, c + lo, ldc)
+    else:
+        block_range(m, t, team, &lo, &hi)
+        if lo < hi:
+            gemm_rm(trans_a, trans_b, <int>(hi - lo), n, k, <float>1.0,
+                    a + (lo if trans_a else lo * lda), lda, b, ldb, <float>0.0,
+                    c + lo * ldc, ldc)
+
+
+cdef void epilogue(const SC* s, float* z, float* y, Py_ssize_t r0, Py_ssize_t r1,
+                   Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Rows [r0, r1), columns [lo, hi) of a DENSE output: add the bias to z, then y =
+    act(z) row by row while each row is in cache (row-wise activations need lo=0,
+    hi=d). MAXOUT stages only add the bias."""
+    cdef Py_ssize_t r, j, d = s.zw
+    cdef const float* b = s.b
+    cdef int act = s.act if s.kind == K_DENSE else LINEAR
+    cdef float* zr
+    for r in range(r0, r1):
+        zr = z + r * d
+        if b != NULL:
+            for j in range(lo, hi):
+                zr[j] = zr[j] + b[j]
+        if act == A_SOFTMAX:
+            softmax_rows(z, y, d, r, r + 1)
+        elif act == A_LOG_SOFTMAX:
+            log_softmax_rows(z, y, d, r, r + 1)
+        elif act != LINEAR or z != y:
+            act_forward(act, zr, y + r * d, lo, hi, s.a)
+
+
+cdef void dense_forward_share(SC* s, const float* x, Py_ssize_t n, const float* W, float* z,
+                              float* y, int t, int team) noexcept nogil:
+    """Thread t's part of z = x @ W (+ bias, activation): its block of the product, then
+    the epilogue on the same block (row-wise activations wait for whole rows)."""
+    cdef Py_ssize_t lo = 0, hi = 0
+    cdef Py_ssize_t d = s.zw
+    gemm_share(t, team, False, False, <int>n, <int>d, <int>s.din, x, <int>s.din, W, <int>d,
+               z, <int>d)
+    if team == 1:
+        epilogue(s, z, y, 0, n, 0, d)
+    elif (s.kind == K_MAXOUT or elementwise_act(s.act)) and split_columns(n, d, team):
+        block_range(d, t, team, &lo, &hi)
+        if lo < hi:
+            epilogue(s, z, y, 0, n, lo, hi)
+    else:
+        barrier()
+        block_range(n, t, team, &lo, &hi)
+        if lo < hi:
+            epilogue(s, z, y, lo, hi, 0, d)
+
+
+cdef void act_rows_forward(int act, float a, const float* x, float* y, Py_ssize_t d,
+                           Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    if act == A_SOFTMAX:
+        softmax_rows(x, y, d, r0, r1)
+    elif act == A_LOG_SOFTMAX:
+        log_softmax_rows(x, y, d, r0, r1)
+    else:
+        act_forward(act, x, y, r0 * d, r1 * d, a)
+
+
+cdef void act_rows_backward(int act, float a, const float* dy, const float* x, const float* y,
+                            float* dx, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """dx = the activation's backward pass from (dy, x, y) on rows [r0, r1) (dx may be dy)."""
+    if act == A_SOFTMAX:
+        softmax_backward_rows(dy, y, dx, d, r0, r1)
+    elif act == A_LOG_SOFTMAX:
+        log_softmax_backward_rows(dy, y, dx, d, r0, r1)
+    elif act != LINEAR or dx != dy:
+        act_backward(act, dy, x, y, dx, r0 * d, r1 * d, a)
+
+
+cdef void other_forward(SC* s, const float* x, Py_ssize_t n, bint training,
+                        float* y, const float* fscale, const float* fshift,
+                        float* rowtmp, double* acc) noexcept nogil:
+    """Forward of one non-matrix-product stage on the whole batch (one thread).
+    ``fscale``/``fshift``: folded batch norm with fixed statistics; ``rowtmp``: n floats
+    (layer norm's inverse deviations); ``acc``: reduction scratch (training only)."""
+    cdef Py_ssize_t d = s.dout
+    if s.kind == K_ACTIVATION:
+        act_rows_forward(s.act, s.a, x, y, d, 0, n)
+    elif s.kind == K_BATCHNORM:
+        if training and s.batch_stats:
+            bn_forward_cols(x, s.gamma, s.beta, s.eps, y, s.aux, s.mean, s.var, s.inv,
+                            acc, n, d, 0, d)
+            ema_update(s.mm, s.mean, s.momentum, 0, d)
+            ema_update(s.mv, s.var, s.momentum, 0, d)
+        else:
+            affine_rows(x, fscale, fshift, y, d, 0, n)
+    elif s.kind == K_LAYERNORM:
+        ln_forward_rows(x, s.gamma, s.beta, s.eps, y, s.aux if training else NULL,
+                        s.inv if training else rowtmp, d, 0, n)
+    elif s.kind == K_DROPOUT:
+        if training and s.masked:
+            dropout_fill(s.aux, s.seed, s.rate, s.keep, 0, n * d)
+            multiply(x, s.aux, y, 0, n * d)
+        elif y != x:
+            memcpy(y, x, n * d * sizeof(float))
+    elif s.kind == K_AFFINE:
+        affine_rows(x, s.scale, s.shift, y, d, 0, n)
+    elif s.kind == K_PRELU:
+        prelu_rows(x, s.alpha, y, d, 0, n)
+
+
+cdef class Segment:
+    """A run of compilable stages: training step, forward/backward and predict (float32)."""
+
+    cdef SC* st
+    cdef int L
+    cdef readonly int max_batch, width_in, width_out, n_seeds
+    cdef int first_trainable      # first stage with gradients (L: none)
+    cdef int widest               # widest buffer a stage's forward writes
+    cdef double weights           # multiply-adds per row of the matrix products
+    cdef bint has_gemm
+    cdef double* acc              # reduction scratch (2 * widest + 2 doubles)
+    cdef float* gout              # (max_batch, width_out) gradient of the head output
+    cdef float* probs             # (max_batch, width_out) SOFTMAX_CE/SIGMOID_CE probabilities
+    cdef list _keep
+    cdef list _outs               # each stage's output workspace (max_batch, dout)
+    cdef list _grads              # each stage's input-gradient workspace (max_batch, din)
+    cdef object _x                # the batch of the last training forward (None: none)
+    cdef Py_ssize_t _n
+    cdef int _last_op             # loss of the last train_step (-1: forward only)
+    cdef object _probs_arr, _gout_arr
+
+    def __cinit__(self):
+        self.st = NULL
+        self.L = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.st)
+
+    def __init__(self, list stages, int max_batch):
+        cdef int i
+        cdef SC* s
+        if not stages:
+            raise ValueError("Segment needs at least one stage")
+        if max_batch < 1:
+            raise ValueError(f"Segment max_batch must be >= 1, got {max_batch}")
+        for i, stage in enumerate(stages):
+            ok, reason = compilable(stage)
+            if not ok:
+                raise ValueError(f"stage {i} ({stage!r}) cannot be compiled: {reason}")
+            if i and stage.width_in != stages[i - 1].width_out:
+                raise ValueError(f"stage {i} ({stage!r}) takes {stage.width_in} features but "
+                                 f"stage {i - 1} gives {stages[i - 1].width_out}")
+        self.L = len(stages)
+        self.max_batch = max_batch
+        self.width_in = stages[0].width_in
+        self.width_out = stages[len(stages) - 1].width_out
+        self.st = <SC*>PyMem_Malloc(self.L * sizeof(SC))
+        if self.st == NULL:
+            raise MemoryError()
+        memset(self.st, 0, self.L * sizeof(SC))
+        self._keep = [stages]
+        self._outs = []
+        self._grads = []
+        self._x = None
+        self._last_op = -1
+        self.first_trainable = self.L
+        self.n_seeds = 0
+        self.widest = max(self.width_in, self.width_out)
+        self.weights = 0
+        self.has_gemm = False
+        for i, stage in enumerate(stages):
+            self._fill(&self.st[i], stage, max_batch)
+            s = &self.st[i]
+            if s.trainable and self.first_trainable == self.L:
+                self.first_trainable = i
+            if s.masked:
+                self.n_seeds += 1
+            self.widest = max(self.widest, s.zw, s.dout, s.din)
+            if s.kind == K_DENSE or s.kind == K_MAXOUT:
+                self.weights += <double>s.din * s.zw
+                self.has_gemm = True
+        self.acc = <double*>self._buffer(2 * self.widest + 2, numpy.float64)
+        self._gout_arr = numpy.zeros((max_batch, self.width_out), dtype=numpy.float32)
+        self._probs_arr = numpy.zeros((max_batch, self.width_out), dtype=numpy.float32)
+        self._keep += [self._gout_arr, self._probs_arr]
+        self.gout = <float*>cnp.PyArray_DATA(self._gout_arr)
+        self.probs = <float*>cnp.PyArray_DATA(self._probs_arr)
+
+    cdef void* _buffer(self, shape, dtype):
+        """A zeroed workspace kept alive with the Segment."""
+        arr = numpy.zeros(shape, dtype=dtype)
+        self._keep.append(arr)
+        return cnp.PyArray_DATA(arr)
+
+    cdef float* _ptr(self, arr):
+        if arr is None:
+            return NULL
+        self._keep.append(arr)
+        return <float*>cnp.PyArray_DATA(arr)
+
+    cdef void _fill(self, SC* s, stage, int mb) except *:
+        """The table row of one stage: its arrays, hyperparameters and workspaces."""
+        s.kind = int(stage.kind)
+        s.din = stage.width_in
+        s.dout = stage.width_out
+        s.zw = s.dout
+        s.act = LINEAR
+        s.trainable = stage.trainable
+        if s.kind in (K_DENSE, K_ACTIVATION):
+            s.act, s.a = _act_code(stage.act_name, stage.act_params)
+        s.rate = float(stage.rate or 0.0)
+        s.masked = s.kind in (K_DENSE, K_DROPOUT) and s.rate > 0
+        s.keep = <float>(1.0 / (1.0 - s.rate)) if s.rate < 1 else 0
+        s.eps = float(stage.epsilon or 0.0)
+        s.momentum = float(stage.momentum or 0.0)
+        s.batch_stats = bool(stage.batch_stats)
+        s.W = self._ptr(stage.kernel)
+        s.b = self._ptr(stage.bias)
+        s.dW = self._ptr(stage.kernel_grad)
+        s.db = self._ptr(stage.bias_grad)
+        s.alpha = self._ptr(stage.alpha)
+        s.dalpha = self._ptr(stage.alpha_grad)
+        s.scale = self._ptr(stage.scale)
+        s.shift = self._ptr(stage.shift)
+        s.y = <float*>self._buffer((mb, s.dout), numpy.float32)
+        self._outs.append(self._keep[len(self._keep) - 1])
+        s.z = s.y
+        s.g = <float*>self._buffer((mb, s.din), numpy.float32)
+        self._grads.append(self._keep[len(self._keep) - 1])
+        if s.kind == K_MAXOUT:
+            s.pieces = stage.pieces
+            s.zw = s.dout * s.pieces
+            s.z = <float*>self._buffer((mb, s.zw), numpy.float32)
+            s.argmax = <int*>self._buffer((mb, s.dout), numpy.int32)
+        elif s.kind == K_DENSE:
+            if elementwise_act(s.act) and act_needs_x(s.act):
+                s.z = <float*>self._buffer((mb, s.dout), numpy.float32)
+            if s.masked:
+                s.wmask = <float*>self._buffer((s.din, s.dout), numpy.float32)
+                s.weff = <float*>self._buffer((s.din, s.dout), numpy.float32)
+        elif s.kind in (K_BATCHNORM, K_LAYERNORM):
+            d = s.dout
+            s.gamma = self._ptr(stage.gamma)
+            s.beta = self._ptr(stage.beta)
+            if s.gamma == NULL:
+                s.gamma = self._ptr(numpy.ones(d, dtype=numpy.float32))
+            if s.beta == NULL:
+                s.beta = self._ptr(numpy.zeros(d, dtype=numpy.float32))
+            s.dgamma = self._ptr(stage.gamma_grad)
+            s.dbeta = self._ptr(stage.beta_grad)
+            s.aux = <float*>self._buffer((mb, d), numpy.float32)
+            if s.kind == K_BATCHNORM:
+                s.mm = self._ptr(stage.moving_mean)
+                s.mv = self._ptr(stage.moving_variance)
+                s.mean = <float*>self._buffer(d, numpy.float32)
+                s.var = <float*>self._buffer(d, numpy.float32)
+                s.inv = <float*>self._buffer(d, numpy.float32)
+                s.fscale = <float*>self._buffer(d, numpy.float32)
+                s.fshift = <float*>self._buffer(d, numpy.float32)
+            else:
+                s.inv = <float*>self._buffer(mb, numpy.float32)
+        elif s.kind == K_DROPOUT and s.masked:
+            s.aux = <float*>self._buffer((mb, s.dout), numpy.float32)
+
+    # ------------------------------------------------------------------ introspection
+    def team_size(self, Py_ssize_t n, int nthreads):
+        """Threads ``train_step`` should get for a batch of ``n``: 1 when the step is
+        too small to split or when the kernels were built without OpenMP."""
+        if nthreads <= 1 or not has_openmp:
+            return 1
+        if 3.0 * n * self.weights < TEAM_MIN_MACS:
+            return 1
+        return min(nthreads, MAX_TEAM)
+
+    def predict_uses_blas(self, Py_ssize_t n):
+        """Whether ``predict`` on ``n`` rows calls BLAS (more rows than the GEMV path takes)."""
+        return self.has_gemm and n > GEMV_MAX_ROWS
+
+    def predict_can_thread(self, Py_ssize_t n):
+        """Whether ``predict`` on ``n`` rows would use more than one thread if given them."""
+        return (self.has_gemm and n > GEMV_MAX_ROWS) or self.weights >= GEMV_THREAD_MIN_WEIGHTS
+
+    def output(self, Py_ssize_t n):
+        """The head output of the last forward/train_step: the probabilities after a
+        SOFTMAX_CE/SIGMOID_CE train_step, else the last stage's output."""
+        if self._last_op == SOFTMAX_CE or self._last_op == SIGMOID_CE:
+            return self._probs_arr[:n]
+        return self._outs[self.L - 1][:n]
+
+    # ------------------------------------------------------------------ argument checks
+    cdef const float* _rows(self, x, str what, Py_ssize_t width) except NULL:
+        if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
+            raise ValueError(f"Segment: {what} must be a C-contiguous 2-D float32 array")
+        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+        if cnp.PyArray_DIM(<cnp.ndarray>x, 1) != width:
+            raise ValueError(f"Segment: {what} has {cnp.PyArray_DIM(<cnp.ndarray>x, 1)} "
+                             f"columns, expected {width}")
+        if n < 1 or n > self.max_batch:
+            raise ValueError(f"Segment: {what} has {n} rows; this segment takes 1 to "
+                             f"{self.max_batch}")
+        return <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
+
+    cdef int _set_seeds(self, seeds) except -1:
+        cdef int i, k = 0
+        cdef const uint64_t[::1] view
+        if self.n_seeds == 0:
+            return 0
+        if seeds is None:
+            raise ValueError(f"Segment: a training forward needs {self.n_seeds} mask seed(s)")
+        view = numpy.ascontiguousarray(seeds, dtype=numpy.uint64)
+        if view.shape[0] != self.n_seeds:
+            raise ValueError(f"Segment: got {view.shape[0]} seeds, expected {self.n_seeds}")
+        for i in range(self.L):
+            if self.st[i].masked:
+                self.st[i].seed = view[k]
+                k += 1
+        return 0
+
+    # ------------------------------------------------------------------ training
+    def forward(self, x, bint training, seeds=None):
+        """The forward pass of x (n, width_in): with ``training``, batch statistics,
+        masks from ``seeds`` (one per seeded stage, in stage order) and everything
+        ``backward`` needs kept; else inference. Returns an (n, width_out) view of a
+        workspace, valid until the next call."""
+        cdef const float* xp = self._rows(x, "x", self.width_in)
+        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+        cdef int i
+        self._last_op = -1
+        if training:
+            self._set_seeds(seeds)
+            self._x = x
+            self._n = n
+            with nogil:
+                self._forward_train(xp, n, 0, 1)
+        else:
+            self._x = None
+            with nogil:
+                for i in range(self.L):
+                    if self.st[i].kind == K_BATCHNORM:
+                        bn_fold(self.st[i].gamma, self.st[i].beta, self.st[i].mm, self.st[i].mv,
+                                self.st[i].eps, self.st[i].fscale, self.st[i].fshift,
+                                self.st[i].dout)
+                self._forward_infer(xp, n, NULL, NULL, NULL, NULL, NULL, False, 0, 1)
+        return self._outs[self.L - 1][:n]
+
+    def backward(self, dy, bint need_dx=True):
+        """The backward pass of the last training ``forward`` from dy (n, width_out), the
+        gradient of the loss w.r.t. the segment output: writes every gradient array of
+        the stages; returns dx (n, width_in) as a view of a workspace, or None without
+        ``need_dx`` (stages below the first trainable one are then skipped)."""
+        if self._x is None:
+            raise RuntimeError("Segment.backward needs a forward(training=True) first")
+        cdef Py_ssize_t n = self._n
+        cdef const float* dyp = self._rows(dy, "dy", self.width_out)
+        if cnp.PyArray_DIM(<cnp.ndarray>dy, 0) != n:
+            raise ValueError(f"Segment: dy has {cnp.PyArray_DIM(<cnp.ndarray>dy, 0)} rows, the "
+                             f"last forward had {n}")
+        cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>self._x)
+        with nogil:
+            memcpy(self.gout, dyp, n * self.width_out * sizeof(float))
+            self._backward(xp, n, need_dx, 0, 1)
+        if not need_dx:
+            return None
+        return self._grads[0][:n]
+
+    def train_step(self, x, targets, sample_weight, int loss_op, double label_smoothing,
+                   double eps, double grad_scale, seeds, int nthreads):
+        """Forward (training), the loss of ``loss_op`` (a ``_losses.LossOp``) on the head
+        output and backward into the gradient arrays, in one nogil call. SOFTMAX_CE and
+        SIGMOID_CE take the head's logits and leave the probabilities for ``output``.
+        Returns the loss sum, as ``_losses.loss`` returns it for the same arguments.
+        With ``nthreads`` > 1 (see ``team_size``) one OpenMP team runs the step, each
+        thread computing its block of every product with a single-threaded BLAS call
+        (the caller holds the BLAS pool to one thread meanwhile)."""
+        cdef const float* xp = self._rows(x, "x", self.width_in)
+        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+        cdef Loss L
+        cdef double total = 0
+        cdef double partial[64]
+        cdef int i
+        cdef bint ok = True
+        kept = prepare_loss(&L, loss_op, n, self.width_out, numpy.float32, targets,
+                            sample_weight, grad_scale, label_smoothing, eps)
+        if kept is None:
+            raise ValueError(f"Segment.train_step: targets/sample_weight do not fit predictions "
+                             f"of shape ({n}, {self.width_out}) for loss {loss_op}")
+        L.probs = self.probs if (loss_op == SOFTMAX_CE or loss_op == SIGMOID_CE) else NULL
+        L.grad = self.gout
+        if L.dense == NULL:
+            with nogil:
+                ok = check_ids(&L, n)
+            if not ok:
+                raise ValueError(f"class ids must lie in [0, {L.k}): the predictions have "
+                                 f"{L.k} columns")
+        self._set_seeds(seeds)
+        if nthreads < 1 or not has_openmp:
+            nthreads = 1
+        if nthreads > MAX_TEAM:
+            nthreads = MAX_TEAM
+        self._x = x
+        self._n = n
+        self._last_op = loss_op
+        with nogil:
+            for i in range(nthreads):
+                partial[i] = 0
+            if nthreads > 1:
+                self._step_team(xp, n, &L, partial, nthreads)
+            else:
+                self._step_share(xp, n, &L, partial, 0, 1)
+            for i in range(nthreads):
+                total += partial[i]
+        return total
+
+    cdef void _step_team(self, const float* x, Py_ssize_t n, const Loss* L, double* partial,
+                         int nthreads) noexcept nogil:
+        cdef int t, team
+        with parallel(num_threads=nthreads):
+            t = thread_num()
+            team = team_size_now()
+            self._step_share(x, n, L, partial, t, team)
+
+    cdef void _step_share(self, const float* x, Py_ssize_t n, const Loss* L, double* partial,
+                          int t, int team) noexcept nogil:
+        """Thread t's part of a step (t=0, team=1: the whole step, BLAS threading each
+        product): forward, its block of rows of the loss, backward."""
+        cdef Py_ssize_t lo = 0, hi = 0
+        self._forward_train(x, n, t, team)
+        block_range(n, t, team, &lo, &hi)
+        if lo < hi:
+            partial[t] = loss_rows(L, self.st[self.L - 1].y, lo, hi)
+        barrier()
+        self._backward(x, n, False, t, team)
+
+    cdef void _forward_train(self, const float* x, Py_ssize_t n, int t, int team) noexcept nogil:
+        cdef int i
+        cdef SC* s
+        cdef const float* inp = x
+        cdef const float* W
+        for i in range(self.L):
+            s = &self.st[i]
+            if s.kind == K_DENSE or s.kind == K_MAXOUT:
+                W = s.W
+                if s.masked:
+                    if t == 0:
+                        dropout_fill(s.wmask, s.seed, s.rate, s.keep, 0, s.din * s.dout)
+                        multiply(s.W, s.wmask, s.weff, 0, s.din * s.dout)
+                    barrier()
+                    W = s.weff
+                dense_forward_share(s, inp, n, W, s.z, s.y if s.kind == K_DENSE else s.z,
+                                    t, team)
+                if s.kind == K_MAXOUT:
+                    barrier()
+                    if t == 0:
+                        maxout_rows(s.z, s.y, s.argmax, s.dout, s.pieces, 0, n)
+            elif t == 0:
+                if s.kind == K_BATCHNORM and not s.batch_stats:
+                    bn_fold(s.gamma, s.beta, s.mm, s.mv, s.eps, s.fscale, s.fshift, s.dout)
+                    bn_inverse_std(s.mv, s.eps, s.inv, s.dout)
+                other_forward(s, inp, n, True, s.y, s.fscale, s.fshift, NULL, self.acc)
+            barrier()
+            inp = s.y
+
+    cdef void _backward(self, const float* x, Py_ssize_t n, bint need_dx, int t,
+                        int team) noexcept nogil:
+        """Backward from ``gout`` (the gradient w.r.t. the head output) down to stage 0
+        with ``need_dx``, else down to the first trainable stage (its input gradient
+        skipped)."""
+        cdef int i, last = 0 if need_dx else self.first_trainable
+        cdef SC* s
+        cdef float* dy
+        cdef const float* inp
+        cdef bint want_dx
+        for i in range(self.L - 1, last - 1, -1):
+            s = &self.st[i]
+            dy = self.gout if i == self.L - 1 else self.st[i + 1].g
+            inp = x if i == 0 else self.st[i - 1].y
+            want_dx = i > last or need_dx
+            if s.kind == K_DENSE or s.kind == K_MAXOUT:
+                self._dense_backward(s, inp, dy, n, want_dx, t, team)
+            elif t == 0:
+                self._other_backward(s, inp, dy, n, want_dx)
+            barrier()
+
+    cdef void _dense_backward(self, SC* s, const float* inp, float* dy, Py_ssize_t n,
+                              bint want_dx, int t, int team) noexcept nogil:
+        """dz from dy through the activation (or the maxout routing), the kernel and bias
+        gradients, and the input gradient when wanted."""
+        cdef Py_ssize_t lo = 0, hi = 0, r, d = s.zw
+        cdef float* dz = dy
+        if s.kind == K_MAXOUT:
+            dz = s.z
+            if t == 0:
+                maxout_backward_rows(dy, s.argmax, dz, s.dout, s.pieces, 0, n)
+            barrier()
+        if team == 1:
+            if s.kind == K_DENSE:
+                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, 0, n)
+            if s.db != NULL:
+                column_sums(dz, self.acc, s.db, n, d, 0, d)
+        elif s.kind == K_DENSE and not elementwise_act(s.act):
+            block_range(n, t, team, &lo, &hi)
+            if lo < hi:
+                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, lo, hi)
+            barrier()
+            block_range(d, t, team, &lo, &hi)
+            if lo < hi and s.db != NULL:
+                column_sums(dz, self.acc, s.db, n, d, lo, hi)
+        else:
+            block_range(d, t, team, &lo, &hi)
+            if lo < hi:
+                if s.kind == K_DENSE and s.act != LINEAR:
+                    for r in range(n):
+                        act_backward(s.act, dy + r * d, s.z + r * d, s.y + r * d,
+                                     dz + r * d, lo, hi, s.a)
+                if s.db != NULL:
+                    column_sums(dz, self.acc, s.db, n, d, lo, hi)
+        barrier()
+        if s.dW != NULL:
+            gemm_share(t, team, True, False, <int>s.din, <int>d, <int>n, inp, <int>s.din,
+                       dz, <int>d, s.dW, <int>d)
+            if s.masked:
+                barrier()
+                if t == 0:
+                    multiply(s.dW, s.wmask, s.dW, 0, s.din * s.dout)
+        if want_dx:
+            gemm_share(t, team, False, True, <int>n, <int>s.din, <int>d, dz, <int>d,
+                       s.weff if s.masked else s.W, <int>d, s.g, <int>s.din)
+
+    cdef void _other_backward(self, SC* s, const float* inp, float* dy, Py_ssize_t n,
+                              bint want_dx) noexcept nogil:
+        cdef Py_ssize_t j, d = s.dout
+        cdef float* dgamma
+        cdef float* dbeta
+        if s.kind == K_ACTIVATION:
+            if want_dx:
+                act_rows_backward(s.act, s.a, dy, inp, s.y, s.g, d, 0, n)
+        elif s.kind == K_BATCHNORM:
+            if s.batch_stats:
+                # the kernel writes both sums: the folded-statistics vectors (unused with
+                # batch statistics) take the absent ones
+                dgamma = s.dgamma if s.dgamma != NULL else s.fscale
+                dbeta = s.dbeta if s.dbeta != NULL else s.fshift
+                bn_backward_cols(dy, s.aux, s.gamma, s.inv, s.g, dgamma, dbeta, self.acc,
+                                 n, d, 0, d)
+            else:
+                bn_inference_backward_cols(dy, inp, s.gamma, s.mm, s.inv,
+                                           s.g if want_dx else NULL, s.dgamma, s.dbeta,
+                                           self.acc, n, d, 0, d)
+        elif s.kind == K_LAYERNORM:
+            memset(self.acc, 0, 2 * d * sizeof(double))
+            ln_backward_rows(dy, s.aux, s.gamma, s.inv, s.g, self.acc, d, 0, n)
+            for j in range(d):
+                if s.dbeta != NULL:
+                    s.dbeta[j] = <float>self.acc[j]
+                if s.dgamma != NULL:
+                    s.dgamma[j] = <float>self.acc[d + j]
+        elif s.kind == K_DROPOUT:
+            if want_dx:
+                if s.masked:
+                    multiply(dy, s.aux, s.g, 0, n * d)
+                else:
+                    memcpy(s.g, dy, n * d * sizeof(float))
+        elif s.kind == K_AFFINE:
+            if want_dx:
+                affine_grad(dy, s.scale, s.g, d, n)
+        elif s.kind == K_PRELU:
+            if s.dalpha != NULL:
+                memset(self.acc, 0, d * sizeof(double))
+            prelu_backward_rows(dy, inp, s.alpha, s.g if want_dx else NULL,
+                                self.acc if s.dalpha != NULL else NULL, d, 0, n)
+            if s.dalpha != NULL:
+                for j in range(d):
+                    s.dalpha[j] = <float>self.acc[j]
+
+    # ------------------------------------------------------------------ inference
+    cdef void _forward_infer(self, const float* x, Py_ssize_t n, float** outs, float** zs,
+                             float* out, float* folds, float* rowtmp, bint gemv, int t,
+                             int team) noexcept nogil:
+        """Inference of x into ``out`` (NULL: the stages' own workspaces, when ``outs``
+        is NULL too). ``outs``/``zs``: per-call buffers of each stage (predict);
+        ``folds``: 2 * d floats per batch-norm stage holding its folded scale and shift
+        (NULL: the stages' own). ``gemv``: the products of a few rows go through gemv.h,
+        their columns split between the team; other stages run on thread 0."""
+        cdef int i
+        cdef SC* s
+        cdef const float* inp = x
+        cdef float* y
+        cdef float* z
+        cdef float* fs
+        cdef float* fsh
+        cdef Py_ssize_t lo = 0, hi = 0, d, j
+        cdef Py_ssize_t fold_at = 0
+        for i in range(self.L):
+            s = &self.st[i]
+            y = s.y if outs == NULL else outs[i]
+            z = s.z if zs == NULL else zs[i]
+            if s.kind == K_DENSE and zs != NULL:
+                z = y    # inference keeps no pre-activation
+            if s.kind == K_DENSE or s.kind == K_MAXOUT:
+                d = s.zw
+                if s.kind == K_DENSE and not elementwise_act(s.act):
+                    z = y
+                if gemv:
+                    block_range(d, t, team, &lo, &hi)
+                    if lo < hi:
+                        fastnn_gemv_rows(inp, s.W, s.b, z, n, s.din, d, lo, hi)
+                        if s.kind == K_DENSE and elementwise_act(s.act) and (
+                                s.act != LINEAR or z != y):
+                            for j in range(n):
+                                act_forward(s.act, z + j * d, y + j * d, lo, hi, s.a)
+                    barrier()
+                    if t == 0 and s.kind == K_DENSE and not elementwise_act(s.act):
+                        act_rows_forward(s.act, s.a, z, y, d, 0, n)
+                else:
+                    dense_forward_share(s, inp, n, s.W, z, y if s.kind == K_DENSE else z,
+                                        t, team)
+                if s.kind == K_MAXOUT:
+                    barrier()
+                    if t == 0:
+                        maxout_rows(z, y, NULL, s.dout, s.pieces, 0, n)
+            elif t == 0:
+                fs = s.fscale
+                fsh = s.fshift
+                if s.kind == K_BATCHNORM and folds != NULL:
+                    fs = folds + fold_at
+                    fsh = folds + fold_at + s.dout
+                if s.kind == K_DROPOUT:
+                    if y != inp:
+                        memcpy(y, inp, n * s.dout * sizeof(float))
+                else:
+                    other_forward(s, inp, n, False, y, fs, fsh,
+                                  rowtmp if rowtmp != NULL else s.inv, NULL)
+            if s.kind == K_BATCHNORM:
+                fold_at += 2 * s.dout
+            barrier()
+            inp = y
+
+    def predict(self, x, out, int nthreads=1):
+        """Inference of x (n, width_in) into ``out`` (n, width_out), both float32
+        C-contiguous and caller-owned: batch norm with its moving statistics, dropout as
+        the identity. Scratch is per call, so many threads may predict at once. Raises
+        ValueError when x holds NaN or infinity."""
+        if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
+            raise ValueError("Segment.predict: x must be a C-contiguous 2-D float32 array")
+        if cnp.PyArray_DIM(<cnp.ndarray>x, 1) != self.width_in:
+            raise ValueError(f"x has {cnp.PyArray_DIM(<cnp.ndarray>x, 1)} features per sample "
+                             f"but the model expects {self.width_in}")
+        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+        if (not isinstance(out, cnp.ndarray)
+                or cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_FLOAT32
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out)
+                or cnp.PyArray_NDIM(<cnp.ndarray>out) != 2
+                or cnp.PyArray_DIM(<cnp.ndarray>out, 0) != n
+                or cnp.PyArray_DIM(<cnp.ndarray>out, 1) != self.width_out):
+            raise ValueError(f"Segment.predict: out must be a C-contiguous float32 array of "
+                             f"shape ({n}, {self.width_out})")
+        if n == 0:
+            return out
+        cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
+        cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
+        cdef Py_ssize_t i, size = n * self.width_in, bad = 0, nfold = 0
+        with nogil:
+            for i in range(size):
+                if not isfinite(xp[i]):
+                    bad += 1
+        if bad:
+            raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+        for i in range(self.L):
+            if self.st[i].kind == K_BATCHNORM:
+                nfold += 2 * self.st[i].dout
+        cdef Py_ssize_t w = self.widest
+        cdef float* scratch = <float*>PyMem_Malloc((3 * n * w + nfold + n) * sizeof(float))
+        cdef float** bufs = <float**>PyMem_Malloc(2 * self.L * sizeof(float*))
+        if scratch == NULL or bufs == NULL:
+            PyMem_Free(scratch)
+            PyMem_Free(bufs)
+            raise MemoryError()
+        try:
+            self._place(xp, op, scratch, n, bufs)
+            with nogil:
+                self._predict_nogil(xp, n, bufs, op, scratch + 3 * n * w,
+                                    scratch + 3 * n * w + nfold, nthreads)
+        finally:
+            PyMem_Free(bufs)
+            PyMem_Free(scratch)
+        return out
+
+    cdef void _place(self, const float* x, float* out, float* scratch, Py_ssize_t n,
+                     float** bufs) noexcept:
+        """Per-call buffers of predict: bufs[i] stage i's output, bufs[L + i] its
+        pre-activation; three scratch blocks rotate so no stage writes its own input.
+        Inference dropout passes its input on."""
+        cdef int i, cur = -1, o, zi
+        cdef Py_ssize_t block = n * self.widest
+        cdef const float* inp = x
+        for i in range(self.L):
+            o = (cur + 1) % 3
+            zi = (cur + 2) % 3
+            if self.st[i].kind == K_DROPOUT and i < self.L - 1:
+                bufs[i] = <float*>inp     # the identity: the next stage reads the input
+                bufs[self.L + i] = bufs[i]
+                continue
+            bufs[i] = out if i == self.L - 1 else scratch + o * block
+            bufs[self.L + i] = scratch + zi * block
+            if i < self.L - 1:
+                cur = o
+            inp = bufs[i]
+
+    cdef void _predict_nogil(self, const float* x, Py_ssize_t n, float** bufs, float* out,
+                             float* folds, float* rowtmp, int nthreads) noexcept nogil:
+        cdef int i, t, team
+        cdef Py_ssize_t at = 0
+        for i in range(self.L):
+            if self.st[i].kind == K_BATCHNORM:
+                bn_fold(self.st[i].gamma, self.st[i].beta, self.st[i].mm, self.st[i].mv,
+                        self.st[i].eps, folds + at, folds + at + self.st[i].dout,
+                        self.st[i].dout)
+                at += 2 * self.st[i].dout
+        if n > GEMV_MAX_ROWS:
+            self._forward_infer(x, n, bufs, bufs + self.L, out, folds, rowtmp, False, 0, 1)
+            return
+        if self.weights < GEMV_THREAD_MIN_WEIGHTS or not has_openmp:
+            nthreads = 1
+        if nthreads <= 1:
+            self._forward_infer(x, n, bufs, bufs + self.L, out, folds, rowtmp, True, 0, 1)
+            return
+        with parallel(num_threads=nthreads):
+            t = thread_num()
+            team = team_size_now()
+            self._forward_infer(x, n, bufs, bufs + self.L, out, folds, rowtmp, True, t, team)
+
+
+cdef void affine_grad(const float* dy, const float* scale, float* dx, Py_ssize_t d,
+                      Py_ssize_t n) noexcept nogil:
+    """dx = dy * scale per column (the gradient of an AFFINE stage's input)."""
+    cdef Py_ssize_t r, j
+    for r in range(n):
+        for j in range(d):
+            dx[r * d + j] = dy[r * d + j] * scale[j]
+
+
+def _act_code(name, params):
+    """(code, parameter) of an activation kernel; ValueError when there is none."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"no compiled kernel for activation {name!r}")
+    code, pname, default = _ACTIVATIONS[name]
+    params = dict(params or {})
+    value = default
+    if pname is not None and pname in params:
+        value = float(params.pop(pname))
+    if params:
+        raise ValueError(f"activation {name!r} with parameters {sorted(params)} has no "
+                         f"compiled kernel")
+    return code, value
+
+
+def _check_array(arr, name, shape):
+    if arr is None:
+        return None
+    if not isinstance(arr, numpy.ndarray):
+        return f"{name} is not a NumPy array"
+    if arr.dtype != numpy.float32:
+        return f"{name} is {arr.dtype}, not float32"
+    if not arr.flags.c_contiguous:
+        return f"{name} is not C-contiguous"
+    if tuple(arr.shape) != tuple(shape):
+        return f"{name} has shape {tuple(arr.shape)}, expected {tuple(shape)}"
+    return None
+
+
+def compilable(stage):
+    """(True, "") when a Segment can run ``stage``, else (False, the reason)."""
+    kind = int(stage.kind)
+    if kind not in _KIND_NAMES:
+        return False, f"stage kind {getattr(stage.kind, 'name', kind)} has no compiled kernel"
+    din, dout = stage.width_in, stage.width_out
+    if din < 1 or dout < 1:
+        return False, f"widths {din} -> {dout}"
+    checks = []
+    if kind in (K_DENSE, K_ACTIVATION):
+        try:
+            _act_code(stage.act_name, stage.act_params)
+        except ValueError as e:
+            return False, str(e)
+    if kind == K_DENSE or kind == K_MAXOUT:
+        pieces = stage.pieces if kind == K_MAXOUT else 1
+        if kind == K_MAXOUT and pieces < 1:
+            return False, f"maxout pieces {pieces}"
+        if stage.kernel is None:
+            return False, "no kernel"
+        checks += [(stage.kernel, "kernel", (din, dout * pieces)),
+                   (stage.kernel_grad, "kernel_grad", (din, dout * pieces)),
+                   (stage.bias, "bias", (dout * pieces,)),
+                   (stage.bias_grad, "bias_grad", (dout * pieces,))]
+        if stage.bias is None and stage.bias_grad is not None:
+            return False, "bias_grad without a bias"
+        if kind == K_DENSE and not 0 <= stage.rate < 1:
+            return False, f"DropConnect rate {stage.rate}"
+    elif din != dout:
+        return False, f"a {_KIND_NAMES[kind]} stage keeps its width, got {din} -> {dout}"
+    if kind in (K_BATCHNORM, K_LAYERNORM):
+        if not stage.epsilon > 0:
+            return False, f"epsilon {stage.epsilon}"
+        checks += [(stage.gamma, "gamma", (dout,)), (stage.beta, "beta", (dout,)),
+                   (stage.gamma_grad, "gamma_grad", (dout,)),
+                   (stage.beta_grad, "beta_grad", (dout,))]
+        if kind == K_BATCHNORM:
+            if stage.moving_mean is None or stage.moving_variance is None:
+                return False, "no moving statistics"
+            checks += [(stage.moving_mean, "moving_mean", (dout,)),
+                       (stage.moving_variance, "moving_variance", (dout,))]
+    elif kind == K_DROPOUT:
+        if not 0 <= stage.rate < 1:
+            return False, f"dropout rate {stage.rate}"
+    elif kind == K_AFFINE:
+        if stage.scale is None or stage.shift is None:
+            return False, "no scale/shift"
+        checks += [(stage.scale, "scale", (dout,)), (stage.shift, "shift", (dout,))]
+    elif kind == K_PRELU:
+        if stage.alpha is None:
+            return False, "no alpha"
+        checks += [(stage.alpha, "alpha", (dout,)), (stage.alpha_grad, "alpha_grad", (dout,))]
+    for arr, name, shape in checks:
+        problem = _check_array(arr, name, shape)
+        if problem:
+            return False, problem
+    return True, ""
