@@ -69,6 +69,7 @@ class CpuOps(Ops):
 
     name = "cpu"
     xp = numpy
+    compiles_programs = True
 
     # ------------------------------------------------------------------ linear algebra
     def gemm(self, a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):

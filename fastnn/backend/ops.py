@@ -51,6 +51,10 @@ class Ops:
     # True when this backend computes on host NumPy arrays (what callers hand in),
     # so results need no copy back and NumPy-only fast paths apply.
     is_native = True
+    # True when programs run on the compiled executor (fastnn.engine): consecutive
+    # stages the kernels know run as one nogil call. The reference runs every stage
+    # through these Ops.
+    compiles_programs = False
 
     # ------------------------------------------------------------------ arrays
     def owns(self, x):

@@ -23,10 +23,7 @@ from . import reference
 
 def compiled_kernels():
     """The compiled executor's module, imported on first use."""
-    try:
-        from .._kernels import _executor
-    except ImportError:  # XXX-MERGE: until the compiled executor lands
-        return None
+    from .._kernels import _executor
     return _executor
 
 
@@ -62,8 +59,7 @@ class Executor:
 
     def __init__(self, ops, program, max_batch=1, compile_stages=True):
         self.ops, self.program = ops, program
-        self.compiled = (compile_stages and bool(ops.is_native) and _all_float32(program)
-                         and compiled_kernels() is not None)
+        self.compiled = compile_stages and ops.compiles_programs and _all_float32(program)
         self.max_batch = max(int(max_batch), 1)
         self.parts = [p if isinstance(p, reference.HostPart) else
                       _SegmentPart(p, self.max_batch)
