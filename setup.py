@@ -27,7 +27,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KERNELS = ["_blas", "_elementwise", "_losses", "_optim", "_norm", "_openmp", "_mlp", "_quant",
+KERNELS = ["_blas", "_elementwise", "_losses", "_optim", "_norm", "_openmp", "_quant",
            "_executor"]
 FLAGS_STAMP = os.path.join(HERE, "build", "fastnn-build-flags.json")
 BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}

@@ -5,11 +5,11 @@ Two pairs, each trained on the same data with the same seed:
 - ``lambda``: an MLP whose hidden activation is ``layers.Lambda(lambda x: ops.relu(x))``
   against the same MLP with ``layers.Activation("relu")`` (the built-in twin);
 - ``loss``: a plain Dense MLP compiled with a loss function written with ``fastnn.ops``
-  (mean squared error) against ``loss="mse"``. Both run the Dense layers in the compiled
-  DenseStack: the built-in loss inside its one-call step, the custom one between
-  ``forward_train`` and ``backward_from``;
-- ``loss_lbl``: the same custom loss against the built-in MSE, both on the layer-by-layer
-  path (what the loss itself costs, the model path being equal).
+  (mean squared error) against ``loss="mse"``. Both run the Dense layers compiled (one
+  executor segment): the built-in loss inside its one-call step, the custom one between
+  the segment's ``forward`` and ``backward``;
+- ``loss_lbl``: the same custom loss against the built-in MSE, both with every layer a
+  HOST stage (what the loss itself costs, the model path being equal).
 
 The two variants of a pair alternate, ``--rounds`` times, and each round times
 ``--steps`` ``train_on_batch`` calls; the median step time of each variant is reported
@@ -39,8 +39,11 @@ def _mlp(width, middle):
 
 
 class LayerwiseDense(layers.Dense):
-    """A Dense under another class name: a model holding one is not a plain Dense stack,
-    so it trains layer by layer (the path of any model the DenseStack cannot run)."""
+    """A Dense whose forward pass is its own (it calls Dense's): it lowers to a HOST stage,
+    so it trains layer by layer through the Ops (the path of a user's layer)."""
+
+    def forward(self, x, training=False, apply_activation=True):
+        return super().forward(x, training, apply_activation)
 
 
 def _plain(width, head=layers.Dense):

@@ -6,7 +6,7 @@ training workload:
 
   floor            the step's GEMMs through NumPy's BLAS (the floor)
   floor_scipy      the same GEMMs through scipy's BLAS, the library fastnn calls
-  compiled step    DenseStack.train_step: GEMMs + bias/activation/loss passes
+  compiled step    the executor's one-call Segment.train_step: GEMMs + elementwise/loss passes
   step + Adam      the same followed by the optimizer update, as in fit
   fit              one shuffled epoch of model.fit, divided by its steps
 
@@ -45,7 +45,6 @@ def _per_step_ms(fn, steps):
 def profile(workload, threads, rounds, steps):
     import fastnn
     from fastnn._kernels import _blas
-    from fastnn.models import fast_path
 
     spec = WORKLOADS[workload]
     dims, batch = spec["dims"], spec["batch"]
@@ -53,16 +52,20 @@ def profile(workload, threads, rounds, steps):
     x, y = synthetic(spec, SEED)
     model = fastnn_mlp(dims, SEED)
     model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # warm-up
-    stack = model._stack_plan(fastnn.backend.get_ops(), batch)[0]
-    team = stack.team_size(batch, threads)
-    code = fast_path.loss_code(model)
+    executor = model._train_executor(fastnn.backend.get_ops(), batch)
+    if executor._one_call is None:
+        raise SystemExit(f"{workload} does not train in one compiled call: {executor!r}")
+    part = executor.parts[0]
+    segment, (op, smoothing, eps) = part.segment, executor._one_call
+    team = segment.team_size(batch, threads)
     xb, yb = numpy.ascontiguousarray(x[:batch]), numpy.ascontiguousarray(y[:batch])
     floor = GemmFloor(dims, batch, SEED)
     floor_scipy = GemmFloor(dims, batch, SEED, gemm=_blas.gemm)
     n_steps = -(-spec["samples"] // batch)
 
     def compiled_step():
-        stack.train_step(xb, yb, None, code, 0, True, team)
+        segment.train_step(xb, yb, None, op, smoothing, eps, 1.0 / batch, part.seeds(True),
+                           team)
 
     def step_and_adam():
         compiled_step()
@@ -99,11 +102,11 @@ def profile_inference(workload, threads, rounds, calls):
     x, _ = synthetic(spec, SEED)
     model = fastnn_mlp(dims, SEED)
     model.predict_on_batch(x)
-    stack = model._inference_stack()
+    executor = model._inference_executor()
     floor = GemmFloor(dims, batch, SEED)
     floor_scipy = GemmFloor(dims, batch, SEED, gemm=_blas.gemm)
     rows = {"floor": floor.forward, "floor_scipy": floor_scipy.forward,
-            "compiled forward": lambda: stack.predict(x, threads),
+            "compiled forward": lambda: executor.predict(x, threads),
             "predict_on_batch": lambda: model.predict_on_batch(x)}
     times = {name: [] for name in rows}
     for fn in rows.values():

@@ -255,7 +255,7 @@ class TestEmulatedKernels:
         m = emulated_ops.dropout_mask((3, 4), 0.5, 3, dtype="float16")
         numpy.testing.assert_array_equal(m, REF.dropout_mask((3, 4), 0.5, 3, dtype="float16"))
 
-    def test_dense_stack_and_a_model_train_like_the_reference(self, emulated_ops):
+    def test_models_train_like_the_reference(self, emulated_ops):
         rng = numpy.random.default_rng(0)
         x = rng.normal(size=(64, 8)).astype("float32")
         y = rng.integers(0, 3, 64)

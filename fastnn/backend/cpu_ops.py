@@ -10,7 +10,7 @@ reference code from ``Ops``, which also covers every method not overridden.
 """
 import numpy
 
-from .._kernels import _blas, _elementwise, _losses, _mlp, _norm, _optim, _quant
+from .._kernels import _blas, _elementwise, _losses, _norm, _optim, _quant
 from .ops import _MASK64, Ops
 from .threads import scope_threads
 
@@ -386,14 +386,6 @@ class CpuOps(Ops):
         if _elementwise.binary(True, average, value, average, momentum,
                                _threads_light(average.size)) is None:
             super().ema_update(average, value, momentum)
-
-    def dense_stack(self, kernels, biases, kernel_grads, bias_grads, activations, max_batch):
-        if all(a is None or (a.dtype == numpy.float32 and a.flags.c_contiguous)
-               for group in (kernels, biases, kernel_grads, bias_grads) for a in group):
-            return _mlp.DenseStack(kernels, biases, kernel_grads, bias_grads, activations,
-                                   max_batch)
-        return super().dense_stack(kernels, biases, kernel_grads, bias_grads, activations,
-                                   max_batch)
 
     # ------------------------------------------------------------------ low-precision weights
     # Packed weights go to the kernels in _quant (x made float32 C-contiguous first); a

@@ -772,14 +772,6 @@ class Ops:
         average *= t(momentum)
         average += t(1 - momentum) * value
 
-    # ------------------------------------------------------------------ whole steps
-    def dense_stack(self, kernels, biases, kernel_grads, bias_grads, activations, max_batch):
-        """A runner for stages ``y = act(x @ W + b)``: ``train_step`` (forward, fused loss,
-        backward into the gradient arrays) and ``predict``. See ``backend/dense_stack.py``."""
-        from .dense_stack import ReferenceDenseStack
-        return ReferenceDenseStack(self, kernels, biases, kernel_grads, bias_grads,
-                                   activations, max_batch)
-
     # ------------------------------------------------------------------ low-precision weights
     # Inference products with int8 or bfloat16 weights. The reference "packed" form is
     # the plain (k, n) matrix; CpuOps packs for its kernels (fastnn/_kernels/qgemm.h,
