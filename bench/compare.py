@@ -85,8 +85,8 @@ def run_worker(framework, threads, specs, repeats):
 
 
 def _run_workload(runner, spec, repeats):
-    kind, dims, batch = spec["kind"], spec["dims"], spec["batch"]
     from _runners import output_error
+    kind, dims, batch = spec["kind"], spec["dims"], spec["batch"]
     if kind == "train":
         x, y = wl.synthetic(spec)
         xp, yp = runner.prepare(x), runner.prepare(y)
