@@ -14,10 +14,16 @@ imports below happen there and nowhere else. Each runner offers:
 - ``prepare(a)``: a NumPy array in the framework's own type (outside timing).
 - ``predictors(dims, batch, seed)`` -> ``[(row_name, fn)]``, ``fn(x)`` one
   inference call; ``inference_context()`` wraps the timed calls.
+- ``references``: ``{row_name: fn}`` for a low-precision row, the fp32 model's
+  inference call on the same weights; ``fidelity`` compares the two outputs
+  (outside timing). Empty for the fp32 rows.
 - ``versions()``: what to record in the JSON.
 """
 import contextlib
 import io
+import logging
+import os
+import tempfile
 import warnings
 
 import numpy
@@ -36,6 +42,7 @@ class Runner:
 
     def setup(self, threads):
         self.threads = threads
+        self.references = {}
 
     def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
         return None
@@ -49,8 +56,36 @@ class Runner:
     def inference_context(self):
         return contextlib.nullcontext()
 
+    def fidelity(self, row, fn, x):
+        """How far row ``row``'s outputs on ``x`` are from the fp32 model's ({} for fp32 rows)."""
+        reference = self.references.get(row)
+        if reference is None:
+            return {}
+        with self.inference_context():
+            return output_error(fn(x), reference(x))
+
     def versions(self):
         return {}
+
+
+def _as_array(out):
+    if isinstance(out, (list, tuple)):  # onnxruntime: one array per graph output
+        out = out[0]
+    return numpy.asarray(out, dtype=numpy.float64)
+
+
+def output_error(low, ref):
+    """A low-precision model's outputs against the fp32 model's on the same inputs.
+
+    ``rel_error``: ||low - ref|| / ||ref|| (Frobenius, over the whole batch);
+    ``max_abs_error``: the largest elementwise difference; ``argmax_agreement``:
+    the fraction of rows whose predicted class is the same.
+    """
+    low, ref = _as_array(low), _as_array(ref)
+    diff = low - ref
+    return {"rel_error": float(numpy.linalg.norm(diff) / numpy.linalg.norm(ref)),
+            "max_abs_error": float(numpy.abs(diff).max()),
+            "argmax_agreement": float((low.argmax(axis=1) == ref.argmax(axis=1)).mean())}
 
 
 class _BlasRunner(Runner):
@@ -138,8 +173,96 @@ class FastnnRunner(Runner):
 
     def versions(self):
         import fastnn
-        return {"fastnn": fastnn.__version__, "backend": self.backend,
+        return {"fastnn": fastnn.__version__, "fastnn_file": fastnn.__file__,
+                "backend": self.backend,
                 "fastnn_threads": fastnn.get_num_threads(), "blas": _blas_info()}
+
+
+# ---------------------------------------------------------------------- fastnn, quantized
+def _quantize(model, mode):
+    """``model.quantize(mode)`` (Keras 3's name): afterwards ``predict`` runs at low precision.
+
+    A fastnn without the method, or one that has not implemented ``mode``, gives
+    ``Unavailable`` (the row then shows why); any other failure is an error.
+    """
+    if not hasattr(model, "quantize"):
+        raise Unavailable(f"this fastnn's {type(model).__name__} has no quantize(mode)")
+    try:
+        model.quantize(mode)
+    except NotImplementedError as exc:
+        raise Unavailable(f"quantize({mode!r}) is not implemented: {exc}") from exc
+
+
+def _fp32_copy(model, dims, seed, **options):
+    """A second fp32 model with ``model``'s weights: the reference of the quantized one."""
+    copy = fastnn_mlp(dims, seed, **options)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+class _QuantizedFastnnTrainer(_FastnnTrainer):
+    """Trains exactly like the fastnn row (fp32); the first ``predict`` quantizes the
+    trained model, keeping an fp32 copy for ``reference_predict``."""
+
+    def __init__(self, dims, batch, seed, mode, **options):
+        super().__init__(dims, batch, seed, **options)
+        self.spec, self.mode, self.reference = (dims, seed, options), mode, None
+
+    def predict(self, x):
+        if self.reference is None:
+            dims, seed, options = self.spec
+            self.reference = _fp32_copy(self.model, dims, seed, **options)
+            _quantize(self.model, self.mode)
+        return super().predict(x)
+
+    def reference_predict(self, x):
+        return self.reference.predict(x, batch_size=256)
+
+
+class _QuantizedFastnnRunner(FastnnRunner):
+    """fastnn after ``model.quantize(mode)``: inference rows, and digits accuracy.
+
+    Inference: the model of the fastnn rows (same seed), quantized before timing;
+    the fp32 copy with the same weights is the reference of ``rel_error``.
+    Digits: trained like the fastnn row (the time is that fp32 training), then
+    quantized; the accuracy is the quantized model's, ``accuracy_fp32`` the same
+    trained model's before quantizing.
+    """
+
+    mode = ""
+
+    def setup(self, threads):
+        super().setup(threads)
+        import fastnn
+        if not hasattr(fastnn.Sequential, "quantize"):
+            raise Unavailable(f"fastnn {fastnn.__version__} has no Sequential.quantize(mode) "
+                              f"yet; this row runs once it has")
+
+    def trainer(self, dims, batch, seed, batchnorm=False, dropout=0.0):
+        return _QuantizedFastnnTrainer(dims, batch, seed, self.mode, batchnorm=batchnorm,
+                                       dropout=dropout)
+
+    def predictors(self, dims, batch, seed):
+        model = fastnn_mlp(dims, seed)
+        reference = _fp32_copy(model, dims, seed)
+        _quantize(model, self.mode)
+        on_batch, predict = f"{self.name}.predict_on_batch", f"{self.name}.predict"
+        self.references = {
+            on_batch: reference.predict_on_batch,
+            predict: lambda x: reference.predict(x, batch_size=batch)}
+        return [(on_batch, model.predict_on_batch),
+                (predict, lambda x: model.predict(x, batch_size=batch))]
+
+    def versions(self):
+        return dict(super().versions(), quantize_mode=self.mode)
+
+
+class FastnnInt8Runner(_QuantizedFastnnRunner):
+    name, mode = "fastnn_int8", "int8"
+
+
+class FastnnBf16Runner(_QuantizedFastnnRunner):
+    name, mode = "fastnn_bf16", "bfloat16"
 
 
 # ---------------------------------------------------------------------- PyTorch
@@ -366,8 +489,9 @@ class OnnxRuntimeRunner(Runner):
         torch.set_num_threads(threads)
         self.ort, self.torch = onnxruntime, torch
 
-    def predictors(self, dims, batch, seed):
-        torch, ort = self.torch, self.ort
+    def export(self, dims, seed):
+        """The PyTorch inference model (softmax head) as ONNX bytes, dynamic batch."""
+        torch = self.torch
         torch.manual_seed(seed)
         model = torch_mlp(dims, softmax=True).eval()
         buf = io.BytesIO()
@@ -376,14 +500,21 @@ class OnnxRuntimeRunner(Runner):
             torch.onnx.export(model, torch.zeros(1, dims[0]), buf, input_names=["x"],
                               output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
                               dynamo=False)
+        return buf.getvalue()
+
+    def session(self, model_bytes):
+        """``session.run`` of an InferenceSession on the CPU provider, ``threads`` intra-op."""
+        ort = self.ort
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(buf.getvalue(), opts,
-                                       providers=["CPUExecutionProvider"])
-        return [("onnxruntime", lambda x: session.run(None, {"x": x}))]
+        session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        return lambda x: session.run(None, {"x": x})
+
+    def predictors(self, dims, batch, seed):
+        return [(self.name, self.session(self.export(dims, seed)))]
 
     def versions(self):
         import onnx
@@ -391,5 +522,34 @@ class OnnxRuntimeRunner(Runner):
                 "torch": self.torch.__version__}
 
 
-RUNNERS = {r.name: r for r in (FastnnRunner, TorchRunner, SklearnRunner, NumpyRunner,
-                               OnnxRuntimeRunner, FloorRunner, FloorScipyRunner)}
+class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
+    """The onnxruntime row's ONNX model after ``quantize_dynamic`` (weights int8).
+
+    quantize_dynamic's defaults, written out: ``weight_type=QInt8`` (signed,
+    symmetric), ``per_channel=False`` (one scale per weight tensor),
+    ``reduce_range=False``; activations are quantized to uint8 per tensor at run
+    time (DynamicQuantizeLinear). The Gemm nodes of the export become MatMulInteger
+    (quantize_dynamic rewrites Gemm to MatMul + Add first); the softmax stays fp32.
+    """
+
+    name = "onnxruntime_int8"
+
+    def predictors(self, dims, batch, seed):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        fp32 = self.export(dims, seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+            with open(src, "wb") as f:
+                f.write(fp32)
+            # It logs a hint to run its shape pre-processing: not needed for these MLPs.
+            logging.getLogger().setLevel(logging.ERROR)
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+            with open(dst, "rb") as f:
+                int8 = f.read()
+        self.references = {self.name: self.session(fp32)}
+        return [(self.name, self.session(int8))]
+
+
+RUNNERS = {r.name: r for r in (FastnnRunner, FastnnInt8Runner, FastnnBf16Runner, TorchRunner,
+                               SklearnRunner, NumpyRunner, OnnxRuntimeRunner,
+                               OnnxRuntimeInt8Runner, FloorRunner, FloorScipyRunner)}

@@ -13,6 +13,7 @@ floor) and the JSON. See bench/README.md for what each column means.
 """
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -31,14 +32,19 @@ from _repo import child_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-FRAMEWORKS = ("fastnn", "torch", "sklearn", "numpy", "onnxruntime", "floor", "floor_scipy")
-# Which framework takes part in which kind of workload.
+FRAMEWORKS = ("fastnn", "fastnn_int8", "fastnn_bf16", "torch", "sklearn", "numpy",
+              "onnxruntime", "onnxruntime_int8", "floor", "floor_scipy")
+# Which framework takes part in which kind of workload. The low-precision rows time
+# inference only; on digits they report the quantized model's accuracy.
 KINDS = {
     "fastnn": {"train", "infer", "digits"},
+    "fastnn_int8": {"infer", "digits"},
+    "fastnn_bf16": {"infer", "digits"},
     "torch": {"train", "infer", "digits"},
     "sklearn": {"train", "digits"},
     "numpy": {"train", "infer", "digits"},
     "onnxruntime": {"infer"},
+    "onnxruntime_int8": {"infer"},
     "floor": {"train", "infer", "digits"},
     "floor_scipy": {"train"},
 }
@@ -48,6 +54,11 @@ REFERENCE = {"train": "fastnn", "digits": "fastnn", "infer": "fastnn.predict_on_
 
 
 # ====================================================================== worker side
+# Per-repeat lists of a digits row, pooled over rounds, and the median each one feeds.
+POOLED = {"accuracies": "accuracy", "accuracies_fp32": "accuracy_fp32",
+          "rel_errors": "rel_error"}
+
+
 def run_worker(framework, threads, specs, repeats):
     """Time every workload of ``specs`` on one framework; returns a JSON-able dict."""
     from _runners import RUNNERS, Unavailable
@@ -74,6 +85,7 @@ def run_worker(framework, threads, specs, repeats):
 
 
 def _run_workload(runner, spec, repeats):
+    from _runners import output_error
     kind, dims, batch = spec["kind"], spec["dims"], spec["batch"]
     if kind == "train":
         x, y = wl.synthetic(spec)
@@ -95,25 +107,36 @@ def _run_workload(runner, spec, repeats):
                     fn(xp)
             with runner.inference_context():
                 times = wl.measure(loop, repeats, warmup=1)
-            rows[row] = dict(wl.summary(times, per=calls), unit="call", batch=batch)
+            rows[row] = dict(wl.summary(times, per=calls), unit="call", batch=batch,
+                             **runner.fidelity(row, fn, xp))
         return rows
     # digits: a fresh model per repeat, `epochs` epochs, then the test accuracy.
     x_train, x_test, y_train, y_test = wl.digits_split()
     xtr, ytr, xte = runner.prepare(x_train), runner.prepare(y_train), runner.prepare(x_test)
     options = wl.model_options(spec)
     runner.trainer(dims, batch, wl.SEED, **options).train(xtr[:256], ytr[:256], 1)  # warm-up
-    times, accuracies = [], []
+    times, lists = [], {key: [] for key in POOLED}
     for _ in range(repeats):
         trainer = runner.trainer(dims, batch, wl.SEED, **options)
         times += wl.measure(lambda: trainer.train(xtr, ytr, spec["epochs"]), 1, warmup=0)
         proba = trainer.predict(xte)
         if proba is not None:
-            accuracies.append(float((numpy.argmax(proba, axis=1) == y_test).mean()))
+            lists["accuracies"].append(_accuracy(proba, y_test))
+        reference = getattr(trainer, "reference_predict", None)  # low-precision rows
+        if reference is not None:
+            ref_proba = reference(xte)
+            lists["accuracies_fp32"].append(_accuracy(ref_proba, y_test))
+            lists["rel_errors"].append(output_error(proba, ref_proba)["rel_error"])
     row = dict(wl.summary(times), unit="run", epochs=spec["epochs"])
-    if accuracies:
-        row["accuracy"] = float(numpy.median(accuracies))
-        row["accuracies"] = accuracies
+    for key, values in lists.items():
+        if values:
+            row[key] = values
+            row[POOLED[key]] = float(numpy.median(values))
     return {runner.name: row}
+
+
+def _accuracy(proba, labels):
+    return float((numpy.argmax(numpy.asarray(proba), axis=1) == labels).mean())
 
 
 # ====================================================================== parent side
@@ -163,9 +186,10 @@ def _pool(row, other):
         return
     row["times_s"] = row["times_s"] + other["times_s"]
     row["time_s"] = statistics.median(row["times_s"])
-    if "accuracies" in other:
-        row["accuracies"] = row.get("accuracies", []) + other["accuracies"]
-        row["accuracy"] = float(numpy.median(row["accuracies"]))
+    for key, median_key in POOLED.items():
+        if key in other:
+            row[key] = row.get(key, []) + other[key]
+            row[median_key] = float(numpy.median(row[key]))
 
 
 def merge(reports, specs, thread_counts):
@@ -226,26 +250,32 @@ def format_table(results, specs, skipped):
                 lines.append("  (no results)")
                 continue
             unit = _value(spec["kind"], name, {"time_s": 1.0, "samples_per_s": 1.0})[1]
-            header = f"  {'framework':<26}{unit:>12}{'spread':>8}{'fastnn x':>10}{'of floor':>10}"
+            header = f"  {'framework':<30}{unit:>12}{'spread':>8}{'fastnn x':>10}{'of floor':>10}"
             if spec["kind"] == "digits":
                 header += f"{'accuracy':>10}"
+            low_precision = any("rel_error" in row for row in rows.values())
+            if low_precision:
+                header += f"{'rel err':>10}"
             lines.append(header)
             for row_name, row in rows.items():
                 if "error" in row:
-                    lines.append(f"  {row_name:<26}  error: {row['error'][:80]}")
+                    lines.append(f"  {row_name:<30}  error: {row['error'][:80]}")
                     continue
                 if "unavailable" in row:
-                    lines.append(f"  {row_name:<26}  unavailable: {row['unavailable'][:80]}")
+                    lines.append(f"  {row_name:<30}  unavailable: {row['unavailable'][:80]}")
                     continue
                 value, _ = _value(spec["kind"], name, row)
                 speed = row.get("fastnn_speedup")
                 floor = row.get("of_floor")
-                line = (f"  {row_name:<26}{value:>12}{_spread(row):>8}"
+                line = (f"  {row_name:<30}{value:>12}{_spread(row):>8}"
                         f"{(f'{speed:.2f}x' if speed else '-'):>10}"
                         f"{(f'{floor:.2f}' if floor else '-'):>10}")
                 if spec["kind"] == "digits":
                     acc = row.get("accuracy")
                     line += f"{(f'{acc:.4f}' if acc is not None else '-'):>10}"
+                if low_precision:
+                    err = row.get("rel_error")
+                    line += f"{(f'{err:.1e}' if err is not None else '-'):>10}"
                 lines.append(line)
     if skipped:
         lines.append("")
@@ -253,7 +283,20 @@ def format_table(results, specs, skipped):
             lines.append(f"skipped {what}: {why}")
     lines.append("\nfastnn x: this row's time / fastnn's (above 1: fastnn is faster). "
                  "of floor: the GEMM floor's time / this row's (1.00 = at the BLAS bound).")
+    if any("rel_error" in row for by_workload in results.values()
+           for rows in by_workload.values() for row in rows.values()):
+        lines.append("rel err: ||low - fp32|| / ||fp32|| of a low-precision row's outputs "
+                     "against the fp32 model with the same weights, on the same inputs.")
     return "\n".join(lines)
+
+
+def fastnn_checkout():
+    """The directory holding the fastnn the workers import (PYTHONPATH first), else this
+    checkout: its commit is the one measured."""
+    spec = importlib.util.find_spec("fastnn")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).resolve().parent.parent
+    return REPO
 
 
 def machine_info():
@@ -270,8 +313,8 @@ def machine_info():
         pass
     try:
         info["fastnn_commit"] = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-            text=True, timeout=10).stdout.strip() or None
+            ["git", "-C", str(fastnn_checkout()), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         info["fastnn_commit"] = None
     return info
