@@ -45,6 +45,16 @@ def test_what_a_kernel_cannot_run_stays_a_host_stage():
     assert lower(sequences)[0].kind is Kind.HOST
 
 
+def test_a_layer_whose_forward_was_replaced_runs_it():
+    model = _model(layers.Dropout(0.5))
+    model.layers[0].forward = lambda x, training=False: (x * 3.0, None)
+    model.layers[0].backward = lambda dy, cache, need_dx=True: dy * 3.0
+    assert lower(model)[0].kind is Kind.HOST
+    x = numpy.ones((2, 6), "float32")
+    numpy.testing.assert_allclose(model(x, training=True),
+                                  model.layers[1](x * 3.0, training=True), rtol=1e-6)
+
+
 def test_a_frozen_layer_has_no_gradient_buffers():
     model = _model(layers.Dense(8), layers.BatchNormalization())
     model.layers[0].trainable = False

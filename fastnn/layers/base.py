@@ -220,10 +220,11 @@ class Layer:
         return [stages_mod.host_stage(self)]
 
     def _lowers_as(self, cls):
-        """Whether this layer computes exactly as built-in ``cls`` does (a subclass that
-        overrides the math, or any activity penalty, keeps the HOST stage) on 1-D
-        features."""
+        """Whether this layer computes exactly as built-in ``cls`` does (a subclass or an
+        instance that overrides the math, or any activity penalty, keeps the HOST stage)
+        on 1-D features."""
         return (type(self).forward is cls.forward and type(self).backward is cls.backward
+                and "forward" not in self.__dict__ and "backward" not in self.__dict__
                 and self.activity_regularizer is None and self.input_shape is not None
                 and len(self.input_shape) == 1)
 
