@@ -35,7 +35,7 @@ from ._blas cimport gemm_rm
 from ._elementwise cimport (EXPONENTIAL, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
                             LEAKY_RELU, LINEAR, MISH, RELU, RELU6, SELU, SIGMOID, SILU,
                             SOFTPLUS, SOFTSIGN, STEP, TANH, act_backward, act_forward,
-                            act_needs_x, column_sums, dropout_fill, ema_update,
+                            act_needs_x, column_sums, dropout_apply, dropout_fill, ema_update,
                             log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
                             maxout_rows, multiply, prelu_backward_rows, prelu_rows,
                             softmax_backward_rows, softmax_rows)
@@ -284,8 +284,7 @@ cdef void other_forward(SC* s, const float* x, Py_ssize_t n, bint training,
                         s.inv if training else rowtmp, d, 0, n)
     elif s.kind == K_DROPOUT:
         if training and s.masked:
-            dropout_fill(s.aux, s.seed, s.rate, s.keep, 0, n * d)
-            multiply(x, s.aux, y, 0, n * d)
+            dropout_apply(x, s.aux, y, s.seed, s.rate, s.keep, 0, n * d)
         elif y != x:
             memcpy(y, x, n * d * sizeof(float))
     elif s.kind == K_AFFINE:
