@@ -498,3 +498,46 @@ cdef void ln_backward_rows(const float* dy, const float* xhat, const float* gamm
                            Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     """dx for rows [lo, hi); adds dbeta, dgamma column sums into acc[0:d], acc[d:2d]."""
     _ln_backward_rows(dy, xhat, gamma, inv, dx, acc, d, lo, hi)
+
+
+# Row-level pieces of the batch-norm forward and backward passes, for an executor that
+# runs them interleaved with the stages around (the same loops as _bn_forward_block and
+# _bn_backward_block, in the same order, so the results are the same).
+cdef void bn_add_row(const float* xr, double* acc, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """acc[j0:j1] += one row of x (the column sums the mean comes from)."""
+    _add_row(xr, acc, j0, j1)
+
+
+cdef void bn_stats_cols(const float* x, double* acc, float* mean, float* var, float* inv,
+                        double eps, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                        Py_ssize_t j1) noexcept nogil:
+    """From the column sums of x in acc[j0:j1]: mean, biased variance, inverse deviation."""
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        acc[d + j] = 0
+    _bn_stats(acc, mean, var, inv, eps, n, d, j0, j1, x)
+
+
+cdef void bn_normalize_rows(const float* x, const float* mean, const float* inv,
+                            const float* gamma, const float* beta, float* xhat, float* y,
+                            Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        _bn_normalize_row(x + r * d, mean, inv, gamma, beta,
+                          NULL if xhat == NULL else xhat + r * d, y + r * d, 0, d)
+
+
+cdef void bn_grad_sums_rows(const float* dy, const float* xhat, double* acc, Py_ssize_t d,
+                            Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """acc[0:d] += column sums of dy, acc[d:2d] += of dy * xhat, rows [r0, r1)."""
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        _bn_grad_sums_row(dy + r * d, xhat + r * d, acc, acc + d, 0, d)
+
+
+cdef void bn_dx_rows(const float* dy, const float* xhat, const float* gamma, const float* inv,
+                     const float* dgamma, const float* dbeta, float* dx, Py_ssize_t n,
+                     Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        _bn_dx_row(dy + r * d, xhat + r * d, gamma, inv, dgamma, dbeta, dx + r * d, n, 0, d)
