@@ -164,6 +164,20 @@ def test_batchnorm_training(center, scale):
     compare_forward_backward(model, rng_x(16, 5))
 
 
+@pytest.mark.parametrize("layer_list", [
+    lambda: [layers.BatchNormalization(), layers.Dropout(0.3, seed=2), layers.Dense(3)],
+    lambda: [layers.BatchNormalization(), layers.Activation("elu"), layers.Dense(3)],
+    lambda: [layers.Dense(8, activation="tanh"), layers.BatchNormalization(),
+             layers.Activation("softmax"), layers.Dropout(0.2, seed=1)],
+    lambda: [layers.Dense(8), layers.BatchNormalization(), layers.Activation("gelu"),
+             layers.Dropout(0.4, seed=9), layers.Dense(8), layers.BatchNormalization()],
+])
+def test_batchnorm_with_the_stages_after_it(layer_list):
+    """A training batch norm runs together with the activation and dropout after it
+    (one thread): every arrangement gives the layers' results."""
+    compare_forward_backward(build(layer_list(), 8), rng_x(14, 8))
+
+
 def test_batchnorm_frozen_uses_moving_statistics():
     bn = layers.BatchNormalization()
     model = build([layers.Dense(8), bn, layers.Dense(3)], 5)
@@ -501,3 +515,46 @@ def test_compilable_refuses_what_it_cannot_run():
         Segment([Stage(Kind.HOST, None, 4, 4)], 4)
     with pytest.raises(ValueError, match="takes 5 features"):
         Segment([dense_stage, stages_of(build([layers.Dense(2)], 5))[0]], 4)
+
+
+def test_team_step_matches_single_thread():
+    """The OpenMP team split (each thread its block of every product) gives the
+    single-threaded step's loss and gradients."""
+    model = build(mlp_all_kinds("softmax") + [layers.Dense(40, activation="relu"),
+                                              layers.Dense(4)], 7)
+    stages = stages_of(model, head_linear=True)
+    seg = Segment(stages, 70)
+    x = rng_x(70, 7, seed=5)
+    t = np.arange(70) % 4
+    snap = Snapshot(model)
+    results = []
+    for nthreads in (1, 2, 3):
+        snap.restore()
+        seeds = draw_seeds(stages)
+        total = seg.train_step(x, t, None, int(LossOp.SOFTMAX_CE), 0.0, 0.0, 1 / 70, seeds,
+                               nthreads)
+        results.append((total, {name: g.copy() for name, g in grads_of(stages)},
+                        seg.output(70).copy()))
+    for total, grads, out in results[1:]:
+        assert total == pytest.approx(results[0][0], rel=1e-6)
+        close(out, results[0][2], "probabilities")
+        for name, g in grads.items():
+            close(g, results[0][1][name], name)
+
+
+def test_gemv_predict_threads_split_columns():
+    """Few rows of a model with many weights: the GEMV path's column split between
+    threads gives the one-thread result."""
+    model = build([layers.Dense(1100, activation="relu"), layers.BatchNormalization(),
+                   layers.Dense(600, activation="tanh"), layers.Dense(5, activation="softmax")],
+                  300)
+    seg = Segment(stages_of(model), 8)
+    assert seg.predict_can_thread(4) and not seg.predict_uses_blas(4)
+    x = rng_x(4, 300)
+    one, two = np.empty((4, 5), np.float32), np.empty((4, 5), np.float32)
+    seg.predict(x, one, 1)
+    seg.predict(x, two, 2)
+    close(two, one, "2 threads")
+    with use_backend("numpy"):
+        ref, _ = ref_forward(model, x, False)
+    np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-6)

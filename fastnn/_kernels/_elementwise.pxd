@@ -44,6 +44,8 @@ cdef void ema_update(float* average, const float* value, double momentum, Py_ssi
                      Py_ssize_t hi) noexcept nogil
 cdef void dropout_fill(float* out, uint64_t seed, double rate, float keep, Py_ssize_t lo,
                        Py_ssize_t hi) noexcept nogil
+cdef void dropout_apply(const float* x, float* mask, float* y, uint64_t seed, double rate,
+                        float keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
 cdef void column_sums(const float* x, double* acc, float* out, Py_ssize_t rows, Py_ssize_t d,
                       Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
 cdef void prelu_rows(const float* x, const float* alpha, float* y, Py_ssize_t d,

@@ -10,7 +10,7 @@ caller; with 1 no OpenMP region is entered at all (entering one costs ~1 us).
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport M_SQRT2, fabs, log
+from libc.math cimport M_SQRT2, ceil, fabs, log
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -505,20 +505,27 @@ def sumsq(x, int nthreads):
 
 
 # ---------------------------------------------------------------- dropout
-cdef inline double _uniform24(uint64_t z) noexcept nogil:
-    """splitmix64 finaliser of z, top 24 bits as a double in [0, 1) (as ops._uniform24)."""
-    z = z + <uint64_t>0x9E3779B97F4A7C15ULL
-    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
-    z = z ^ (z >> 31)
-    return <double>(z >> 40) * (1.0 / 16777216.0)
+cdef extern from "dropout.h":
+    void fastnn_dropout_f32(const float* x, float* mask, float* y, uint64_t seed,
+                            uint64_t thresh, float keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+    void fastnn_dropout_f64(const double* x, double* mask, double* y, uint64_t seed,
+                            uint64_t thresh, double keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+
+
+cdef inline uint64_t _keep_threshold(double rate) noexcept nogil:
+    """Entry i is kept when splitmix64(seed + i) >> 40 (k, 24 bits) is at least this:
+    k / 2^24 >= rate exactly when k >= ceil(rate * 2^24) (as ops._uniform24 compares)."""
+    if not rate > 0:
+        return 0
+    return <uint64_t>ceil(rate * 16777216.0)
 
 
 cdef void _dropout_chunk(floating* out, uint64_t seed, double rate, floating keep,
                          Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(lo, hi):
-        out[i] = keep if _uniform24(seed + <uint64_t>i) >= rate else 0
+    if floating is float:
+        fastnn_dropout_f32(NULL, out, NULL, seed, _keep_threshold(rate), keep, lo, hi)
+    else:
+        fastnn_dropout_f64(NULL, out, NULL, seed, _keep_threshold(rate), keep, lo, hi)
 
 
 cdef void _dropout(floating* out, uint64_t seed, double rate, floating keep, Py_ssize_t n,
@@ -620,6 +627,12 @@ cdef void ema_update(float* average, const float* value, double momentum, Py_ssi
 cdef void dropout_fill(float* out, uint64_t seed, double rate, float keep, Py_ssize_t lo,
                        Py_ssize_t hi) noexcept nogil:
     _dropout_chunk(out, seed, rate, keep, lo, hi)
+
+
+cdef void dropout_apply(const float* x, float* mask, float* y, uint64_t seed, double rate,
+                        float keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """mask[lo:hi] as ``dropout_fill``, and y = x * mask in the same pass."""
+    fastnn_dropout_f32(x, mask, y, seed, _keep_threshold(rate), keep, lo, hi)
 
 
 cdef void column_sums(const float* x, double* acc, float* out, Py_ssize_t rows, Py_ssize_t d,

@@ -35,13 +35,14 @@ from ._blas cimport gemm_rm
 from ._elementwise cimport (EXPONENTIAL, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
                             LEAKY_RELU, LINEAR, MISH, RELU, RELU6, SELU, SIGMOID, SILU,
                             SOFTPLUS, SOFTSIGN, STEP, TANH, act_backward, act_forward,
-                            act_needs_x, column_sums, dropout_fill, ema_update,
+                            act_needs_x, column_sums, dropout_apply, dropout_fill, ema_update,
                             log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
                             maxout_rows, multiply, prelu_backward_rows, prelu_rows,
                             softmax_backward_rows, softmax_rows)
 from ._losses cimport Loss, SIGMOID_CE, SOFTMAX_CE, check_ids, loss_rows, prepare_loss
-from ._norm cimport (affine_rows, bn_backward_cols, bn_fold, bn_forward_cols,
-                     bn_inference_backward_cols, bn_inverse_std, ln_backward_rows,
+from ._norm cimport (affine_rows, bn_add_row, bn_backward_cols, bn_dx_rows, bn_fold,
+                     bn_forward_cols, bn_grad_sums_rows, bn_inference_backward_cols,
+                     bn_inverse_std, bn_normalize_rows, bn_stats_cols, ln_backward_rows,
                      ln_forward_rows)
 
 cnp.import_array()
@@ -169,6 +170,11 @@ ctypedef struct SC:
     float* wmask          # DropConnect kernel mask and masked kernel (din, dout)
     float* weff
     float* g              # gradient w.r.t. the stage input (n, din)
+    # one-thread steps run a training batch norm with the activation and dropout after
+    # it row by row (``_bn_chain_forward``/``_bn_chain_backward``):
+    int act_at, drop_at   # BATCHNORM: the fused ACTIVATION / DROPOUT stage, or -1
+    int chain_start       # last stage of such a chain: the BATCHNORM's index, else -1
+    bint sums_for_next    # DENSE: its epilogue adds the next batch norm's column sums
 
 
 cdef inline bint elementwise_act(int act) noexcept nogil:
@@ -213,10 +219,11 @@ cdef void gemm_share(int t, int team, bint trans_a, bint trans_b, int m, int n, 
 
 
 cdef void epilogue(const SC* s, float* z, float* y, Py_ssize_t r0, Py_ssize_t r1,
-                   Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+                   Py_ssize_t lo, Py_ssize_t hi, double* sums) noexcept nogil:
     """Rows [r0, r1), columns [lo, hi) of a DENSE output: add the bias to z, then y =
     act(z) row by row while each row is in cache (row-wise activations need lo=0,
-    hi=d). MAXOUT stages only add the bias."""
+    hi=d). MAXOUT stages only add the bias. With ``sums``, the column sums of y are
+    added to it (the statistics of a batch norm that follows)."""
     cdef Py_ssize_t r, j, d = s.zw
     cdef const float* b = s.b
     cdef int act = s.act if s.kind == K_DENSE else LINEAR
@@ -232,10 +239,12 @@ cdef void epilogue(const SC* s, float* z, float* y, Py_ssize_t r0, Py_ssize_t r1
             log_softmax_rows(z, y, d, r, r + 1)
         elif act != LINEAR or z != y:
             act_forward(act, zr, y + r * d, lo, hi, s.a)
+        if sums != NULL:
+            bn_add_row(y + r * d, sums, lo, hi)
 
 
 cdef void dense_forward_share(SC* s, const float* x, Py_ssize_t n, const float* W, float* z,
-                              float* y, int t, int team) noexcept nogil:
+                              float* y, int t, int team, double* sums) noexcept nogil:
     """Thread t's part of z = x @ W (+ bias, activation): its block of the product, then
     the epilogue on the same block (row-wise activations wait for whole rows)."""
     cdef Py_ssize_t lo = 0, hi = 0
@@ -243,16 +252,16 @@ cdef void dense_forward_share(SC* s, const float* x, Py_ssize_t n, const float* 
     gemm_share(t, team, False, False, <int>n, <int>d, <int>s.din, x, <int>s.din, W, <int>d,
                z, <int>d)
     if team == 1:
-        epilogue(s, z, y, 0, n, 0, d)
+        epilogue(s, z, y, 0, n, 0, d, sums)
     elif (s.kind == K_MAXOUT or elementwise_act(s.act)) and split_columns(n, d, team):
         block_range(d, t, team, &lo, &hi)
         if lo < hi:
-            epilogue(s, z, y, 0, n, lo, hi)
+            epilogue(s, z, y, 0, n, lo, hi, NULL)
     else:
         barrier()
         block_range(n, t, team, &lo, &hi)
         if lo < hi:
-            epilogue(s, z, y, lo, hi, 0, d)
+            epilogue(s, z, y, lo, hi, 0, d, NULL)
 
 
 cdef void act_rows_forward(int act, float a, const float* x, float* y, Py_ssize_t d,
@@ -298,8 +307,7 @@ cdef void other_forward(SC* s, const float* x, Py_ssize_t n, bint training,
                         s.inv if training else rowtmp, d, 0, n)
     elif s.kind == K_DROPOUT:
         if training and s.masked:
-            dropout_fill(s.aux, s.seed, s.rate, s.keep, 0, n * d)
-            multiply(x, s.aux, y, 0, n * d)
+            dropout_apply(x, s.aux, y, s.seed, s.rate, s.keep, 0, n * d)
         elif y != x:
             memcpy(y, x, n * d * sizeof(float))
     elif s.kind == K_AFFINE:
@@ -380,11 +388,36 @@ cdef class Segment:
                 self.weights += <double>s.din * s.zw
                 self.has_gemm = True
         self.acc = <double*>self._buffer(2 * self.widest + 2, numpy.float64)
+        self._plan_chains()
         self._gout_arr = numpy.zeros((max_batch, self.width_out), dtype=numpy.float32)
         self._probs_arr = numpy.zeros((max_batch, self.width_out), dtype=numpy.float32)
         self._keep += [self._gout_arr, self._probs_arr]
         self.gout = <float*>cnp.PyArray_DATA(self._gout_arr)
         self.probs = <float*>cnp.PyArray_DATA(self._probs_arr)
+
+    cdef void _plan_chains(self):
+        """Mark each training batch norm's chain: the elementwise activation and the
+        dropout right after it, and the Dense before it that sums its columns."""
+        cdef int i, j, end
+        cdef SC* s
+        for i in range(self.L):
+            self.st[i].act_at = self.st[i].drop_at = self.st[i].chain_start = -1
+            self.st[i].sums_for_next = False
+        for i in range(self.L):
+            s = &self.st[i]
+            if s.kind != K_BATCHNORM or not s.batch_stats:
+                continue
+            j = i + 1
+            if (j < self.L and self.st[j].kind == K_ACTIVATION
+                    and elementwise_act(self.st[j].act)):
+                s.act_at = j
+                j += 1
+            if j < self.L and self.st[j].kind == K_DROPOUT and self.st[j].masked:
+                s.drop_at = j
+            end = s.drop_at if s.drop_at >= 0 else (s.act_at if s.act_at >= 0 else i)
+            self.st[end].chain_start = i
+            if i > 0 and self.st[i - 1].kind == K_DENSE:
+                self.st[i - 1].sums_for_next = True
 
     cdef void* _buffer(self, shape, dtype):
         """A zeroed workspace kept alive with the Segment."""
@@ -634,11 +667,11 @@ cdef class Segment:
         self._backward(x, n, False, t, team)
 
     cdef void _forward_train(self, const float* x, Py_ssize_t n, int t, int team) noexcept nogil:
-        cdef int i
+        cdef int i = 0
         cdef SC* s
         cdef const float* inp = x
         cdef const float* W
-        for i in range(self.L):
+        while i < self.L:
             s = &self.st[i]
             if s.kind == K_DENSE or s.kind == K_MAXOUT:
                 W = s.W
@@ -648,12 +681,18 @@ cdef class Segment:
                         multiply(s.W, s.wmask, s.weff, 0, s.din * s.dout)
                     barrier()
                     W = s.weff
+                if team == 1 and s.sums_for_next:
+                    memset(self.acc, 0, s.dout * sizeof(double))
                 dense_forward_share(s, inp, n, W, s.z, s.y if s.kind == K_DENSE else s.z,
-                                    t, team)
+                                    t, team,
+                                    self.acc if (team == 1 and s.sums_for_next) else NULL)
                 if s.kind == K_MAXOUT:
                     barrier()
                     if t == 0:
                         maxout_rows(s.z, s.y, s.argmax, s.dout, s.pieces, 0, n)
+            elif s.kind == K_BATCHNORM and s.batch_stats and team == 1:
+                i = self._bn_chain_forward(i, inp, n)
+                s = &self.st[i]
             elif t == 0:
                 if s.kind == K_BATCHNORM and not s.batch_stats:
                     bn_fold(s.gamma, s.beta, s.mm, s.mv, s.eps, s.fscale, s.fshift, s.dout)
@@ -661,6 +700,42 @@ cdef class Segment:
                 other_forward(s, inp, n, True, s.y, s.fscale, s.fshift, NULL, self.acc)
             barrier()
             inp = s.y
+            i += 1
+
+    cdef int _bn_chain_forward(self, int i, const float* x, Py_ssize_t n) noexcept nogil:
+        """Training batch norm at stage i (one thread), with the activation and dropout
+        fused after it: the statistics (the column sums come from the Dense epilogue
+        before, when it added them), the moving averages, then row by row: normalise,
+        activate, drop, while each row is in cache. Returns the chain's last stage."""
+        cdef SC* s = &self.st[i]
+        cdef SC* a = NULL
+        cdef SC* dr = NULL
+        cdef Py_ssize_t r, d = s.dout
+        cdef const float* h
+        if i == 0 or not self.st[i - 1].sums_for_next:
+            memset(self.acc, 0, d * sizeof(double))
+            for r in range(n):
+                bn_add_row(x + r * d, self.acc, 0, d)
+        bn_stats_cols(x, self.acc, s.mean, s.var, s.inv, s.eps, n, d, 0, d)
+        ema_update(s.mm, s.mean, s.momentum, 0, d)
+        ema_update(s.mv, s.var, s.momentum, 0, d)
+        if s.act_at >= 0:
+            a = &self.st[s.act_at]
+        if s.drop_at >= 0:
+            dr = &self.st[s.drop_at]
+        for r in range(n):
+            bn_normalize_rows(x, s.mean, s.inv, s.gamma, s.beta, s.aux, s.y, d, r, r + 1)
+            h = s.y
+            if a != NULL:
+                act_forward(a.act, s.y, a.y, r * d, (r + 1) * d, a.a)
+                h = a.y
+            if dr != NULL:
+                dropout_apply(h, dr.aux, dr.y, dr.seed, dr.rate, dr.keep, r * d, (r + 1) * d)
+        if s.drop_at >= 0:
+            return s.drop_at
+        if s.act_at >= 0:
+            return s.act_at
+        return i
 
     cdef void _backward(self, const float* x, Py_ssize_t n, bint need_dx, int t,
                         int team) noexcept nogil:
@@ -669,19 +744,60 @@ cdef class Segment:
         skipped)."""
         cdef int i, last = 0 if need_dx else self.first_trainable
         cdef SC* s
-        cdef float* dy
+        cdef const float* dy
         cdef const float* inp
         cdef bint want_dx
-        for i in range(self.L - 1, last - 1, -1):
+        i = self.L - 1
+        while i >= last:
             s = &self.st[i]
             dy = self.gout if i == self.L - 1 else self.st[i + 1].g
+            if team == 1 and s.chain_start >= 0:
+                i = s.chain_start
+                self._bn_chain_backward(i, dy, n, i > last or need_dx)
+                i -= 1
+                continue
             inp = x if i == 0 else self.st[i - 1].y
             want_dx = i > last or need_dx
             if s.kind == K_DENSE or s.kind == K_MAXOUT:
-                self._dense_backward(s, inp, dy, n, want_dx, t, team)
+                self._dense_backward(s, inp, <float*>dy, n, want_dx, t, team)
             elif t == 0:
-                self._other_backward(s, inp, dy, n, want_dx)
+                self._other_backward(s, inp, <float*>dy, n, want_dx)
             barrier()
+            i -= 1
+
+    cdef void _bn_chain_backward(self, int i, const float* dy, Py_ssize_t n,
+                                 bint want_dx) noexcept nogil:
+        """Backward of a chain that ``_bn_chain_forward`` ran (one thread), from dy, the
+        gradient w.r.t. its last stage's output: row by row through the dropout mask and
+        the activation, adding the batch-norm sums; then the batch-norm input gradient."""
+        cdef SC* s = &self.st[i]
+        cdef SC* a = NULL
+        cdef SC* dr = NULL
+        cdef Py_ssize_t r, j, d = s.dout
+        cdef const float* g
+        cdef float* gbn
+        cdef float* dgamma = s.dgamma if s.dgamma != NULL else s.fscale
+        cdef float* dbeta = s.dbeta if s.dbeta != NULL else s.fshift
+        if s.act_at >= 0:
+            a = &self.st[s.act_at]
+        if s.drop_at >= 0:
+            dr = &self.st[s.drop_at]
+        # the gradient w.r.t. the batch norm's output: its successor's input gradient
+        gbn = (a.g if a != NULL else dr.g) if (a != NULL or dr != NULL) else <float*>dy
+        memset(self.acc, 0, 2 * d * sizeof(double))
+        for r in range(n):
+            g = dy
+            if dr != NULL:
+                multiply(dy, dr.aux, dr.g, r * d, (r + 1) * d)
+                g = dr.g
+            if a != NULL:
+                act_backward(a.act, g, s.y, a.y, a.g, r * d, (r + 1) * d, a.a)
+            bn_grad_sums_rows(gbn, s.aux, self.acc, d, r, r + 1)
+        for j in range(d):
+            dbeta[j] = <float>self.acc[j]
+            dgamma[j] = <float>self.acc[d + j]
+        if want_dx:
+            bn_dx_rows(gbn, s.aux, s.gamma, s.inv, dgamma, dbeta, s.g, n, d, 0, n)
 
     cdef void _dense_backward(self, SC* s, const float* inp, float* dy, Py_ssize_t n,
                               bint want_dx, int t, int team) noexcept nogil:
@@ -815,7 +931,7 @@ cdef class Segment:
                         act_rows_forward(s.act, s.a, z, y, d, 0, n)
                 else:
                     dense_forward_share(s, inp, n, s.W, z, y if s.kind == K_DENSE else z,
-                                        t, team)
+                                        t, team, NULL)
                 if s.kind == K_MAXOUT:
                     barrier()
                     if t == 0:

@@ -23,3 +23,15 @@ cdef void ln_forward_rows(const float* x, const float* gamma, const float* beta,
 cdef void ln_backward_rows(const float* dy, const float* xhat, const float* gamma,
                            const float* inv, float* dx, double* acc, Py_ssize_t d,
                            Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+cdef void bn_add_row(const float* xr, double* acc, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
+cdef void bn_stats_cols(const float* x, double* acc, float* mean, float* var, float* inv,
+                        double eps, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                        Py_ssize_t j1) noexcept nogil
+cdef void bn_normalize_rows(const float* x, const float* mean, const float* inv,
+                            const float* gamma, const float* beta, float* xhat, float* y,
+                            Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+cdef void bn_grad_sums_rows(const float* dy, const float* xhat, double* acc, Py_ssize_t d,
+                            Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+cdef void bn_dx_rows(const float* dy, const float* xhat, const float* gamma, const float* inv,
+                     const float* dgamma, const float* dbeta, float* dx, Py_ssize_t n,
+                     Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil

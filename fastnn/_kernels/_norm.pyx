@@ -24,30 +24,63 @@ cdef void _bn_forward_block(const floating* x, const floating* gamma, const floa
                             double eps, floating* y, floating* xhat, floating* mean,
                             floating* var, floating* inv, double* acc, Py_ssize_t n,
                             Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Columns [j0, j1): mean, biased variance (two passes), then y and xhat."""
-    cdef Py_ssize_t r, j
-    cdef double v
-    cdef floating h
-    cdef double* sq = acc + d
+    """Columns [j0, j1): mean, biased variance (two passes), then y and xhat. (Loops run
+    over row pointers so the compiler vectorizes them across columns.)"""
+    cdef Py_ssize_t r
     for r in range(n):
-        for j in range(j0, j1):
-            acc[j] += x[r * d + j]
+        _add_row(x + r * d, acc, j0, j1)
+    _bn_stats(acc, mean, var, inv, eps, n, d, j0, j1, x)
+    for r in range(n):
+        _bn_normalize_row(x + r * d, mean, inv, gamma, beta,
+                          NULL if xhat == NULL else xhat + r * d, y + r * d, j0, j1)
+
+
+cdef inline void _add_row(const floating* xr, double* acc, Py_ssize_t j0,
+                          Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        acc[j] += xr[j]
+
+
+cdef inline void _add_sq_row(const floating* xr, const double* mean, double* sq, Py_ssize_t j0,
+                             Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double v
+    for j in range(j0, j1):
+        v = xr[j] - mean[j]
+        sq[j] += v * v
+
+
+cdef void _bn_stats(double* acc, floating* mean, floating* var, floating* inv, double eps,
+                    Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1,
+                    const floating* x) noexcept nogil:
+    """From the column sums in acc[j0:j1]: the mean, then a second pass over x for the
+    biased variance (into acc[d + j]) and the inverse deviation."""
+    cdef Py_ssize_t r, j
+    cdef double* sq = acc + d
     for j in range(j0, j1):
         acc[j] /= n
         mean[j] = <floating>acc[j]
     for r in range(n):
-        for j in range(j0, j1):
-            v = x[r * d + j] - acc[j]
-            sq[j] += v * v
+        _add_sq_row(x + r * d, acc, sq, j0, j1)
     for j in range(j0, j1):
         var[j] = <floating>(sq[j] / n)
         inv[j] = <floating>(1.0 / sqrt(sq[j] / n + eps))
-    for r in range(n):
-        for j in range(j0, j1):
-            h = (x[r * d + j] - mean[j]) * inv[j]
-            if xhat != NULL:
-                xhat[r * d + j] = h
-            y[r * d + j] = h * gamma[j] + beta[j]
+
+
+cdef inline void _bn_normalize_row(const floating* xr, const floating* mean,
+                                   const floating* inv, const floating* gamma,
+                                   const floating* beta, floating* xhr, floating* yr,
+                                   Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Columns [j0, j1) of one row: xhat = (x - mean) * inv (when xhr), y = xhat * gamma + beta."""
+    cdef Py_ssize_t j
+    cdef floating* h = yr if xhr == NULL else xhr
+    # two loops of one store each: few enough pointer pairs for the vectorizer's
+    # run-time overlap checks (one loop with both stores stayed scalar)
+    for j in range(j0, j1):
+        h[j] = (xr[j] - mean[j]) * inv[j]
+    for j in range(j0, j1):
+        yr[j] = h[j] * gamma[j] + beta[j]
 
 
 cdef void _bn_backward_block(const floating* dy, const floating* xhat, const floating* gamma,
@@ -57,18 +90,31 @@ cdef void _bn_backward_block(const floating* dy, const floating* xhat, const flo
     """Columns [j0, j1): dbeta = sum dy, dgamma = sum dy * xhat, then dx."""
     cdef Py_ssize_t r, j
     cdef double* accg = acc + d
-    cdef floating fn = <floating>n
     for r in range(n):
-        for j in range(j0, j1):
-            acc[j] += dy[r * d + j]
-            accg[j] += dy[r * d + j] * xhat[r * d + j]
+        _bn_grad_sums_row(dy + r * d, xhat + r * d, acc, accg, j0, j1)
     for j in range(j0, j1):
         dbeta[j] = <floating>acc[j]
         dgamma[j] = <floating>accg[j]
     for r in range(n):
-        for j in range(j0, j1):
-            dx[r * d + j] = (gamma[j] * inv[j] / fn) * (
-                fn * dy[r * d + j] - dbeta[j] - xhat[r * d + j] * dgamma[j])
+        _bn_dx_row(dy + r * d, xhat + r * d, gamma, inv, dgamma, dbeta, dx + r * d, n, j0, j1)
+
+
+cdef inline void _bn_grad_sums_row(const floating* dyr, const floating* xhr, double* acc,
+                                   double* accg, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        acc[j] += dyr[j]
+        accg[j] += dyr[j] * xhr[j]
+
+
+cdef inline void _bn_dx_row(const floating* dyr, const floating* xhr, const floating* gamma,
+                            const floating* inv, const floating* dgamma, const floating* dbeta,
+                            floating* dxr, Py_ssize_t n, Py_ssize_t j0,
+                            Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating fn = <floating>n
+    for j in range(j0, j1):
+        dxr[j] = (gamma[j] * inv[j] / fn) * (fn * dyr[j] - dbeta[j] - xhr[j] * dgamma[j])
 
 
 cdef void _bn_part(bint backward, const floating* a, const floating* b,
@@ -452,3 +498,46 @@ cdef void ln_backward_rows(const float* dy, const float* xhat, const float* gamm
                            Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     """dx for rows [lo, hi); adds dbeta, dgamma column sums into acc[0:d], acc[d:2d]."""
     _ln_backward_rows(dy, xhat, gamma, inv, dx, acc, d, lo, hi)
+
+
+# Row-level pieces of the batch-norm forward and backward passes, for an executor that
+# runs them interleaved with the stages around (the same loops as _bn_forward_block and
+# _bn_backward_block, in the same order, so the results are the same).
+cdef void bn_add_row(const float* xr, double* acc, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """acc[j0:j1] += one row of x (the column sums the mean comes from)."""
+    _add_row(xr, acc, j0, j1)
+
+
+cdef void bn_stats_cols(const float* x, double* acc, float* mean, float* var, float* inv,
+                        double eps, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                        Py_ssize_t j1) noexcept nogil:
+    """From the column sums of x in acc[j0:j1]: mean, biased variance, inverse deviation."""
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        acc[d + j] = 0
+    _bn_stats(acc, mean, var, inv, eps, n, d, j0, j1, x)
+
+
+cdef void bn_normalize_rows(const float* x, const float* mean, const float* inv,
+                            const float* gamma, const float* beta, float* xhat, float* y,
+                            Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        _bn_normalize_row(x + r * d, mean, inv, gamma, beta,
+                          NULL if xhat == NULL else xhat + r * d, y + r * d, 0, d)
+
+
+cdef void bn_grad_sums_rows(const float* dy, const float* xhat, double* acc, Py_ssize_t d,
+                            Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """acc[0:d] += column sums of dy, acc[d:2d] += of dy * xhat, rows [r0, r1)."""
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        _bn_grad_sums_row(dy + r * d, xhat + r * d, acc, acc + d, 0, d)
+
+
+cdef void bn_dx_rows(const float* dy, const float* xhat, const float* gamma, const float* inv,
+                     const float* dgamma, const float* dbeta, float* dx, Py_ssize_t n,
+                     Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        _bn_dx_row(dy + r * d, xhat + r * d, gamma, inv, dgamma, dbeta, dx + r * d, n, 0, d)

@@ -1,0 +1,109 @@
+"""Side-by-side timing of the compiled executor's training step (Segment.train_step).
+
+A/B, interleaved, one thread, best and median of many rounds:
+  - train_medium (784-512-512-10 relu/softmax, batch 128): Segment vs _mlp.DenseStack
+  - train_medium_bn (Dense -> BatchNormalization -> ReLU -> Dropout(0.2) per hidden
+    layer): Segment vs the layer-by-layer path (each layer's forward/backward on "cpu").
+Usage: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/segment_ab.py [rounds]
+"""
+import sys
+import time
+
+import numpy as np
+
+import fastnn
+from fastnn import activations, layers
+from fastnn.backend import get_ops
+from fastnn._kernels import _executor, _mlp
+from fastnn._kernels._losses import LossOp
+
+N, ROUNDS = 128, int(sys.argv[1]) if len(sys.argv) > 1 else 30
+
+
+def model(bn):
+    fastnn.utils.set_random_seed(0)
+    hidden = []
+    for _ in range(2):
+        if bn:
+            hidden += [layers.Dense(512), layers.BatchNormalization(), layers.ReLU(),
+                       layers.Dropout(0.2)]
+        else:
+            hidden += [layers.Dense(512, activation="relu")]
+    return fastnn.Sequential([fastnn.Input(shape=(784,))] + hidden +
+                             [layers.Dense(10, activation="softmax")])
+
+
+def segment_step(m):
+    stages = [s for layer in m.layers for s in layer.stages()]
+    stages[-1] = stages[-1].replace(activation=activations.get("linear"))
+    seg = _executor.Segment(stages, N)
+    seeded = [s.layer for s in stages if s.seeded]
+
+    def step(x, t):
+        seeds = np.array([layer._mask_seed() for layer in seeded], dtype=np.uint64)
+        return seg.train_step(x, t, None, int(LossOp.SOFTMAX_CE), 0.0, 0.0, 1.0 / N, seeds, 1)
+    return step
+
+
+def dense_stack_step(m):
+    dense = [layer for layer in m.layers]
+    ds = _mlp.DenseStack([d.kernel.value for d in dense], [d.bias.value for d in dense],
+                         [d.kernel.grad for d in dense], [d.bias.grad for d in dense],
+                         [1, 1, 4], N)
+    return lambda x, t: ds.train_step(x, t, None, 0, 0, True, 1)
+
+
+def layer_step(m):
+    ops = get_ops("cpu")
+    lays = list(m.layers)
+    probs = np.empty((N, 10), np.float32)
+    grad = np.empty((N, 10), np.float32)
+
+    def step(x, t):
+        caches, y = [], x
+        for i, layer in enumerate(lays):
+            if i == len(lays) - 1:
+                y, c = layer.forward(y, training=True, apply_activation=False)
+            else:
+                y, c = layer.forward(y, training=True)
+            caches.append(c)
+        total = ops.softmax_cross_entropy(y, t, probs, grad, None, 1.0 / N)
+        dy = grad
+        for i in range(len(lays) - 1, -1, -1):
+            kw = {"apply_activation": False} if i == len(lays) - 1 else {}
+            dy = lays[i].backward(dy, caches[i], need_dx=i > 0, **kw)
+        return total
+    return step
+
+
+def ab(name_a, step_a, name_b, step_b):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, 784)).astype(np.float32)
+    t = rng.integers(0, 10, N).astype(np.int64)
+    times = {name_a: [], name_b: []}
+    for _ in range(3):
+        step_a(x, t)
+        step_b(x, t)
+    for r in range(ROUNDS):
+        order = [(name_a, step_a), (name_b, step_b)]
+        if r % 2:
+            order.reverse()
+        for name, step in order:
+            t0 = time.perf_counter()
+            for _ in range(5):
+                step(x, t)
+            times[name].append((time.perf_counter() - t0) / 5 * 1e3)
+    a, b = (np.array(times[k]) for k in (name_a, name_b))
+    print(f"{name_a:>14}: best {a.min():7.3f} ms  median {np.median(a):7.3f} ms")
+    print(f"{name_b:>14}: best {b.min():7.3f} ms  median {np.median(b):7.3f} ms")
+    print(f"{'ratio':>14}: best {a.min() / b.min():.3f}  median {np.median(a) / np.median(b):.3f}"
+          f"  ({name_a} / {name_b})")
+
+
+if __name__ == "__main__":
+    m = model(False)
+    print("train_medium, batch 128, 1 thread")
+    ab("Segment", segment_step(m), "DenseStack", dense_stack_step(m))
+    m = model(True)
+    print("train_medium_bn, batch 128, 1 thread")
+    ab("Segment", segment_step(m), "layer-by-layer", layer_step(m))
