@@ -19,6 +19,7 @@ import numpy
 
 from ..backend.threads import blas_held_single, scope_threads
 from . import reference
+from .stages import Kind
 
 
 def compiled_kernels():
@@ -66,6 +67,10 @@ class Executor:
                       for p in _runs(program, ops, self.compiled)]
         self.first_trainable = _first_trainable(self.parts)
         self._one_call = self._one_call_loss()
+        # Layers with a weight penalty, or a HOST stage's call-time losses (add_loss).
+        self._penalized = [layer for layer in _layers(program)
+                           if layer.stages()[0].kind is Kind.HOST
+                           or any(w.regularizer is not None for w in layer.weights)]
 
     def __repr__(self):
         names = ["compiled(" + ", ".join(s.kind.name for s in p.stages) + ")"
@@ -130,11 +135,12 @@ class Executor:
         return x, penalty
 
     def _penalties(self, with_gradients):
-        """L1/L2 weight penalties (and their gradients after a backward pass)."""
-        layers = _layers(self.program)
-        total = sum(layer.regularization_penalty(self.ops) for layer in layers)
-        if with_gradients:
-            for layer in layers:
+        """L1/L2 weight penalties and ``add_loss`` losses (and the penalties' gradients
+        after a backward pass)."""
+        total = 0.0
+        for layer in self._penalized:
+            total += layer.regularization_penalty(self.ops)
+            if with_gradients:
                 layer.add_regularization_gradients(self.ops)
         return total
 
