@@ -77,3 +77,33 @@ def test_dense_on_a_sequence_with_the_same_weights():
     f.build((4, 3))
     f.set_weights(k.get_weights())
     assert_close(f(x), k(x))
+
+
+@pytest.mark.parametrize("case", ["unknown_mode", "unbuilt"])
+def test_quantize_refusals(case):
+    """``Model.quantize``: an unknown mode and an unbuilt model are ValueErrors in both."""
+    def call(lib):
+        if case == "unbuilt":
+            lib.Sequential([lib.layers.Dense(2)]).quantize("int8")
+        else:
+            classifier(lib).quantize("int3")
+    kinds = raises_in_both(call)
+    assert kinds == [ValueError, ValueError]
+
+
+def test_int8_quantize_keeps_predictions_close():
+    """After ``quantize("int8")`` both libraries predict within int8 rounding of float32."""
+    outs = []
+    for lib in (keras, fastnn):
+        m = lib.Sequential([lib.Input((3,)), lib.layers.Dense(16, activation="relu"),
+                            lib.layers.Dense(3, activation="softmax")])
+        m.set_weights([np.linspace(-1, 1, w.size).reshape(w.shape).astype("float32")
+                       for w in m.get_weights()])
+        before = np.asarray(m.predict(X, verbose=0))
+        m.quantize("int8")
+        outs.append((before, np.asarray(m.predict(X, verbose=0))))
+    (k_before, k_after), (f_before, f_after) = outs
+    assert_close(f_before, k_before)
+    np.testing.assert_allclose(k_after, k_before, atol=0.02)
+    np.testing.assert_allclose(f_after, f_before, atol=0.02)
+    np.testing.assert_allclose(f_after, k_after, atol=0.03)
