@@ -33,7 +33,7 @@ cdef void _unary_chunk(int op, const floating* x, floating* y, Py_ssize_t lo, Py
                        floating a) noexcept nogil:
     """y[i] = f(x[i]) for i in [lo, hi); the switch is outside the loops so they vectorize."""
     cdef Py_ssize_t i
-    cdef floating v
+    cdef floating v, s
     cdef floating s_scale = <floating>SELU_SCALE, s_neg = <floating>(SELU_SCALE * SELU_ALPHA)
     cdef floating sqrt2 = <floating>M_SQRT2
     if op == LINEAR:
@@ -109,7 +109,8 @@ cdef void _unary_chunk(int op, const floating* x, floating* y, Py_ssize_t lo, Py
     elif op == GELU_TANH:
         for i in range(lo, hi):
             v = x[i]
-            y[i] = <floating>0.5 * v * (1 + ftanh(<floating>GELU_C * (v + <floating>0.044715 * v * v * v)))
+            s = ftanh(<floating>GELU_C * (v + <floating>0.044715 * v * v * v))
+            y[i] = <floating>0.5 * v * (1 + s)
 
 
 cdef void _unary(int op, const floating* x, floating* y, Py_ssize_t n, floating a,
@@ -507,9 +508,11 @@ def sumsq(x, int nthreads):
 # ---------------------------------------------------------------- dropout
 cdef extern from "dropout.h":
     void fastnn_dropout_f32(const float* x, float* mask, float* y, uint64_t seed,
-                            uint64_t thresh, float keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+                            uint64_t thresh, float keep, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil
     void fastnn_dropout_f64(const double* x, double* mask, double* y, uint64_t seed,
-                            uint64_t thresh, double keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+                            uint64_t thresh, double keep, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil
 
 
 cdef inline uint64_t _keep_threshold(double rate) noexcept nogil:

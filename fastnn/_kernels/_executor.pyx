@@ -600,7 +600,7 @@ cdef class Segment:
         cdef double partial[64]
         cdef int i
         cdef bint ok = True
-        kept = prepare_loss(&L, loss_op, n, self.width_out, numpy.float32, targets,
+        kept = prepare_loss(&L, loss_op, n, self.width_out, cnp.NPY_FLOAT32, targets,
                             sample_weight, grad_scale, label_smoothing, eps)
         if kept is None:
             raise ValueError(f"Segment.train_step: targets/sample_weight do not fit predictions "
