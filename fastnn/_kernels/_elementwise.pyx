@@ -705,3 +705,31 @@ cdef void maxout_backward_rows(const float* dy, const int* argmax, float* dz, Py
             for k in range(pieces):
                 dz[base + k] = 0
             dz[base + argmax[r * units + u]] = dy[r * units + u]
+
+
+# ---------------------------------------------------------------- general ReLU (float32)
+cdef void general_relu_forward(const float* x, float* y, Py_ssize_t lo, Py_ssize_t hi,
+                               const GeneralRelu* p) noexcept nogil:
+    """Keras' ReLU with its three arguments (as Ops.general_relu): x from ``threshold``
+    up, ``negative_slope * (x - threshold)`` below, capped at ``max_value`` if any."""
+    cdef Py_ssize_t i
+    cdef float v, r
+    for i in range(lo, hi):
+        v = x[i]
+        r = v if v >= p.threshold else p.negative_slope * (v - p.threshold)
+        if p.has_max and r > p.max_value:
+            r = p.max_value
+        y[i] = r
+
+
+cdef void general_relu_backward(const float* dy, const float* x, float* dx, Py_ssize_t lo,
+                                Py_ssize_t hi, const GeneralRelu* p) noexcept nogil:
+    """dx = dy * (1 from ``threshold`` up, ``negative_slope`` below, 0 from ``max_value``)."""
+    cdef Py_ssize_t i
+    cdef float v, slope
+    for i in range(lo, hi):
+        v = x[i]
+        slope = 1 if v >= p.threshold else p.negative_slope
+        if p.has_max and v >= p.max_value:
+            slope = 0
+        dx[i] = dy[i] * slope

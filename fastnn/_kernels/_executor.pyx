@@ -32,7 +32,8 @@ from libc.string cimport memcpy, memset
 cimport numpy as cnp
 
 from ._blas cimport gemm_rm
-from ._elementwise cimport (EXPONENTIAL, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
+from ._elementwise cimport (EXPONENTIAL, GeneralRelu, general_relu_backward,
+                            general_relu_forward, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
                             LEAKY_RELU, LINEAR, MISH, RELU, RELU6, SELU, SIGMOID, SILU,
                             SOFTPLUS, SOFTSIGN, STEP, TANH, act_backward, act_forward,
                             act_needs_x, column_sums, dropout_apply, dropout_fill, ema_update,
@@ -98,6 +99,7 @@ cdef enum:
 cdef enum:
     A_SOFTMAX = 100
     A_LOG_SOFTMAX = 101
+    A_GENERAL_RELU = 102  # elementwise, but with three parameters (run as row-wise)
 
 # Kernel names of the activations (``ActivationFunction.kernel``) and their codes;
 # the value is (code, name of its one parameter or None, its default).
@@ -110,7 +112,7 @@ _ACTIVATIONS = {
     "hard_sigmoid": (HARD_SIGMOID, None, 0.0), "hard_silu": (HARD_SILU, None, 0.0),
     "exponential": (EXPONENTIAL, None, 0.0), "mish": (MISH, None, 0.0),
     "gelu_tanh": (GELU_TANH, None, 0.0), "softmax": (A_SOFTMAX, None, 0.0),
-    "log_softmax": (A_LOG_SOFTMAX, None, 0.0),
+    "log_softmax": (A_LOG_SOFTMAX, None, 0.0), "general_relu": (A_GENERAL_RELU, None, 0.0),
 }
 _KIND_NAMES = {K_DENSE: "DENSE", K_ACTIVATION: "ACTIVATION", K_BATCHNORM: "BATCHNORM",
                K_LAYERNORM: "LAYERNORM", K_DROPOUT: "DROPOUT", K_AFFINE: "AFFINE",
@@ -121,6 +123,7 @@ ctypedef struct SC:
     int kind
     int act               # _elementwise.Act code, A_SOFTMAX or A_LOG_SOFTMAX
     float a               # the activation's parameter
+    GeneralRelu grelu     # general_relu's three
     int pieces            # MAXOUT
     bint batch_stats      # BATCHNORM: batch statistics in training
     bint masked           # DENSE with DropConnect or DROPOUT with rate > 0
@@ -164,6 +167,7 @@ ctypedef struct SC:
 
 
 cdef inline bint elementwise_act(int act) noexcept nogil:
+    """An _elementwise.Act code (one parameter, no rows needed)."""
     return act < A_SOFTMAX
 
 
@@ -221,6 +225,8 @@ cdef void epilogue(const SC* s, float* z, float* y, Py_ssize_t r0, Py_ssize_t r1
                 zr[j] = zr[j] + b[j]
         if act == A_SOFTMAX:
             softmax_rows(z, y, d, r, r + 1)
+        elif act == A_GENERAL_RELU:
+            general_relu_forward(zr, y + r * d, lo, hi, &s.grelu)
         elif act == A_LOG_SOFTMAX:
             log_softmax_rows(z, y, d, r, r + 1)
         elif act != LINEAR or z != y:
@@ -251,8 +257,10 @@ cdef void dense_forward_share(SC* s, const float* x, Py_ssize_t n, const float* 
 
 
 cdef void act_rows_forward(int act, float a, const float* x, float* y, Py_ssize_t d,
-                           Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
-    if act == A_SOFTMAX:
+                           Py_ssize_t r0, Py_ssize_t r1, const GeneralRelu* gr) noexcept nogil:
+    if act == A_GENERAL_RELU:
+        general_relu_forward(x, y, r0 * d, r1 * d, gr)
+    elif act == A_SOFTMAX:
         softmax_rows(x, y, d, r0, r1)
     elif act == A_LOG_SOFTMAX:
         log_softmax_rows(x, y, d, r0, r1)
@@ -261,9 +269,12 @@ cdef void act_rows_forward(int act, float a, const float* x, float* y, Py_ssize_
 
 
 cdef void act_rows_backward(int act, float a, const float* dy, const float* x, const float* y,
-                            float* dx, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+                            float* dx, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
+                            const GeneralRelu* gr) noexcept nogil:
     """dx = the activation's backward pass from (dy, x, y) on rows [r0, r1) (dx may be dy)."""
-    if act == A_SOFTMAX:
+    if act == A_GENERAL_RELU:
+        general_relu_backward(dy, x, dx, r0 * d, r1 * d, gr)
+    elif act == A_SOFTMAX:
         softmax_backward_rows(dy, y, dx, d, r0, r1)
     elif act == A_LOG_SOFTMAX:
         log_softmax_backward_rows(dy, y, dx, d, r0, r1)
@@ -279,7 +290,7 @@ cdef void other_forward(SC* s, const float* x, Py_ssize_t n, bint training,
     (layer norm's inverse deviations); ``acc``: reduction scratch (training only)."""
     cdef Py_ssize_t d = s.dout
     if s.kind == K_ACTIVATION:
-        act_rows_forward(s.act, s.a, x, y, d, 0, n)
+        act_rows_forward(s.act, s.a, x, y, d, 0, n, &s.grelu)
     elif s.kind == K_BATCHNORM:
         if training and s.batch_stats:
             bn_forward_cols(x, s.gamma, s.beta, s.eps, y, s.aux, s.mean, s.var, s.inv,
@@ -427,6 +438,12 @@ cdef class Segment:
         s.trainable = stage.trainable
         if s.kind in (K_DENSE, K_ACTIVATION):
             s.act, s.a = _act_code(stage.act_name, stage.act_params)
+            if s.act == A_GENERAL_RELU:
+                params = stage.act_params
+                s.grelu.has_max = params.get("max_value") is not None
+                s.grelu.max_value = float(params["max_value"]) if s.grelu.has_max else 0
+                s.grelu.negative_slope = float(params.get("negative_slope") or 0.0)
+                s.grelu.threshold = float(params.get("threshold") or 0.0)
         s.rate = float(stage.rate or 0.0)
         s.masked = s.kind in (K_DENSE, K_DROPOUT) and s.rate > 0
         s.keep = <float>(1.0 / (1.0 - s.rate)) if s.rate < 1 else 0
@@ -452,7 +469,7 @@ cdef class Segment:
             s.z = <float*>self._buffer((mb, s.zw), numpy.float32)
             s.argmax = <int*>self._buffer((mb, s.dout), numpy.int32)
         elif s.kind == K_DENSE:
-            if elementwise_act(s.act) and act_needs_x(s.act):
+            if s.act == A_GENERAL_RELU or (elementwise_act(s.act) and act_needs_x(s.act)):
                 s.z = <float*>self._buffer((mb, s.dout), numpy.float32)
             if s.masked:
                 s.wmask = <float*>self._buffer((s.din, s.dout), numpy.float32)
@@ -798,13 +815,13 @@ cdef class Segment:
             barrier()
         if team == 1:
             if s.kind == K_DENSE:
-                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, 0, n)
+                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, 0, n, &s.grelu)
             if s.db != NULL:
                 column_sums(dz, self.acc, s.db, n, d, 0, d)
         elif s.kind == K_DENSE and not elementwise_act(s.act):
             block_range(n, t, team, &lo, &hi)
             if lo < hi:
-                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, lo, hi)
+                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, lo, hi, &s.grelu)
             barrier()
             block_range(d, t, team, &lo, &hi)
             if lo < hi and s.db != NULL:
@@ -837,7 +854,7 @@ cdef class Segment:
         cdef float* dbeta
         if s.kind == K_ACTIVATION:
             if want_dx:
-                act_rows_backward(s.act, s.a, dy, inp, s.y, s.g, d, 0, n)
+                act_rows_backward(s.act, s.a, dy, inp, s.y, s.g, d, 0, n, &s.grelu)
         elif s.kind == K_BATCHNORM:
             if s.batch_stats:
                 # the kernel writes both sums: the folded-statistics vectors (unused with
@@ -914,7 +931,7 @@ cdef class Segment:
                                 act_forward(s.act, z + j * d, y + j * d, lo, hi, s.a)
                     barrier()
                     if t == 0 and s.kind == K_DENSE and not elementwise_act(s.act):
-                        act_rows_forward(s.act, s.a, z, y, d, 0, n)
+                        act_rows_forward(s.act, s.a, z, y, d, 0, n, &s.grelu)
                 else:
                     dense_forward_share(s, inp, n, s.W, z, y if s.kind == K_DENSE else z,
                                         t, team, NULL)
@@ -1051,6 +1068,9 @@ def _act_code(name, params):
         raise ValueError(f"no compiled kernel for activation {name!r}")
     code, pname, default = _ACTIVATIONS[name]
     params = dict(params or {})
+    if code == A_GENERAL_RELU:
+        for key in ("max_value", "negative_slope", "threshold"):
+            params.pop(key, None)
     value = default
     if pname is not None and pname in params:
         value = float(params.pop(pname))
