@@ -524,6 +524,8 @@ def test_compilable_refuses_what_it_cannot_run():
     ok, reason = compilable(dense_stage.replace(act_name="leaky_relu",
                                                 act_params={"alpha": 0.1, "beta": 2}))
     assert not ok and "beta" in reason
+    ok, reason = compilable(dense_stage.replace(rate=0.5))
+    assert not ok and "seed" in reason
     f64 = dense_stage.replace(kernel=dense_stage.kernel.astype(np.float64))
     ok, reason = compilable(f64)
     assert not ok and "float32" in reason

@@ -1138,6 +1138,8 @@ def compilable(stage):
     elif kind == K_DROPOUT:
         if not 0 <= stage.rate < 1:
             return False, f"dropout rate {stage.rate}"
+    if kind in (K_DENSE, K_DROPOUT) and bool(stage.seeded) != (stage.rate > 0):
+        return False, f"rate {stage.rate} with seeded={stage.seeded}: a mask needs a seed"
     elif kind == K_AFFINE:
         if stage.scale is None or stage.shift is None:
             return False, "no scale/shift"
