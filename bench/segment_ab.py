@@ -20,7 +20,7 @@ from fastnn.backend import get_ops
 from fastnn._kernels import _executor, _mlp
 from fastnn._kernels._losses import LossOp
 
-N, ROUNDS = 128, int(sys.argv[1]) if len(sys.argv) > 1 else 30
+N, ROUNDS = 128, 30
 
 
 def model(bn, dims=(784, 512, 512, 10)):
@@ -116,7 +116,9 @@ def ab(name_a, step_a, name_b, step_b, n=N, din=784):
 
 
 def main():
-    global N
+    global N, ROUNDS
+    if len(sys.argv) > 1:
+        ROUNDS = int(sys.argv[1])
     N = 32
     m = model(False, (64, 128, 128, 10))
     print("train_small, batch 32, 1 thread")

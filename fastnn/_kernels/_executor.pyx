@@ -16,6 +16,12 @@ losses from ``_losses`` (the kernels the "cpu" Ops run layer by layer), matrix
 products from BLAS (``_blas.gemm_rm``) or, for a few rows, ``gemv.h``. This
 module only walks the table, places the buffers and splits the work.
 
+On one thread, a training batch norm runs together with the stages around it:
+the Dense before it adds the column sums for its mean while each output row is
+in cache, and the activation and dropout after it run row by row with the
+normalisation (backward: mask, activation derivative and the batch-norm sums
+per row), through row-level entry points of the same ``_norm`` loops.
+
 Large steps can run on one OpenMP team that splits every matrix product between
 its threads (``team_size``; stages other than Dense/Maxout then run on the
 team's first thread between barriers); smaller ones leave the threading of each
