@@ -578,3 +578,27 @@ def test_gemv_predict_threads_split_columns():
     with use_backend("numpy"):
         ref, _ = ref_forward(model, x, False)
     np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_segment_without_matrix_products():
+    """A run of normalisation/dropout stages alone (a segment between host stages)."""
+    bn = layers.BatchNormalization()
+    model = build([bn, layers.Dropout(0.5, seed=2), layers.PReLU()], 6)
+    bn.moving_mean.value[...] = 0.5
+    seg = compare_forward_backward(model, rng_x(10, 6))
+    assert not seg.predict_uses_blas(100) and not seg.predict_can_thread(100)
+    assert (seg.width_in, seg.width_out, seg.max_batch) == (6, 6, 13)
+    x = rng_x(10, 6)
+    out = np.empty_like(x)
+    seg.predict(x, out, 1)
+    with use_backend("numpy"):
+        close(out, ref_forward(model, x, False)[0], "predict")
+    close(seg.forward(x, False), out, "forward(training=False)")
+
+
+def test_team_size_and_introspection():
+    seg = Segment(stages_of(build([layers.Dense(64, activation="relu"), layers.Dense(3)], 32)), 8)
+    assert seg.team_size(8, 1) == 1
+    assert seg.team_size(8, 4) == 1          # far below the size a team pays for
+    assert seg.predict_uses_blas(33) and not seg.predict_uses_blas(32)
+    assert seg.n_seeds == 0
