@@ -326,7 +326,9 @@ cdef class Segment:
     cdef int L
     cdef readonly int max_batch, width_in, width_out, n_seeds
     cdef int first_trainable      # first stage with gradients (L: none)
-    cdef int widest               # widest buffer a stage's forward writes
+    cdef int widest               # widest row of any stage (inputs included)
+    cdef int out_widest           # widest row a stage's forward writes (output or z)
+    cdef int n_blocks             # predict's rotating scratch blocks: 3 with MAXOUT, else 2
     cdef double weights           # multiply-adds per row of the matrix products
     cdef bint has_gemm
     cdef double* acc              # reduction scratch (2 * widest + 2 doubles)
@@ -377,6 +379,8 @@ cdef class Segment:
         self.first_trainable = self.L
         self.n_seeds = 0
         self.widest = max(self.width_in, self.width_out)
+        self.out_widest = 1
+        self.n_blocks = 2
         self.weights = 0
         self.has_gemm = False
         for i, stage in enumerate(stages):
@@ -387,6 +391,9 @@ cdef class Segment:
             if s.masked:
                 self.n_seeds += 1
             self.widest = max(self.widest, s.zw, s.dout, s.din)
+            self.out_widest = max(self.out_widest, s.zw, s.dout)
+            if s.kind == K_MAXOUT:
+                self.n_blocks = 3
             if s.kind == K_DENSE or s.kind == K_MAXOUT:
                 self.weights += <double>s.din * s.zw
                 self.has_gemm = True
@@ -997,8 +1004,8 @@ cdef class Segment:
         for i in range(self.L):
             if self.st[i].kind == K_BATCHNORM:
                 nfold += 2 * self.st[i].dout
-        cdef Py_ssize_t w = self.widest
-        cdef float* scratch = <float*>PyMem_Malloc((3 * n * w + nfold + n) * sizeof(float))
+        cdef Py_ssize_t blocks = self.n_blocks * n * self.out_widest
+        cdef float* scratch = <float*>PyMem_Malloc((blocks + nfold + n) * sizeof(float))
         cdef float** bufs = <float**>PyMem_Malloc(2 * self.L * sizeof(float*))
         if scratch == NULL or bufs == NULL:
             PyMem_Free(scratch)
@@ -1007,8 +1014,8 @@ cdef class Segment:
         try:
             self._place(xp, op, scratch, n, bufs)
             with nogil:
-                self._predict_nogil(xp, n, bufs, op, scratch + 3 * n * w,
-                                    scratch + 3 * n * w + nfold, nthreads)
+                self._predict_nogil(xp, n, bufs, op, scratch + blocks,
+                                    scratch + blocks + nfold, nthreads)
         finally:
             PyMem_Free(bufs)
             PyMem_Free(scratch)
@@ -1017,14 +1024,15 @@ cdef class Segment:
     cdef void _place(self, const float* x, float* out, float* scratch, Py_ssize_t n,
                      float** bufs) noexcept:
         """Per-call buffers of predict: bufs[i] stage i's output, bufs[L + i] its
-        pre-activation; three scratch blocks rotate so no stage writes its own input.
-        Inference dropout passes its input on."""
+        pre-activation (MAXOUT only); the scratch blocks rotate so no stage writes its
+        own input. Inference dropout passes its input on."""
         cdef int i, cur = -1, o, zi
-        cdef Py_ssize_t block = n * self.widest
+        cdef Py_ssize_t block = n * self.out_widest
+        cdef int nb = self.n_blocks
         cdef const float* inp = x
         for i in range(self.L):
-            o = (cur + 1) % 3
-            zi = (cur + 2) % 3
+            o = (cur + 1) % nb
+            zi = (cur + 2) % nb       # a third block: MAXOUT's pieces (2 blocks: unused)
             if self.st[i].kind == K_DROPOUT and i < self.L - 1:
                 bufs[i] = <float*>inp     # the identity: the next stage reads the input
                 bufs[self.L + i] = bufs[i]
