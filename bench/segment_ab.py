@@ -14,11 +14,15 @@ import time
 
 import numpy as np
 
-import fastnn
-from fastnn import activations, layers
-from fastnn.backend import get_ops
-from fastnn._kernels import _executor, _mlp
-from fastnn._kernels._losses import LossOp
+from _repo import use_checkout_if_not_installed
+
+use_checkout_if_not_installed()
+
+import fastnn  # noqa: E402
+from fastnn import activations, layers  # noqa: E402
+from fastnn.backend import get_ops  # noqa: E402
+from fastnn._kernels import _executor, _mlp  # noqa: E402
+from fastnn._kernels._losses import LossOp  # noqa: E402
 
 N, ROUNDS = 128, 30
 
