@@ -143,6 +143,23 @@ def test_dense_with_activation(name):
     compare_forward_backward(model, rng_x(11, 5))
 
 
+@pytest.mark.parametrize("kwargs", [{"max_value": 2.0}, {"negative_slope": 0.1, "threshold": 0.3},
+                                    {"max_value": 1.5, "negative_slope": 0.2, "threshold": 0.5}])
+def test_general_relu(kwargs):
+    model = build([layers.Dense(6), layers.ReLU(**kwargs), layers.Dense(5),
+                   layers.Activation(activations.get({"name": "relu", **kwargs})),
+                   layers.Dense(4, activation=activations.get({"name": "relu", **kwargs}))], 4)
+    assert {s.act_name for s in stages_of(model) if s.kind == Kind.ACTIVATION} == {"general_relu"}
+    compare_forward_backward(model, rng_x(12, 4) * 3)
+    seg = Segment(stages_of(model), 40)
+    for n in (3, 40):
+        x = rng_x(n, 4, seed=n) * 3
+        out = np.empty((n, 4), np.float32)
+        seg.predict(x, out, 1)
+        with use_backend("numpy"):
+            close(out, ref_forward(model, x, False)[0], "general_relu predict")
+
+
 def test_activation_parameters():
     model = build([layers.Dense(6), layers.LeakyReLU(negative_slope=0.05), layers.Dense(6),
                    layers.ELU(alpha=0.5), layers.Dense(3, activation="tanh")], 4)
@@ -502,10 +519,13 @@ def test_compilable_refuses_what_it_cannot_run():
     assert not ok and "HOST" in reason
     for kind in (Kind.INT8_DENSE, Kind.BF16_DENSE):
         assert not compilable(Stage(kind, None, 4, 4))[0]
-    relu_max = dense_stage.replace(activation=activations.get({"name": "relu",
-                                                               "max_value": 2.0}))
-    ok, reason = compilable(relu_max)
-    assert not ok and "general_relu" in reason
+    ok, reason = compilable(dense_stage.replace(act_name="custom_fn"))
+    assert not ok and "custom_fn" in reason
+    ok, reason = compilable(dense_stage.replace(act_name="leaky_relu",
+                                                act_params={"alpha": 0.1, "beta": 2}))
+    assert not ok and "beta" in reason
+    ok, reason = compilable(dense_stage.replace(rate=0.5))
+    assert not ok and "seed" in reason
     f64 = dense_stage.replace(kernel=dense_stage.kernel.astype(np.float64))
     ok, reason = compilable(f64)
     assert not ok and "float32" in reason
@@ -558,3 +578,27 @@ def test_gemv_predict_threads_split_columns():
     with use_backend("numpy"):
         ref, _ = ref_forward(model, x, False)
     np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_segment_without_matrix_products():
+    """A run of normalisation/dropout stages alone (a segment between host stages)."""
+    bn = layers.BatchNormalization()
+    model = build([bn, layers.Dropout(0.5, seed=2), layers.PReLU()], 6)
+    bn.moving_mean.value[...] = 0.5
+    seg = compare_forward_backward(model, rng_x(10, 6))
+    assert not seg.predict_uses_blas(100) and not seg.predict_can_thread(100)
+    assert (seg.width_in, seg.width_out, seg.max_batch) == (6, 6, 13)
+    x = rng_x(10, 6)
+    out = np.empty_like(x)
+    seg.predict(x, out, 1)
+    with use_backend("numpy"):
+        close(out, ref_forward(model, x, False)[0], "predict")
+    close(seg.forward(x, False), out, "forward(training=False)")
+
+
+def test_team_size_and_introspection():
+    seg = Segment(stages_of(build([layers.Dense(64, activation="relu"), layers.Dense(3)], 32)), 8)
+    assert seg.team_size(8, 1) == 1
+    assert seg.team_size(8, 4) == 1          # far below the size a team pays for
+    assert seg.predict_uses_blas(33) and not seg.predict_uses_blas(32)
+    assert seg.n_seeds == 0

@@ -57,3 +57,14 @@ cdef void maxout_rows(const float* z, float* y, int* argmax, Py_ssize_t units, i
                       Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
 cdef void maxout_backward_rows(const float* dy, const int* argmax, float* dz, Py_ssize_t units,
                                int pieces, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+
+ctypedef struct GeneralRelu:
+    float max_value
+    bint has_max
+    float negative_slope
+    float threshold
+
+cdef void general_relu_forward(const float* x, float* y, Py_ssize_t lo, Py_ssize_t hi,
+                               const GeneralRelu* p) noexcept nogil
+cdef void general_relu_backward(const float* dy, const float* x, float* dx, Py_ssize_t lo,
+                                Py_ssize_t hi, const GeneralRelu* p) noexcept nogil

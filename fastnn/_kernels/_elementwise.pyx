@@ -33,7 +33,7 @@ cdef void _unary_chunk(int op, const floating* x, floating* y, Py_ssize_t lo, Py
                        floating a) noexcept nogil:
     """y[i] = f(x[i]) for i in [lo, hi); the switch is outside the loops so they vectorize."""
     cdef Py_ssize_t i
-    cdef floating v
+    cdef floating v, s
     cdef floating s_scale = <floating>SELU_SCALE, s_neg = <floating>(SELU_SCALE * SELU_ALPHA)
     cdef floating sqrt2 = <floating>M_SQRT2
     if op == LINEAR:
@@ -109,7 +109,8 @@ cdef void _unary_chunk(int op, const floating* x, floating* y, Py_ssize_t lo, Py
     elif op == GELU_TANH:
         for i in range(lo, hi):
             v = x[i]
-            y[i] = <floating>0.5 * v * (1 + ftanh(<floating>GELU_C * (v + <floating>0.044715 * v * v * v)))
+            s = ftanh(<floating>GELU_C * (v + <floating>0.044715 * v * v * v))
+            y[i] = <floating>0.5 * v * (1 + s)
 
 
 cdef void _unary(int op, const floating* x, floating* y, Py_ssize_t n, floating a,
@@ -507,9 +508,11 @@ def sumsq(x, int nthreads):
 # ---------------------------------------------------------------- dropout
 cdef extern from "dropout.h":
     void fastnn_dropout_f32(const float* x, float* mask, float* y, uint64_t seed,
-                            uint64_t thresh, float keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+                            uint64_t thresh, float keep, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil
     void fastnn_dropout_f64(const double* x, double* mask, double* y, uint64_t seed,
-                            uint64_t thresh, double keep, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+                            uint64_t thresh, double keep, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil
 
 
 cdef inline uint64_t _keep_threshold(double rate) noexcept nogil:
@@ -702,3 +705,31 @@ cdef void maxout_backward_rows(const float* dy, const int* argmax, float* dz, Py
             for k in range(pieces):
                 dz[base + k] = 0
             dz[base + argmax[r * units + u]] = dy[r * units + u]
+
+
+# ---------------------------------------------------------------- general ReLU (float32)
+cdef void general_relu_forward(const float* x, float* y, Py_ssize_t lo, Py_ssize_t hi,
+                               const GeneralRelu* p) noexcept nogil:
+    """Keras' ReLU with its three arguments (as Ops.general_relu): x from ``threshold``
+    up, ``negative_slope * (x - threshold)`` below, capped at ``max_value`` if any."""
+    cdef Py_ssize_t i
+    cdef float v, r
+    for i in range(lo, hi):
+        v = x[i]
+        r = v if v >= p.threshold else p.negative_slope * (v - p.threshold)
+        if p.has_max and r > p.max_value:
+            r = p.max_value
+        y[i] = r
+
+
+cdef void general_relu_backward(const float* dy, const float* x, float* dx, Py_ssize_t lo,
+                                Py_ssize_t hi, const GeneralRelu* p) noexcept nogil:
+    """dx = dy * (1 from ``threshold`` up, ``negative_slope`` below, 0 from ``max_value``)."""
+    cdef Py_ssize_t i
+    cdef float v, slope
+    for i in range(lo, hi):
+        v = x[i]
+        slope = 1 if v >= p.threshold else p.negative_slope
+        if p.has_max and v >= p.max_value:
+            slope = 0
+        dx[i] = dy[i] * slope

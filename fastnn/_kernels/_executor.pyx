@@ -16,6 +16,12 @@ losses from ``_losses`` (the kernels the "cpu" Ops run layer by layer), matrix
 products from BLAS (``_blas.gemm_rm``) or, for a few rows, ``gemv.h``. This
 module only walks the table, places the buffers and splits the work.
 
+On one thread, a training batch norm runs together with the stages around it:
+the Dense before it adds the column sums for its mean while each output row is
+in cache, and the activation and dropout after it run row by row with the
+normalisation (backward: mask, activation derivative and the batch-norm sums
+per row), through row-level entry points of the same ``_norm`` loops.
+
 Large steps can run on one OpenMP team that splits every matrix product between
 its threads (``team_size``; stages other than Dense/Maxout then run on the
 team's first thread between barriers); smaller ones leave the threading of each
@@ -32,7 +38,8 @@ from libc.string cimport memcpy, memset
 cimport numpy as cnp
 
 from ._blas cimport gemm_rm
-from ._elementwise cimport (EXPONENTIAL, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
+from ._elementwise cimport (EXPONENTIAL, GeneralRelu, general_relu_backward,
+                            general_relu_forward, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
                             LEAKY_RELU, LINEAR, MISH, RELU, RELU6, SELU, SIGMOID, SILU,
                             SOFTPLUS, SOFTSIGN, STEP, TANH, act_backward, act_forward,
                             act_needs_x, column_sums, dropout_apply, dropout_fill, ema_update,
@@ -112,6 +119,7 @@ cdef enum:
 cdef enum:
     A_SOFTMAX = 100
     A_LOG_SOFTMAX = 101
+    A_GENERAL_RELU = 102  # elementwise, but with three parameters (run as row-wise)
 
 # Kernel names of the activations (``ActivationFunction.kernel``) and their codes;
 # the value is (code, name of its one parameter or None, its default).
@@ -124,7 +132,7 @@ _ACTIVATIONS = {
     "hard_sigmoid": (HARD_SIGMOID, None, 0.0), "hard_silu": (HARD_SILU, None, 0.0),
     "exponential": (EXPONENTIAL, None, 0.0), "mish": (MISH, None, 0.0),
     "gelu_tanh": (GELU_TANH, None, 0.0), "softmax": (A_SOFTMAX, None, 0.0),
-    "log_softmax": (A_LOG_SOFTMAX, None, 0.0),
+    "log_softmax": (A_LOG_SOFTMAX, None, 0.0), "general_relu": (A_GENERAL_RELU, None, 0.0),
 }
 _KIND_NAMES = {K_DENSE: "DENSE", K_ACTIVATION: "ACTIVATION", K_BATCHNORM: "BATCHNORM",
                K_LAYERNORM: "LAYERNORM", K_DROPOUT: "DROPOUT", K_AFFINE: "AFFINE",
@@ -135,6 +143,7 @@ ctypedef struct SC:
     int kind
     int act               # _elementwise.Act code, A_SOFTMAX or A_LOG_SOFTMAX
     float a               # the activation's parameter
+    GeneralRelu grelu     # general_relu's three
     int pieces            # MAXOUT
     bint batch_stats      # BATCHNORM: batch statistics in training
     bint masked           # DENSE with DropConnect or DROPOUT with rate > 0
@@ -178,6 +187,7 @@ ctypedef struct SC:
 
 
 cdef inline bint elementwise_act(int act) noexcept nogil:
+    """An _elementwise.Act code (one parameter, no rows needed)."""
     return act < A_SOFTMAX
 
 
@@ -235,6 +245,8 @@ cdef void epilogue(const SC* s, float* z, float* y, Py_ssize_t r0, Py_ssize_t r1
                 zr[j] = zr[j] + b[j]
         if act == A_SOFTMAX:
             softmax_rows(z, y, d, r, r + 1)
+        elif act == A_GENERAL_RELU:
+            general_relu_forward(zr, y + r * d, lo, hi, &s.grelu)
         elif act == A_LOG_SOFTMAX:
             log_softmax_rows(z, y, d, r, r + 1)
         elif act != LINEAR or z != y:
@@ -265,8 +277,10 @@ cdef void dense_forward_share(SC* s, const float* x, Py_ssize_t n, const float* 
 
 
 cdef void act_rows_forward(int act, float a, const float* x, float* y, Py_ssize_t d,
-                           Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
-    if act == A_SOFTMAX:
+                           Py_ssize_t r0, Py_ssize_t r1, const GeneralRelu* gr) noexcept nogil:
+    if act == A_GENERAL_RELU:
+        general_relu_forward(x, y, r0 * d, r1 * d, gr)
+    elif act == A_SOFTMAX:
         softmax_rows(x, y, d, r0, r1)
     elif act == A_LOG_SOFTMAX:
         log_softmax_rows(x, y, d, r0, r1)
@@ -275,9 +289,12 @@ cdef void act_rows_forward(int act, float a, const float* x, float* y, Py_ssize_
 
 
 cdef void act_rows_backward(int act, float a, const float* dy, const float* x, const float* y,
-                            float* dx, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+                            float* dx, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
+                            const GeneralRelu* gr) noexcept nogil:
     """dx = the activation's backward pass from (dy, x, y) on rows [r0, r1) (dx may be dy)."""
-    if act == A_SOFTMAX:
+    if act == A_GENERAL_RELU:
+        general_relu_backward(dy, x, dx, r0 * d, r1 * d, gr)
+    elif act == A_SOFTMAX:
         softmax_backward_rows(dy, y, dx, d, r0, r1)
     elif act == A_LOG_SOFTMAX:
         log_softmax_backward_rows(dy, y, dx, d, r0, r1)
@@ -293,7 +310,7 @@ cdef void other_forward(SC* s, const float* x, Py_ssize_t n, bint training,
     (layer norm's inverse deviations); ``acc``: reduction scratch (training only)."""
     cdef Py_ssize_t d = s.dout
     if s.kind == K_ACTIVATION:
-        act_rows_forward(s.act, s.a, x, y, d, 0, n)
+        act_rows_forward(s.act, s.a, x, y, d, 0, n, &s.grelu)
     elif s.kind == K_BATCHNORM:
         if training and s.batch_stats:
             bn_forward_cols(x, s.gamma, s.beta, s.eps, y, s.aux, s.mean, s.var, s.inv,
@@ -323,7 +340,9 @@ cdef class Segment:
     cdef int L
     cdef readonly int max_batch, width_in, width_out, n_seeds
     cdef int first_trainable      # first stage with gradients (L: none)
-    cdef int widest               # widest buffer a stage's forward writes
+    cdef int widest               # widest row of any stage (inputs included)
+    cdef int out_widest           # widest row a stage's forward writes (output or z)
+    cdef int n_blocks             # predict's rotating scratch blocks: 3 with MAXOUT, else 2
     cdef double weights           # multiply-adds per row of the matrix products
     cdef bint has_gemm
     cdef double* acc              # reduction scratch (2 * widest + 2 doubles)
@@ -374,6 +393,8 @@ cdef class Segment:
         self.first_trainable = self.L
         self.n_seeds = 0
         self.widest = max(self.width_in, self.width_out)
+        self.out_widest = 1
+        self.n_blocks = 2
         self.weights = 0
         self.has_gemm = False
         for i, stage in enumerate(stages):
@@ -384,6 +405,9 @@ cdef class Segment:
             if s.masked:
                 self.n_seeds += 1
             self.widest = max(self.widest, s.zw, s.dout, s.din)
+            self.out_widest = max(self.out_widest, s.zw, s.dout)
+            if s.kind == K_MAXOUT:
+                self.n_blocks = 3
             if s.kind == K_DENSE or s.kind == K_MAXOUT:
                 self.weights += <double>s.din * s.zw
                 self.has_gemm = True
@@ -441,6 +465,12 @@ cdef class Segment:
         s.trainable = stage.trainable
         if s.kind in (K_DENSE, K_ACTIVATION):
             s.act, s.a = _act_code(stage.act_name, stage.act_params)
+            if s.act == A_GENERAL_RELU:
+                params = stage.act_params
+                s.grelu.has_max = params.get("max_value") is not None
+                s.grelu.max_value = float(params["max_value"]) if s.grelu.has_max else 0
+                s.grelu.negative_slope = float(params.get("negative_slope") or 0.0)
+                s.grelu.threshold = float(params.get("threshold") or 0.0)
         s.rate = float(stage.rate or 0.0)
         s.masked = s.kind in (K_DENSE, K_DROPOUT) and s.rate > 0
         s.keep = <float>(1.0 / (1.0 - s.rate)) if s.rate < 1 else 0
@@ -466,7 +496,7 @@ cdef class Segment:
             s.z = <float*>self._buffer((mb, s.zw), numpy.float32)
             s.argmax = <int*>self._buffer((mb, s.dout), numpy.int32)
         elif s.kind == K_DENSE:
-            if elementwise_act(s.act) and act_needs_x(s.act):
+            if s.act == A_GENERAL_RELU or (elementwise_act(s.act) and act_needs_x(s.act)):
                 s.z = <float*>self._buffer((mb, s.dout), numpy.float32)
             if s.masked:
                 s.wmask = <float*>self._buffer((s.din, s.dout), numpy.float32)
@@ -614,7 +644,7 @@ cdef class Segment:
         cdef double partial[64]
         cdef int i
         cdef bint ok = True
-        kept = prepare_loss(&L, loss_op, n, self.width_out, numpy.float32, targets,
+        kept = prepare_loss(&L, loss_op, n, self.width_out, cnp.NPY_FLOAT32, targets,
                             sample_weight, grad_scale, label_smoothing, eps)
         if kept is None:
             raise ValueError(f"Segment.train_step: targets/sample_weight do not fit predictions "
@@ -812,13 +842,13 @@ cdef class Segment:
             barrier()
         if team == 1:
             if s.kind == K_DENSE:
-                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, 0, n)
+                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, 0, n, &s.grelu)
             if s.db != NULL:
                 column_sums(dz, self.acc, s.db, n, d, 0, d)
         elif s.kind == K_DENSE and not elementwise_act(s.act):
             block_range(n, t, team, &lo, &hi)
             if lo < hi:
-                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, lo, hi)
+                act_rows_backward(s.act, s.a, dy, s.z, s.y, dz, d, lo, hi, &s.grelu)
             barrier()
             block_range(d, t, team, &lo, &hi)
             if lo < hi and s.db != NULL:
@@ -851,7 +881,7 @@ cdef class Segment:
         cdef float* dbeta
         if s.kind == K_ACTIVATION:
             if want_dx:
-                act_rows_backward(s.act, s.a, dy, inp, s.y, s.g, d, 0, n)
+                act_rows_backward(s.act, s.a, dy, inp, s.y, s.g, d, 0, n, &s.grelu)
         elif s.kind == K_BATCHNORM:
             if s.batch_stats:
                 # the kernel writes both sums: the folded-statistics vectors (unused with
@@ -928,7 +958,7 @@ cdef class Segment:
                                 act_forward(s.act, z + j * d, y + j * d, lo, hi, s.a)
                     barrier()
                     if t == 0 and s.kind == K_DENSE and not elementwise_act(s.act):
-                        act_rows_forward(s.act, s.a, z, y, d, 0, n)
+                        act_rows_forward(s.act, s.a, z, y, d, 0, n, &s.grelu)
                 else:
                     dense_forward_share(s, inp, n, s.W, z, y if s.kind == K_DENSE else z,
                                         t, team, NULL)
@@ -988,8 +1018,8 @@ cdef class Segment:
         for i in range(self.L):
             if self.st[i].kind == K_BATCHNORM:
                 nfold += 2 * self.st[i].dout
-        cdef Py_ssize_t w = self.widest
-        cdef float* scratch = <float*>PyMem_Malloc((3 * n * w + nfold + n) * sizeof(float))
+        cdef Py_ssize_t blocks = self.n_blocks * n * self.out_widest
+        cdef float* scratch = <float*>PyMem_Malloc((blocks + nfold + n) * sizeof(float))
         cdef float** bufs = <float**>PyMem_Malloc(2 * self.L * sizeof(float*))
         if scratch == NULL or bufs == NULL:
             PyMem_Free(scratch)
@@ -998,8 +1028,8 @@ cdef class Segment:
         try:
             self._place(xp, op, scratch, n, bufs)
             with nogil:
-                self._predict_nogil(xp, n, bufs, op, scratch + 3 * n * w,
-                                    scratch + 3 * n * w + nfold, nthreads)
+                self._predict_nogil(xp, n, bufs, op, scratch + blocks,
+                                    scratch + blocks + nfold, nthreads)
         finally:
             PyMem_Free(bufs)
             PyMem_Free(scratch)
@@ -1008,14 +1038,15 @@ cdef class Segment:
     cdef void _place(self, const float* x, float* out, float* scratch, Py_ssize_t n,
                      float** bufs) noexcept:
         """Per-call buffers of predict: bufs[i] stage i's output, bufs[L + i] its
-        pre-activation; three scratch blocks rotate so no stage writes its own input.
-        Inference dropout passes its input on."""
+        pre-activation (MAXOUT only); the scratch blocks rotate so no stage writes its
+        own input. Inference dropout passes its input on."""
         cdef int i, cur = -1, o, zi
-        cdef Py_ssize_t block = n * self.widest
+        cdef Py_ssize_t block = n * self.out_widest
+        cdef int nb = self.n_blocks
         cdef const float* inp = x
         for i in range(self.L):
-            o = (cur + 1) % 3
-            zi = (cur + 2) % 3
+            o = (cur + 1) % nb
+            zi = (cur + 2) % nb       # a third block: MAXOUT's pieces (2 blocks: unused)
             if self.st[i].kind == K_DROPOUT and i < self.L - 1:
                 bufs[i] = <float*>inp     # the identity: the next stage reads the input
                 bufs[self.L + i] = bufs[i]
@@ -1065,6 +1096,9 @@ def _act_code(name, params):
         raise ValueError(f"no compiled kernel for activation {name!r}")
     code, pname, default = _ACTIVATIONS[name]
     params = dict(params or {})
+    if code == A_GENERAL_RELU:
+        for key in ("max_value", "negative_slope", "threshold"):
+            params.pop(key, None)
     value = default
     if pname is not None and pname in params:
         value = float(params.pop(pname))
@@ -1132,6 +1166,8 @@ def compilable(stage):
     elif kind == K_DROPOUT:
         if not 0 <= stage.rate < 1:
             return False, f"dropout rate {stage.rate}"
+    if kind in (K_DENSE, K_DROPOUT) and bool(stage.seeded) != (stage.rate > 0):
+        return False, f"rate {stage.rate} with seeded={stage.seeded}: a mask needs a seed"
     elif kind == K_AFFINE:
         if stage.scale is None or stage.shift is None:
             return False, "no scale/shift"

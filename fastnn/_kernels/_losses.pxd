@@ -27,7 +27,7 @@ ctypedef struct Loss:
     double on, off          # target t -> t * on + off (label smoothing)
     double eps              # clip epsilon, or Huber's delta
 
-cdef object prepare_loss(Loss* L, int op, Py_ssize_t n, Py_ssize_t k, object dtype, targets,
+cdef object prepare_loss(Loss* L, int op, Py_ssize_t n, Py_ssize_t k, int typenum, targets,
                          sample_weight, double grad_scale, double label_smoothing, double eps)
 cdef bint check_ids(const Loss* L, Py_ssize_t n) noexcept nogil
 cdef double loss_rows(const Loss* L, const float* x, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil

@@ -257,9 +257,16 @@ cdef bint check_ids(const Loss* L, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef object prepare_loss(Loss* L, int op, Py_ssize_t n, Py_ssize_t k, object dtype, targets,
+cdef inline bint _ready(object a, int typenum) noexcept:
+    """``a`` is already a C-contiguous array of type ``typenum`` (no conversion needed)."""
+    return (cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a))
+
+
+cdef object prepare_loss(Loss* L, int op, Py_ssize_t n, Py_ssize_t k, int typenum, targets,
                          sample_weight, double grad_scale, double label_smoothing, double eps):
-    """Fill ``L`` (all but probs and grad) for predictions of shape (n, k) and ``dtype``:
+    """Fill ``L`` (all but probs and grad) for predictions of shape (n, k) and NumPy type
+    ``typenum``:
     targets as int32/int64 class ids or dense ``dtype`` values, sample weights as
     ``dtype``, converted as the reference does. Returns the (possibly converted) arrays
     to keep alive while ``L`` is used, or None when they do not fit."""
@@ -272,20 +279,24 @@ cdef object prepare_loss(Loss* L, int op, Py_ssize_t n, Py_ssize_t k, object dty
     if sparse:
         if cnp.PyArray_DIM(<cnp.ndarray>targets, 0) != n:
             return None
-        if cnp.PyArray_TYPE(<cnp.ndarray>targets) != cnp.NPY_INT32:
-            targets = numpy.ascontiguousarray(targets, dtype=numpy.int64)
-        else:
-            targets = numpy.ascontiguousarray(targets)
+        if not _ready(targets, cnp.NPY_INT32) and not _ready(targets, cnp.NPY_INT64):
+            if cnp.PyArray_TYPE(<cnp.ndarray>targets) != cnp.NPY_INT32:
+                targets = numpy.ascontiguousarray(targets, dtype=numpy.int64)
+            else:
+                targets = numpy.ascontiguousarray(targets)
     else:
         if (cnp.PyArray_NDIM(<cnp.ndarray>targets) != 2
                 or cnp.PyArray_DIM(<cnp.ndarray>targets, 0) != n
                 or cnp.PyArray_DIM(<cnp.ndarray>targets, 1) != k):
             return None
-        targets = numpy.ascontiguousarray(targets, dtype=dtype)
+        if not _ready(targets, typenum):
+            targets = numpy.ascontiguousarray(targets, dtype=cnp.PyArray_DescrFromType(typenum))
     if sample_weight is not None:
         if not isinstance(sample_weight, cnp.ndarray):
             return None
-        sample_weight = numpy.ascontiguousarray(sample_weight, dtype=dtype)
+        if not _ready(sample_weight, typenum):
+            sample_weight = numpy.ascontiguousarray(sample_weight,
+                                                    dtype=cnp.PyArray_DescrFromType(typenum))
         if (cnp.PyArray_NDIM(<cnp.ndarray>sample_weight) != 1
                 or cnp.PyArray_DIM(<cnp.ndarray>sample_weight, 0) != n):
             return None
@@ -329,8 +340,8 @@ def loss(int op, pred, targets, probs_out, grad_out, sample_weight, double grad_
             return None
     else:
         probs_out = None
-    kept = prepare_loss(&L, op, n, L.k, (<cnp.ndarray>pred).dtype, targets, sample_weight,
-                        grad_scale, label_smoothing, eps)
+    kept = prepare_loss(&L, op, n, L.k, cnp.PyArray_TYPE(<cnp.ndarray>pred), targets,
+                        sample_weight, grad_scale, label_smoothing, eps)
     if kept is None:
         return None
     cdef bint sparse = L.dense == NULL

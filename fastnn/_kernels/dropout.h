@@ -55,7 +55,8 @@ static int fastnn_has_avx512dq(void) {
 
 static void fastnn_dropout_f32(FASTNN_DROPOUT_ARGS(float)) {
     if (fastnn_has_avx512dq()) fastnn_dropout_f32_avx512(x, mask, y, seed, thresh, keep, lo, hi);
-    else if (fastnn_has_avx2_fma()) fastnn_dropout_f32_avx2(x, mask, y, seed, thresh, keep, lo, hi);
+    else if (fastnn_has_avx2_fma())
+        fastnn_dropout_f32_avx2(x, mask, y, seed, thresh, keep, lo, hi);
     else fastnn_dropout_f32_portable(x, mask, y, seed, thresh, keep, lo, hi);
 }
 #else

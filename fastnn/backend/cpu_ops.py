@@ -40,6 +40,23 @@ _loss = _losses.loss
  _CATEGORICAL_HINGE) = map(int, _losses.LossOp)
 
 
+def _kernel_pair(name):
+    """CpuOps' ``name`` and ``backprop_name`` through the _elementwise activation kernel of
+    that name (the code the compiled executor runs too), the reference when it declines."""
+    code = int(_elementwise.Act[name.upper()])
+    reference, reference_back = getattr(Ops, name), getattr(Ops, "backprop_" + name)
+
+    def forward(self, x, out=None):
+        r = _unary(code, x, out, 0.0, _threads(x.size))
+        return reference(self, x, out) if r is None else r
+
+    def backward(self, dy, x, y, out=None):
+        r = _backward(code, dy, x, y, out, 0.0, _threads(dy.size))
+        return reference_back(self, dy, x, y, out) if r is None else r
+    forward.__name__, backward.__name__ = name, "backprop_" + name
+    return forward, backward
+
+
 def _threads(size):
     return scope_threads() if size >= HEAVY_MIN_SIZE else 1
 
@@ -208,6 +225,13 @@ class CpuOps(Ops):
     def backprop_softmax(self, dy, x, y, out=None):
         r = _elementwise.softmax(dy, y, out, _threads(dy.size))
         return super().backprop_softmax(dy, x, y, out) if r is None else r
+
+    relu6, backprop_relu6 = _kernel_pair("relu6")
+    softsign, backprop_softsign = _kernel_pair("softsign")
+    hard_sigmoid, backprop_hard_sigmoid = _kernel_pair("hard_sigmoid")
+    hard_silu, backprop_hard_silu = _kernel_pair("hard_silu")
+    exponential, backprop_exponential = _kernel_pair("exponential")
+    mish, backprop_mish = _kernel_pair("mish")
 
     # ------------------------------------------------------------------ fused losses
     def softmax_cross_entropy(self, logits, targets, probs_out, grad_out=None,
