@@ -235,3 +235,39 @@ def test_a_program_without_compiled_stages_runs_on_the_reference():
         executor = Executor(get_ops(), Program(lower(model)))
     assert not executor.compiled
     assert all(type(p).__name__ == "HostPart" for p in executor.parts)
+
+
+class TrainingFlag(layers.Layer):
+    """Adds 1 in a training pass: shows which mode a HOST stage ran in."""
+
+    def forward(self, x, training=False):
+        return (x + 1.0 if training else x), None
+
+    def backward(self, dy, cache, need_dx=True):
+        return dy
+
+
+def test_monte_carlo_program_trains_only_the_dropout_layers():
+    """mc_samples: Dropout/DropConnect/noise layers draw masks, BatchNorm and other layers
+    infer; the compiled run equals the numpy reference for the same seeds."""
+    results = []
+    x = numpy.random.default_rng(3).normal(size=(7, 6)).astype("float32")
+    for backend in ("cpu", "numpy"):
+        with use_backend(backend):
+            fastnn.utils.set_random_seed(4)
+            model = _model(layers.Dense(9), layers.BatchNormalization(), layers.Dropout(0.5),
+                           TrainingFlag(), layers.GaussianNoise(0.3),
+                           layers.DropConnect(5, rate=0.4))
+            moving = [w.copy() for w in model.layers[1].get_weights()]
+            fastnn.utils.set_random_seed(8)
+            results.append(model.predict(x, mc_samples=4, verbose=0))
+            plain = model.predict(x, verbose=0)
+            for a, b in zip(moving, model.layers[1].get_weights()):
+                numpy.testing.assert_array_equal(a, b)
+    numpy.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
+    assert not numpy.allclose(results[0], plain)
+    from fastnn.engine.program import monte_carlo_program
+    from fastnn.layers.regularization import MaskSeeds
+    stages = monte_carlo_program(model, lambda layer: isinstance(layer, MaskSeeds)).stages
+    assert [s.inference_only for s in stages] == [True, True, False, True, False, False, True]
+    assert not stages[1].batch_stats

@@ -62,6 +62,18 @@ def training_program(model):
     return Program(stages, model.loss, model._loss_weight, model._fused_head)
 
 
+def monte_carlo_program(model, dropout_layer):
+    """The forward program of Monte-Carlo dropout (Gal & Ghahramani 2016): run in
+    training mode, only the layers ``dropout_layer(layer)`` says are dropout-style draw
+    masks; BatchNormalization and every other layer infer."""
+    stages = []
+    for stage in lower(model):
+        if not dropout_layer(stage.layer):
+            stage = stage.replace(inference_only=True, batch_stats=False)
+        stages.append(stage.replace(**_no_gradients()))
+    return Program(stages)
+
+
 def fuse_head(stage, loss):
     """The head stage with its activation left to the loss (softmax or sigmoid with
     cross-entropy). Refuses an activation the loss has no logits form for: its
@@ -113,9 +125,13 @@ def _as_float64(stage, host):
     return stage
 
 
-def _no_training_fields():
+def _no_gradients():
     return dict(kernel_grad=None, bias_grad=None, gamma_grad=None, beta_grad=None,
-                alpha_grad=None, seeded=False, rate=0.0)
+                alpha_grad=None)
+
+
+def _no_training_fields():
+    return dict(_no_gradients(), seeded=False, rate=0.0)
 
 
 def _merge_last_two(stages):

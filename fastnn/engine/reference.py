@@ -29,6 +29,7 @@ class HostPart:
     def forward(self, x, training):
         """(output, activity penalty) of a training-program pass; keeps the cache."""
         layer = self.layer
+        training = training and not self.stage.inference_only
         x, self._cache = layer.forward(x, training, **self._kwargs)
         if layer.activity_regularizer is None:
             return x, 0.0

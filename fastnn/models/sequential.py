@@ -18,7 +18,7 @@ from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
 from ..utils.checks import check_batch_size, check_positive_int
 from ..engine.executor import Executor
-from ..engine.program import Program, inference_program, lower
+from ..engine.program import Program, inference_program, lower, monte_carlo_program
 from ..engine.quantize import check_mode as check_quantization_mode, quantize_program
 from . import cloning, data, saving
 from .inference import InferencePlan
@@ -414,12 +414,13 @@ class Sequential(TrainingMixin, Model):
         return xp.concatenate(outputs, axis=0)
 
     def _forward_mc(self, x, samples):
-        """Mean of ``samples`` forward passes with only the dropout-style layers training."""
+        """Mean of ``samples`` forward passes with only the dropout-style layers training
+        (the Monte-Carlo program: see ``fastnn.engine.program``)."""
+        program = monte_carlo_program(self, lambda layer: isinstance(layer, MaskSeeds))
+        executor = Executor(get_ops(), program, x.shape[0])
         total = None
         for _ in range(samples):
-            h = x
-            for layer in self.layers:
-                h = layer.forward(h, isinstance(layer, MaskSeeds))[0]
+            h = executor.forward(x, True)
             total = h.copy() if total is None else total + h
         return total / total.dtype.type(samples)
 
