@@ -162,7 +162,7 @@ def _weights(W, str name):
 # ------------------------------------------------------------------- int8
 def quantize_int8(W):
     """Per-output-column symmetric int8 weights: ``(Wq int8 (k, n), scales float32 (n,))``,
-    ``scales = max_k |W| / 127`` (1 for an all-zero column), ``Wq = clip(rint(W / scales),
+    ``scales = max_k |W| / 127`` (1 where that is 0), ``Wq = clip(rint(W / scales),
     -127, 127)`` (ties to even)."""
     _weights(W, "W")
     if W.dtype.kind != "f":
@@ -170,9 +170,8 @@ def quantize_int8(W):
     W = numpy.ascontiguousarray(W, dtype=numpy.float32)
     if not numpy.isfinite(W).all():
         raise ValueError("W holds NaN or infinite values")
-    amax = numpy.abs(W).max(axis=0)
-    scales = numpy.where(amax == 0, numpy.float32(1), amax / numpy.float32(127))
-    scales = scales.astype(numpy.float32)
+    scales = (numpy.abs(W).max(axis=0) / numpy.float32(127)).astype(numpy.float32)
+    scales[scales == 0] = 1  # an all-zero column, or one whose scale underflows
     Wq = numpy.clip(numpy.rint(W / scales), -127, 127).astype(numpy.int8)
     return Wq, scales
 

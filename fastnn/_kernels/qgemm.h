@@ -4,7 +4,7 @@
  *
  * int8, the arithmetic every path shares (the NumPy reference in
  * fastnn/backend/ops.py is the same formula):
- *   s_x[i]  = max_k |x[i,k]| / 127        (float32; 1 when the row is all zero)
+ *   s_x[i]  = max_k |x[i,k]| / 127        (float32; 1 where that is 0: a zero row)
  *   xq[i,k] = clip(rint(x[i,k] / s_x[i]), -127, 127)   (float division, ties to even)
  *   acc     = sum_k xq[i,k] * Wq[k,j]     (int32, exact on every path)
  *   y[i,j]  = (float)acc * (s_x[i] * s_w[j]) + b[j]    (three float32 roundings, no FMA)
@@ -145,7 +145,8 @@ static float fq_row_scale_portable(const float* xr, ptrdiff_t k) {
     }
     float m;
     memcpy(&m, &mbits, 4);
-    return m == 0.0f ? 1.0f : m / 127.0f;
+    float s = m / 127.0f;
+    return s == 0.0f ? 1.0f : s; /* all zero, or so small that the scale underflows */
 }
 
 static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
@@ -172,6 +173,7 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
     const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
     const __m256i off = _mm256_set1_epi32(offset);
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
@@ -192,12 +194,26 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
         }
         float mx;
         memcpy(&mx, &mbits, 4);
-        float s = mx == 0.0f ? 1.0f : mx / 127.0f;
+        float s = mx / 127.0f;
+        if (s == 0.0f) s = 1.0f;
         sx[i] = s;
-        const __m256 vs = _mm256_set1_ps(s);
+        const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s);
+        /* a subnormal scale (1/s may overflow) always divides */
+        const __m256 tol = _mm256_set1_ps(s >= 1.17549435e-38f ? 1e-4f : INFINITY);
         for (kk = 0; kk + 8 <= k; kk += 8) {
-            __m256 v = _mm256_div_ps(_mm256_loadu_ps(xr + kk), vs);
-            v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            /* x * (1/s) is within 2.3e-5 of x / s (|x / s| <= 127, two roundings of 2^-24
+             * relative): it rounds to the same integer unless it lies within 1e-4 of a
+             * half, and only then is the division done. */
+            __m256 xv = _mm256_loadu_ps(xr + kk);
+            __m256 v = _mm256_mul_ps(xv, vinv);
+            __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256 d = _mm256_andnot_ps(sign, _mm256_sub_ps(v, r));
+            __m256 nearhalf = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(d, half)),
+                                            tol, _CMP_NGE_UQ); /* NaN: divide */
+            if (!_mm256_testz_ps(nearhalf, nearhalf))
+                r = _mm256_round_ps(_mm256_div_ps(xv, vs),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            v = r;
             __m256i q = _mm256_cvtps_epi32(v); /* NaN and overflow -> INT_MIN -> -127 */
             q = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, lo), hi), off);
             __m256i p = _mm256_packs_epi32(q, q);
@@ -336,7 +352,7 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
 
 /* Row tiles of MR rows over column blocks in groups of NB; the remainders of both. */
 #define FQ_DRIVE_TILE(MK, EPI, ROWS, NBMAX, OFFSET, XT)                                    \
-    int32_t acc[4 * NBMAX * 16];                                                           \
+    int32_t acc[8 * NBMAX * 16];                                                           \
     for (ptrdiff_t blk = b0; blk < b1; blk += NBMAX) {                                     \
         int nb = (int)(b1 - blk < NBMAX ? b1 - blk : NBMAX);                               \
         const int8_t* wb = w + blk * a->kg * 64;                                           \
@@ -347,6 +363,17 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
             const XT* xr = (const XT*)(xq + i * a->kp);                                    \
             switch (nb) { FQ_NB_CASES(MK, ROWS, NBMAX) }                                   \
             EPI(a, acc, nb * FQ_NB, ROWS, i, blk * FQ_NB, ncols, OFFSET);                  \
+        }                                                                                  \
+        /* the last rows: four, then two, then one at a time */                            \
+        for (; ROWS > 4 && i + 4 <= a->m; i += 4) {                                        \
+            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            switch (nb) { FQ_NB_CASES(MK, (ROWS > 4 ? 4 : 1), NBMAX) }                     \
+            EPI(a, acc, nb * FQ_NB, (ROWS > 4 ? 4 : 1), i, blk * FQ_NB, ncols, OFFSET);    \
+        }                                                                                  \
+        for (; ROWS > 2 && i + 2 <= a->m; i += 2) {                                        \
+            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            switch (nb) { FQ_NB_CASES(MK, (ROWS > 2 ? 2 : 1), NBMAX) }                     \
+            EPI(a, acc, nb * FQ_NB, (ROWS > 2 ? 2 : 1), i, blk * FQ_NB, ncols, OFFSET);    \
         }                                                                                  \
         for (; i < a->m; i++) {                                                            \
             const XT* xr = (const XT*)(xq + i * a->kp);                                    \
@@ -420,10 +447,14 @@ FQ_DEFINE_YMM_VNNI(fq_mk_avxvnni, fq_int8_tile_avxvnni, FQ_TARGET_AVXVNNI,
 #endif
 FQ_DEFINE_YMM_VNNI(fq_mk_ymm_evex, fq_int8_tile_ymm_evex, FQ_TARGET_AVX512, _mm256_dpbusd_epi32)
 
+#ifndef FQ_MR512
+#define FQ_MR512 8
+#define FQ_NB512 3
+#endif
 FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_mk_avx512(
     const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
     ptrdiff_t bstride, ptrdiff_t kg, int32_t* out) {
-    __m512i c[4][4];
+    __m512i c[FQ_MR512][4];
     for (int r = 0; r < MR; r++)
         for (int b = 0; b < NB; b++) c[r][b] = _mm512_setzero_si512();
     for (ptrdiff_t g = 0; g < kg; g++) {
@@ -446,7 +477,7 @@ static void fq_int8_tile_avx512(const fq_args* a, const uint8_t* xq, const int8_
     if (a->m < 4) {
         FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, 1, 4, 1, uint8_t)
     } else {
-        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, 4, 4, 1, uint8_t)
+        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, FQ_MR512, FQ_NB512, 1, uint8_t)
     }
 }
 #endif /* FASTNN_Q_X86 */
@@ -472,7 +503,7 @@ static void fq_int8_tile(int level, const fq_args* a, const uint8_t* xq, const i
 }
 
 /* Column blocks per OpenMP work item. */
-#define FQ_TILE_BLOCKS 4
+#define FQ_TILE_BLOCKS 6
 
 /* The product over quantized rows xq (m x kp, in the level's format): blocks of
  * columns split between nthreads when the product is large. */
