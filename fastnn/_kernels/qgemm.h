@@ -173,7 +173,7 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
     const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
     const __m256i off = _mm256_set1_epi32(offset);
-    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
@@ -198,8 +198,8 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
         if (s == 0.0f) s = 1.0f;
         sx[i] = s;
         const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s);
-        /* a subnormal scale (1/s may overflow) always divides */
-        const __m256 tol = _mm256_set1_ps(s >= 1.17549435e-38f ? 1e-4f : INFINITY);
+        /* |v - rint(v)| above this: near a half (or NaN, or a subnormal scale): divide */
+        const __m256 edge = _mm256_set1_ps(s >= 1.17549435e-38f ? 0.5f - 1e-4f : -1.0f);
         for (kk = 0; kk + 8 <= k; kk += 8) {
             /* x * (1/s) is within 2.3e-5 of x / s (|x / s| <= 127, two roundings of 2^-24
              * relative): it rounds to the same integer unless it lies within 1e-4 of a
@@ -208,14 +208,17 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
             __m256 v = _mm256_mul_ps(xv, vinv);
             __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             __m256 d = _mm256_andnot_ps(sign, _mm256_sub_ps(v, r));
-            __m256 nearhalf = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(d, half)),
-                                            tol, _CMP_NGE_UQ); /* NaN: divide */
-            if (!_mm256_testz_ps(nearhalf, nearhalf))
+            __m256 near = _mm256_cmp_ps(d, edge, _CMP_NLE_UQ);
+            __m256i q;
+            if (!_mm256_testz_ps(near, near)) {
                 r = _mm256_round_ps(_mm256_div_ps(xv, vs),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            v = r;
-            __m256i q = _mm256_cvtps_epi32(v); /* NaN and overflow -> INT_MIN -> -127 */
-            q = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, lo), hi), off);
+                q = _mm256_cvtps_epi32(r); /* NaN and overflow -> INT_MIN -> -127 */
+                q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+            } else {
+                q = _mm256_cvtps_epi32(r); /* integral: exact in any rounding mode */
+            }
+            q = _mm256_add_epi32(q, off);
             __m256i p = _mm256_packs_epi32(q, q);
             p = offset ? _mm256_packus_epi16(p, p) : _mm256_packs_epi16(p, p);
             int32_t a = _mm_cvtsi128_si32(_mm256_castsi256_si128(p));
@@ -230,6 +233,56 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
             qr[kk] = (uint8_t)(q + offset);
         }
         for (kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
+    }
+}
+#endif
+
+#ifdef FASTNN_Q_X86
+/* The same as fq_quantize_rows_avx2 with 16 lanes, masked tails and the saturating
+ * int32 -> int8 stores of AVX-512. */
+__attribute__((target(FQ_TARGET_AVX512)))
+static void fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+                                    int offset, uint8_t* xq, float* sx) {
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    const __m512i off = _mm512_set1_epi32(offset);
+    const __mmask16 tail = (__mmask16)((1u << (k % 16)) - 1u);
+    const ptrdiff_t kfull = k - k % 16;
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const float* xr = x + i * k;
+        uint8_t* qr = xq + i * kp;
+        __m512i vm = _mm512_setzero_si512();
+        for (ptrdiff_t kk = 0; kk < kfull; kk += 16)
+            vm = _mm512_max_epu32(vm, _mm512_and_si512(_mm512_loadu_si512(xr + kk), absmask));
+        if (tail)
+            vm = _mm512_max_epu32(vm, _mm512_and_si512(_mm512_maskz_loadu_epi32(tail, xr + kfull),
+                                                       absmask));
+        uint32_t mbits = (uint32_t)_mm512_reduce_max_epu32(vm);
+        float mx;
+        memcpy(&mx, &mbits, 4);
+        float s = mx / 127.0f;
+        if (s == 0.0f) s = 1.0f;
+        sx[i] = s;
+        const __m512 vs = _mm512_set1_ps(s), vinv = _mm512_set1_ps(1.0f / s);
+        /* |v - rint(v)| above this: near a half (or NaN, or a subnormal scale): divide */
+        const __m512 edge = _mm512_set1_ps(s >= 1.17549435e-38f ? 0.5f - 1e-4f : -1.0f);
+        for (ptrdiff_t kk = 0; kk < k; kk += 16) {
+            __mmask16 mask = kk < kfull ? (__mmask16)0xffff : tail;
+            __m512 xv = _mm512_maskz_loadu_ps(mask, xr + kk);
+            __m512 v = _mm512_mul_ps(xv, vinv);
+            __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m512 d = _mm512_abs_ps(_mm512_sub_ps(v, _mm512_cvtepi32_ps(q)));
+            if (_mm512_cmp_ps_mask(d, edge, _CMP_NLE_UQ)) {
+                q = _mm512_cvt_roundps_epi32(_mm512_div_ps(xv, vs),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi); /* NaN: INT_MIN -> -127 */
+            }
+            q = _mm512_add_epi32(q, off);
+            /* the register forms of vpmov(u)sdb: the store forms are slow on some CPUs */
+            __m128i b = offset ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
+            _mm_mask_storeu_epi8(qr + kk, mask, b);
+        }
+        for (ptrdiff_t kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
 }
 #endif
@@ -539,7 +592,8 @@ static void fq_int8_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                  fq_round_up(k, 4) / 4, relu, 0};
     int offset = fq_int8_offset(level);
 #ifdef FASTNN_Q_X86
-    if (level >= FQ_AVX2) fq_quantize_rows_avx2(x, m, k, a.kp, offset, xq, sx);
+    if (level == FQ_AVX512) fq_quantize_rows_avx512(x, m, k, a.kp, offset, xq, sx);
+    else if (level >= FQ_AVX2) fq_quantize_rows_avx2(x, m, k, a.kp, offset, xq, sx);
     else
 #endif
         fq_quantize_rows_portable(x, m, k, a.kp, offset, xq, sx);
