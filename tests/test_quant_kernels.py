@@ -411,3 +411,14 @@ def test_bad_weights_and_packed_objects(packed_case):
     with pytest.raises(TypeError, match="not picklable"):
         import pickle
         pickle.dumps(p)
+
+
+def test_benchmark_script_runs(repo_root, subprocess_env):
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "bench" / "quant_kernels.py"), "--smoke", "--no-ort",
+         "--batches", "3", "--threads", "1"],
+        cwd=repo_root, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for name in _quant.available():
+        assert f"int8 {name}" in proc.stdout
+    assert "fp32 fastnn" in proc.stdout and "bf16 " in proc.stdout
