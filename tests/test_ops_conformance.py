@@ -634,7 +634,9 @@ COVERED = {
 
 
 # Overrides compared elsewhere, with the reason.
-ELSEWHERE = {"dense_stack": "a stateful whole-step runner; tests/test_fast_path.py compares it"}
+ELSEWHERE = {"dense_stack": "a stateful whole-step runner; tests/test_fast_path.py compares it",
+             **{name: "low-precision weights: tests/test_quant_kernels.py compares every ISA path"
+                for name in ("pack_int8", "int8_dense", "to_bf16", "pack_bf16", "bf16_dense")}}
 
 
 def test_every_kernel_has_a_conformance_check():

@@ -157,7 +157,7 @@ def test_int8_activations_near_halves_and_tiny_or_huge_rows():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(m=st.integers(1, 70), k=st.sampled_from(DIMS), n=st.sampled_from(DIMS),
+@given(m=st.integers(1, 70), k=st.sampled_from(DIMS + [784]), n=st.sampled_from(DIMS),
        seed=st.integers(0, 2**31 - 1), zero_rows=st.lists(st.integers(0, 69), max_size=3),
        zero_cols=st.lists(st.integers(0, 128), max_size=3), relu=st.booleans(),
        use_bias=st.booleans(), scale=st.sampled_from([1e-3, 1.0, 300.0]))

@@ -225,7 +225,9 @@ def int8_dense(x, PackedInt8 packed not None, scales, bias, out=None, int nthrea
     cdef Py_ssize_t kp = (k + 3) // 4 * 4
     cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
     cdef const float* sp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>scales)
-    cdef const float* bp = NULL if bias is None else <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
+    cdef const float* bp = NULL
+    if bias is not None:
+        bp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
     cdef float* yp = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
     cdef const int8_t* wp = <const int8_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.data)
     cdef const int32_t* cs = <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.colsum)
@@ -312,7 +314,9 @@ def bf16_dense(x, PackedBf16 packed not None, bias, out=None, int nthreads=1, bi
     if m == 0:
         return out
     cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
-    cdef const float* bp = NULL if bias is None else <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
+    cdef const float* bp = NULL
+    if bias is not None:
+        bp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
     cdef float* yp = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
     cdef const uint16_t* wp = <const uint16_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.data)
     with nogil:
