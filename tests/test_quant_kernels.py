@@ -390,6 +390,9 @@ def test_bad_weights_and_packed_objects(packed_case):
         _quant.pack_int8(numpy.zeros(3, numpy.int8))
     with pytest.raises(ValueError, match="must not be empty"):
         _quant.pack_int8(numpy.zeros((0, 3), numpy.int8))
+    with pytest.raises(ValueError, match="overflow the int32"):
+        _quant.pack_int8(numpy.zeros((_quant.MAX_K + 1, 1), numpy.int8))
+    assert _quant.MAX_K * 127 * 127 < 2**31 <= (_quant.MAX_K + 1) * 127 * 127
     with pytest.raises(TypeError, match="Wb must be uint16"):
         _quant.pack_bf16(numpy.zeros((3, 3), numpy.float32))
     with pytest.raises(ValueError, match="NaN or infinite"):

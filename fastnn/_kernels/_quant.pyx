@@ -160,6 +160,10 @@ def _weights(W, str name):
 
 
 # ------------------------------------------------------------------- int8
+# The deepest int8 product whose int32 sums cannot overflow: k * 127 * 127 < 2^31.
+MAX_K = (2**31 - 1) // (127 * 127)
+
+
 def quantize_int8(W):
     """Per-output-column symmetric int8 weights: ``(Wq int8 (k, n), scales float32 (n,))``,
     ``scales = max_k |W| / 127`` (1 where that is 0), ``Wq = clip(rint(W / scales),
@@ -196,6 +200,9 @@ def pack_int8(Wq):
         raise TypeError(f"Wq must be int8, got {Wq.dtype}")
     if (Wq == -128).any():
         raise ValueError("Wq must lie in [-127, 127] (symmetric quantization), found -128")
+    if Wq.shape[0] > MAX_K:
+        raise ValueError(f"Wq has {Wq.shape[0]} rows: more than {MAX_K} can overflow the int32 "
+                         f"sums (127 * 127 per row)")
     cdef cnp.ndarray w = numpy.ascontiguousarray(Wq)
     cdef Py_ssize_t k = w.shape[0], n = w.shape[1]
     cdef Py_ssize_t kp = (k + 3) // 4 * 4, np_ = (n + 15) // 16 * 16
