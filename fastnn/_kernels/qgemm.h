@@ -500,10 +500,11 @@ FQ_DEFINE_YMM_VNNI(fq_mk_avxvnni, fq_int8_tile_avxvnni, FQ_TARGET_AVXVNNI,
 #endif
 FQ_DEFINE_YMM_VNNI(fq_mk_ymm_evex, fq_int8_tile_ymm_evex, FQ_TARGET_AVX512, _mm256_dpbusd_epi32)
 
-#ifndef FQ_MR512
+/* The AVX512-VNNI register tile: 8 rows x 3 blocks (48 columns), 24 zmm accumulators.
+ * On the development VM (AMD EPYC, one zmm vpdpbusd a cycle) a 256 x 784 x 512 product
+ * took 508 us against 540-560 for 4 x 4, 6 x 4 and 8 x 2 tiles. */
 #define FQ_MR512 8
 #define FQ_NB512 3
-#endif
 FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_mk_avx512(
     const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
     ptrdiff_t bstride, ptrdiff_t kg, int32_t* out) {
@@ -555,7 +556,7 @@ static void fq_int8_tile(int level, const fq_args* a, const uint8_t* xq, const i
     fq_int8_tile_portable(a, xq, w, b0, b1);
 }
 
-/* Column blocks per OpenMP work item. */
+/* Column blocks per OpenMP work item (a multiple of every tile's block count but 4). */
 #define FQ_TILE_BLOCKS 6
 
 /* The product over quantized rows xq (m x kp, in the level's format): blocks of
