@@ -183,11 +183,15 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--min-time", type=float, default=0.02, help="seconds per timed loop")
+    ap.add_argument("--gap", type=float, default=0.3,
+                    help="seconds of pause before each timing with more than one thread: "
+                         "thread pools (OpenBLAS, OpenMP, ORT) spin after a call and would "
+                         "take a core from the next runner's threads")
     ap.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
     ap.add_argument("--smoke", action="store_true", help="one quick repeat (harness check)")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.repeats, args.min_time = 1, 0.001
+        args.repeats, args.min_time, args.gap = 1, 0.001, 0.0
     with_ort = not args.no_ort
     if with_ort:
         try:
@@ -216,6 +220,8 @@ def main(argv=None):
                     times = {name: [] for name, _ in fns}
                     for _ in range(args.repeats):
                         for name, fn in fns:
+                            if threads > 1:
+                                time.sleep(args.gap)  # let the last runner's spinning threads sleep
                             times[name].append(time_call(fn, x, args.min_time))
                     _quant.set_isa(None)
                     base = statistics.median(times["fp32 fastnn"])
