@@ -486,7 +486,7 @@ static void fq_int8_tile_avx2(const fq_args* a, const uint8_t* xq, const int8_t*
     }                                                                                      \
     __attribute__((target(TARGET))) static void TILENAME(                                  \
         const fq_args* a, const uint8_t* xq, const int8_t* w, ptrdiff_t b0, ptrdiff_t b1) { \
-        if (a->m < 4) {                                                                    \
+        if (a->m < 2) {                                                                    \
             FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 1, 2, 1, uint8_t)                      \
         } else {                                                                           \
             FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 4, 1, 1, uint8_t)                      \
@@ -528,7 +528,7 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_mk_avx512(
 __attribute__((target(FQ_TARGET_AVX512)))
 static void fq_int8_tile_avx512(const fq_args* a, const uint8_t* xq, const int8_t* w,
                                 ptrdiff_t b0, ptrdiff_t b1) {
-    if (a->m < 4) {
+    if (a->m < 2) {
         FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, 1, 4, 1, uint8_t)
     } else {
         FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, FQ_MR512, FQ_NB512, 1, uint8_t)
