@@ -773,6 +773,11 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_bmk_avx512(
             switch (nb) { FQ_BNB_CASES(MK, ROWS, NBMAX) }                                  \
             EPI(a, acc, nb * FQ_BB, ROWS, i, blk * FQ_BB, ncols);                          \
         }                                                                                  \
+        for (; ROWS > 2 && i + 2 <= a->m; i += 2) {                                        \
+            const float* xr = a->x + i * a->k;                                             \
+            switch (nb) { FQ_BNB_CASES(MK, (ROWS > 2 ? 2 : 1), NBMAX) }                    \
+            EPI(a, acc, nb * FQ_BB, (ROWS > 2 ? 2 : 1), i, blk * FQ_BB, ncols);            \
+        }                                                                                  \
         for (; i < a->m; i++) {                                                            \
             const float* xr = a->x + i * a->k;                                             \
             switch (nb) { FQ_BNB_CASES(MK, 1, NBMAX) }                                     \
@@ -799,7 +804,7 @@ static void fq_bf16_tile_avx2(const fq_bargs* a, ptrdiff_t b0, ptrdiff_t b1) {
 
 __attribute__((target(FQ_TARGET_AVX512)))
 static void fq_bf16_tile_avx512(const fq_bargs* a, ptrdiff_t b0, ptrdiff_t b1) {
-    if (a->m < 4) {
+    if (a->m < 2) {
         FQ_BDRIVE(fq_bmk_avx512, fq_bepi_avx512, 1, 4)
     } else {
         FQ_BDRIVE(fq_bmk_avx512, fq_bepi_avx512, 4, 2)
