@@ -634,7 +634,7 @@ COVERED = {
 
 
 # Overrides compared elsewhere, with the reason.
-ELSEWHERE = {name: "low-precision products; tests/test_quant_kernels.py compares them"
+ELSEWHERE = {name: "low-precision weights: tests/test_quant_kernels.py compares every ISA path"
              for name in ("pack_int8", "int8_dense", "to_bf16", "pack_bf16", "bf16_dense")}
 
 

@@ -130,8 +130,34 @@ def test_int8_rounds_activations_half_to_even():
         numpy.testing.assert_array_equal(y / 127, [[0, 2, 2, 0, -2, 127]], err_msg=name)
 
 
+def test_int8_activations_near_halves_and_tiny_or_huge_rows():
+    # Values at (or a rounding away from) q + 1/2 times the row's scale, where a
+    # multiply by 1/s could round differently from the division; rows with subnormal
+    # and huge maxima.
+    rng = numpy.random.default_rng(11)
+    m, k = 60, 75
+    maxima = numpy.float32(10.0) ** rng.uniform(-30, 30, m).astype(numpy.float32)
+    maxima[:3] = [1e-40, 3e-45, 3e38]
+    s = numpy.where(maxima == 0, 1, maxima / numpy.float32(127)).astype(numpy.float32)
+    q = rng.integers(-127, 127, (m, k)) + 0.5
+    x = (q * s[:, None]).astype(numpy.float32)
+    x = numpy.nextafter(x, rng.choice([-numpy.inf, 0, numpy.inf], (m, k)).astype(numpy.float32))
+    x[:, 0] = maxima
+    x[::7, 3] = 0
+    W = rng.standard_normal((k, 20)).astype(numpy.float32)
+    Wq, sw = _quant.quantize_int8(W)
+    with numpy.errstate(over="ignore"):  # the 3e38 row's outputs overflow to inf
+        expected = REF.int8_dense(x, Wq, sw)
+    assert numpy.all(expected[1] == 0)  # scale underflows: 1, and the row quantizes to 0
+    p = _quant.pack_int8(Wq)
+    for name in PATHS:
+        use_path(name)
+        numpy.testing.assert_array_equal(_quant.int8_dense(x, p, sw, None), expected,
+                                         err_msg=f"path {name}")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(m=st.integers(1, 70), k=st.sampled_from(DIMS), n=st.sampled_from(DIMS),
+@given(m=st.integers(1, 70), k=st.sampled_from(DIMS + [784]), n=st.sampled_from(DIMS),
        seed=st.integers(0, 2**31 - 1), zero_rows=st.lists(st.integers(0, 69), max_size=3),
        zero_cols=st.lists(st.integers(0, 128), max_size=3), relu=st.booleans(),
        use_bias=st.booleans(), scale=st.sampled_from([1e-3, 1.0, 300.0]))
@@ -364,6 +390,9 @@ def test_bad_weights_and_packed_objects(packed_case):
         _quant.pack_int8(numpy.zeros(3, numpy.int8))
     with pytest.raises(ValueError, match="must not be empty"):
         _quant.pack_int8(numpy.zeros((0, 3), numpy.int8))
+    with pytest.raises(ValueError, match="overflow the int32"):
+        _quant.pack_int8(numpy.zeros((_quant.MAX_K + 1, 1), numpy.int8))
+    assert _quant.MAX_K * 127 * 127 < 2**31 <= (_quant.MAX_K + 1) * 127 * 127
     with pytest.raises(TypeError, match="Wb must be uint16"):
         _quant.pack_bf16(numpy.zeros((3, 3), numpy.float32))
     with pytest.raises(ValueError, match="NaN or infinite"):
@@ -385,3 +414,14 @@ def test_bad_weights_and_packed_objects(packed_case):
     with pytest.raises(TypeError, match="not picklable"):
         import pickle
         pickle.dumps(p)
+
+
+def test_benchmark_script_runs(repo_root, subprocess_env):
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "bench" / "quant_kernels.py"), "--smoke", "--no-ort",
+         "--batches", "3", "--threads", "1"],
+        cwd=repo_root, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for name in _quant.available():
+        assert f"int8 {name}" in proc.stdout
+    assert "fp32 fastnn" in proc.stdout and "bf16 " in proc.stdout

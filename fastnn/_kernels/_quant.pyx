@@ -160,9 +160,13 @@ def _weights(W, str name):
 
 
 # ------------------------------------------------------------------- int8
+# The deepest int8 product whose int32 sums cannot overflow: k * 127 * 127 < 2^31.
+MAX_K = (2**31 - 1) // (127 * 127)
+
+
 def quantize_int8(W):
     """Per-output-column symmetric int8 weights: ``(Wq int8 (k, n), scales float32 (n,))``,
-    ``scales = max_k |W| / 127`` (1 for an all-zero column), ``Wq = clip(rint(W / scales),
+    ``scales = max_k |W| / 127`` (1 where that is 0), ``Wq = clip(rint(W / scales),
     -127, 127)`` (ties to even)."""
     _weights(W, "W")
     if W.dtype.kind != "f":
@@ -170,9 +174,8 @@ def quantize_int8(W):
     W = numpy.ascontiguousarray(W, dtype=numpy.float32)
     if not numpy.isfinite(W).all():
         raise ValueError("W holds NaN or infinite values")
-    amax = numpy.abs(W).max(axis=0)
-    scales = numpy.where(amax == 0, numpy.float32(1), amax / numpy.float32(127))
-    scales = scales.astype(numpy.float32)
+    scales = (numpy.abs(W).max(axis=0) / numpy.float32(127)).astype(numpy.float32)
+    scales[scales == 0] = 1  # an all-zero column, or one whose scale underflows
     Wq = numpy.clip(numpy.rint(W / scales), -127, 127).astype(numpy.int8)
     return Wq, scales
 
@@ -197,6 +200,9 @@ def pack_int8(Wq):
         raise TypeError(f"Wq must be int8, got {Wq.dtype}")
     if (Wq == -128).any():
         raise ValueError("Wq must lie in [-127, 127] (symmetric quantization), found -128")
+    if Wq.shape[0] > MAX_K:
+        raise ValueError(f"Wq has {Wq.shape[0]} rows: more than {MAX_K} can overflow the int32 "
+                         f"sums (127 * 127 per row)")
     cdef cnp.ndarray w = numpy.ascontiguousarray(Wq)
     cdef Py_ssize_t k = w.shape[0], n = w.shape[1]
     cdef Py_ssize_t kp = (k + 3) // 4 * 4, np_ = (n + 15) // 16 * 16
@@ -226,7 +232,9 @@ def int8_dense(x, PackedInt8 packed not None, scales, bias, out=None, int nthrea
     cdef Py_ssize_t kp = (k + 3) // 4 * 4
     cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
     cdef const float* sp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>scales)
-    cdef const float* bp = NULL if bias is None else <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
+    cdef const float* bp = NULL
+    if bias is not None:
+        bp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
     cdef float* yp = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
     cdef const int8_t* wp = <const int8_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.data)
     cdef const int32_t* cs = <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.colsum)
@@ -313,7 +321,9 @@ def bf16_dense(x, PackedBf16 packed not None, bias, out=None, int nthreads=1, bi
     if m == 0:
         return out
     cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
-    cdef const float* bp = NULL if bias is None else <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
+    cdef const float* bp = NULL
+    if bias is not None:
+        bp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>bias)
     cdef float* yp = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
     cdef const uint16_t* wp = <const uint16_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.data)
     with nogil:

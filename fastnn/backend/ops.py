@@ -778,12 +778,12 @@ class Ops:
     # where the formulas are spelled out) and gives the same int8 results bit for bit.
     def quantize_int8(self, W):
         """Per-output-column symmetric int8 weights: ``(Wq int8 (k, n), scales float32 (n,))``
-        with ``scales = max_k |W| / 127`` (1 for an all-zero column) and ``Wq =
+        with ``scales = max_k |W| / 127`` (1 where that is 0) and ``Wq =
         clip(rint(W / scales), -127, 127)`` (ties to even)."""
         xp = self.xp
         W = xp.asarray(W, dtype=xp.float32)
-        amax = xp.abs(W).max(axis=0)
-        scales = xp.where(amax == 0, xp.float32(1), amax / xp.float32(127)).astype(xp.float32)
+        scales = (xp.abs(W).max(axis=0) / xp.float32(127)).astype(xp.float32)
+        scales[scales == 0] = 1  # an all-zero column (or one whose scale underflows)
         return xp.clip(xp.rint(W / scales), -127, 127).astype(xp.int8), scales
 
     def pack_int8(self, Wq):
@@ -792,12 +792,12 @@ class Ops:
 
     def int8_dense(self, x, packed, scales, bias=None, out=None, relu=False):
         """``y = acc * (s_x * scales) + bias`` (then ReLU if ``relu``), where each row of x
-        is quantized symmetrically (``s_x = max |x_row| / 127``, 1 for a zero row; ``xq =
+        is quantized symmetrically (``s_x = max |x_row| / 127``, 1 where that is 0; ``xq =
         clip(rint(x / s_x), -127, 127)``) and ``acc = xq @ Wq`` is exact int32."""
         xp = self.xp
         x = xp.asarray(x, dtype=xp.float32)
-        amax = xp.abs(x).max(axis=1) if x.shape[1] else xp.zeros(x.shape[0], xp.float32)
-        sx = xp.where(amax == 0, xp.float32(1), amax / xp.float32(127)).astype(xp.float32)
+        sx = (xp.abs(x).max(axis=1) / xp.float32(127)).astype(xp.float32)
+        sx[sx == 0] = 1  # a zero row (or one whose scale underflows)
         xq = xp.clip(xp.rint(x / sx[:, None]), -127, 127).astype(xp.int32)
         acc = xp.matmul(xq, packed.astype(xp.int32))
         y = acc.astype(xp.float32) * (sx[:, None] * scales[None, :])
