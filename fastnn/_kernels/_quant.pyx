@@ -180,6 +180,22 @@ def quantize_int8(W):
     return Wq, scales
 
 
+cdef void int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+                    const int8_t* packed, const int32_t* colsum, const float* scales,
+                    const float* bias, float* y, bint relu, int nthreads, uint8_t* xq,
+                    float* sx) noexcept nogil:
+    """``int8_dense`` on raw pointers (declared in _quant.pxd for the executor)."""
+    fq_int8_dense(x, m, k, n, packed, colsum, scales, bias, y, relu,
+                  nthreads if nthreads > 0 else 1, xq, sx)
+
+
+cdef void bf16_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+                    const uint16_t* packed, const float* bias, float* y, bint relu,
+                    int nthreads) noexcept nogil:
+    """``bf16_dense`` on raw pointers (declared in _quant.pxd for the executor)."""
+    fq_bf16_dense(x, m, k, n, packed, bias, y, relu, nthreads if nthreads > 0 else 1)
+
+
 cdef class PackedInt8:
     """int8 weights laid out for the kernels (16-column blocks, k in groups of 4)
     with their int32 column sums; immutable once made."""
