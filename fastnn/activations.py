@@ -1,6 +1,9 @@
 """Activation functions, usable by name (``activation="relu"``) or as objects.
 
-Each activation knows its forward and backward Ops method. ``in_place`` says
+The activations are the Ops methods declared with ``@activation`` in
+fastnn/backend/ops.py: each is registered here under its method's name, with the
+declared ``in_place`` flag and Keras-style parameter. Each knows its forward and
+backward Ops method. ``in_place`` says
 whether its backward pass needs only the output, so the forward pass may
 overwrite its input (saving a buffer per layer).
 
