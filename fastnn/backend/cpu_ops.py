@@ -8,11 +8,11 @@ dtype, contiguity and shapes themselves through the NumPy C API (cheaper than do
 answer None/False when the arrays do not fit; the override then runs the
 reference code from ``Ops``, which also covers every method not overridden.
 """
+import inspect
+
 import numpy
 
 from .._kernels import _blas, _elementwise, _losses, _norm, _optim, _quant
-import inspect
-
 from .ops import _MASK64, Ops, activation_methods
 from .threads import scope_threads
 
@@ -352,10 +352,11 @@ def _kernel_method(template, name, code, fixed):
     """A CpuOps method running kernel ``code`` with ``Ops.<name>``'s signature; ``fixed``:
     its array parameters, besides which it may take one (the kernel's parameter)."""
     reference = getattr(Ops, name)
-    params = list(inspect.signature(reference).parameters)[1:]
+    signature = inspect.signature(reference).parameters.values()
+    params = [p.name for p in signature][1:]
     extra = [p for p in params if p not in fixed]
-    if len(extra) > 1:
-        return None
+    if len(extra) > 1 or any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in signature):
+        return None  # the reference runs it
     namespace = {"kernel": _unary if template is _FORWARD else _backward, "code": int(code),
                  "threads": _threads_light if code in _elementwise.CHEAP else _threads,
                  "reference": reference}
