@@ -1,6 +1,9 @@
 """Activation functions, usable by name (``activation="relu"``) or as objects.
 
-Each activation knows its forward and backward Ops method. ``in_place`` says
+The activations are the Ops methods declared with ``@activation`` in
+fastnn/backend/ops.py: each is registered here under its method's name, with the
+declared ``in_place`` flag and Keras-style parameter. Each knows its forward and
+backward Ops method. ``in_place`` says
 whether its backward pass needs only the output, so the forward pass may
 overwrite its input (saving a buffer per layer).
 
@@ -19,11 +22,13 @@ so a network of step units cannot learn by backpropagation; it is here for
 teaching perceptrons.
 """
 from .backend import get_ops
+from .backend.ops import Ops, activation_methods
 from .ops.nn import apply_activation
 from .ops.tape import Tensor, Variable
 from .utils.registry import Registry
 
 _registry = Registry("activation")
+_DECLARED = activation_methods(Ops)
 
 
 def _variant(name, params, ndim):
@@ -51,18 +56,25 @@ def _variant(name, params, ndim):
 class ActivationFunction:
     """One activation: name, Ops methods and hyperparameters (e.g. ``alpha``)."""
 
-    def __init__(self, name, in_place=True, **params):
+    def __init__(self, name, in_place=None, **params):
         self.name = name
         self.params = params
         # Keras-style arguments pick the Ops method, e.g. relu(max_value=6) -> general_relu.
         self._method, self._method_params = _variant(name, params, 2)
+        spec = _DECLARED.get(self._method)
+        if in_place is None:  # as declared on the Ops method
+            in_place = spec is not None and spec.in_place
         self.in_place = in_place and self._method == name
+        self._kernel_params = dict(self._method_params)
+        if spec is not None and spec.param is not None:
+            self._kernel_params.setdefault(spec.param, spec.default)
 
     @property
     def kernel(self):
         """(kernel name, parameters): how executors run it (``"relu"``, ``{}``;
-        ``"leaky_relu"``, ``{"alpha": 0.2}``; ``"general_relu"``, Keras' three)."""
-        return self._method, dict(self._method_params)
+        ``"leaky_relu"``, ``{"alpha": 0.2}``; ``"general_relu"``, Keras' three). A
+        declared parameter not given has its default here."""
+        return self._method, dict(self._kernel_params)
 
     def forward(self, ops, x, out=None):
         return getattr(ops, self._method)(x, out=out, **self._method_params)
@@ -92,39 +104,31 @@ class ActivationFunction:
         return f"<activation {self.name}{extra}>"
 
 
-def _define(name, in_place=True, **params):
-    act = ActivationFunction(name, in_place=in_place, **params)
+def _define(name, spec):
+    """Register the Ops activation ``name`` (an ``ops.Activation`` declaration) and make
+    it a module attribute (``fastnn.activations.relu``)."""
+    params = {} if spec.param is None else {spec.param: spec.default}
+    act = ActivationFunction(name, in_place=spec.in_place, **params)
     _registry.register(name)(act)
-    return act
+    globals()[name] = act
 
 
-linear = _define("linear")
-step = _define("step")
-relu = _define("relu")
-leaky_relu = _define("leaky_relu", in_place=False, alpha=0.2)
-elu = _define("elu", in_place=False, alpha=1.0)
-selu = _define("selu", in_place=False)
-sigmoid = _define("sigmoid")
-tanh = _define("tanh")
-softplus = _define("softplus", in_place=False)
-gelu = _define("gelu", in_place=False)
-silu = _define("silu", in_place=False)
-softmax = _define("softmax")
-relu6 = _define("relu6", in_place=False)
-softsign = _define("softsign", in_place=False)
-hard_sigmoid = _define("hard_sigmoid", in_place=False)
-hard_silu = _define("hard_silu", in_place=False)
-exponential = _define("exponential", in_place=False)
-mish = _define("mish", in_place=False)
-log_softmax = _define("log_softmax", in_place=False)
-swish = _registry.register("swish")(silu)
-hard_swish = _registry.register("hard_swish")(hard_silu)
+# Every public activation the Ops declare (``@activation`` in fastnn/backend/ops.py).
+for _name, _spec in _DECLARED.items():
+    if _spec.public:
+        _define(_name, _spec)
+
+# Keras' other names for two of them.
+_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
+for _alias, _name in _ALIASES.items():
+    globals()[_alias] = _registry.register(_alias)(_registry.get(_name))
+del _name, _spec, _alias
 
 
 def get(identifier):
     """Resolve None, a name, an ActivationFunction or a config dict to an activation."""
     if identifier is None:
-        return linear
+        return _registry.get("linear")
     if isinstance(identifier, ActivationFunction):
         return identifier
     if isinstance(identifier, str):

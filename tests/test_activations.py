@@ -106,7 +106,9 @@ def test_relu_keyword_arguments(backend, kwargs):
 
 def test_gelu_approximate_and_leaky_slope():
     tanh_form = 0.5 * X * (1 + np.tanh(math.sqrt(2 / math.pi) * (X + 0.044715 * X ** 3)))
-    np.testing.assert_allclose(activations.gelu(X, approximate=True), tanh_form, rtol=1e-12)
+    # 1 + tanh(...) cancels for negative x: a last-bit difference in tanh (the "cpu"
+    # kernel's libm call vs NumPy's) grows to ~1e-12 relative there.
+    np.testing.assert_allclose(activations.gelu(X, approximate=True), tanh_form, rtol=1e-10)
     np.testing.assert_allclose(activations.leaky_relu(X, negative_slope=0.1),
                                np.where(X > 0, X, 0.1 * X), rtol=1e-12)
     with pytest.raises(ValueError, match="last axis"):

@@ -2,28 +2,8 @@
 # float32 entry points of the same loops the ``def`` functions run.
 from libc.stdint cimport uint64_t
 
-# Activation codes, shared by ``unary`` (forward), ``backward`` and the executor.
-cpdef enum Act:
-    LINEAR
-    STEP
-    RELU
-    LEAKY_RELU
-    ELU
-    SELU
-    SIGMOID
-    TANH
-    SOFTPLUS
-    GELU
-    SILU
-    CLIP    # forward only: clip to [-param, param]
-    SCALE   # forward only: multiply by param
-    RELU6
-    SOFTSIGN
-    HARD_SIGMOID
-    HARD_SILU
-    EXPONENTIAL
-    MISH
-    GELU_TANH
+# Activation codes are ``Act`` in _elementwise.pyx: other modules read them from the
+# Python-level ``_elementwise.Act`` by name (the executor when it builds a Segment).
 
 cdef void act_forward(int op, const float* x, float* y, Py_ssize_t lo, Py_ssize_t hi,
                       float a) noexcept nogil

@@ -24,8 +24,36 @@ cdef double SELU_SCALE = 1.0507009873554805
 cdef double SQRT_2PI = 2.5066282746310002  # math.sqrt(2 * math.pi)
 cdef double GELU_C = 0.7978845608028654  # math.sqrt(2 / math.pi)
 
-# Activation codes (``Act``, shared by ``unary``, ``backward`` and the compiled executor)
-# are declared in _elementwise.pxd.
+# Activation codes, shared by ``unary`` (forward), ``backward`` and the compiled executor.
+# A member named like an Ops activation method in upper case (RELU6 for ``Ops.relu6``)
+# is that activation's kernel: the "cpu" backend and the executor find it by name.
+cpdef enum Act:
+    LINEAR
+    STEP
+    RELU
+    LEAKY_RELU   # its one parameter: alpha
+    ELU          # alpha
+    SELU
+    SIGMOID
+    TANH
+    SOFTPLUS
+    GELU
+    SILU
+    CLIP    # forward only: clip to [-param, param]
+    SCALE   # forward only: multiply by param
+    RELU6
+    SOFTSIGN
+    HARD_SIGMOID
+    HARD_SILU
+    EXPONENTIAL
+    MISH
+    GELU_TANH
+
+# Codes cheap enough per element that a second thread pays from a smaller size
+# (CpuOps' LIGHT_MIN_SIZE instead of HEAVY_MIN_SIZE).
+CHEAP = (Act.LINEAR, Act.STEP, Act.RELU, Act.LEAKY_RELU, Act.CLIP, Act.SCALE)
+# Codes with a forward pass only (no ``backward``): not activations.
+FORWARD_ONLY = (Act.CLIP, Act.SCALE)
 
 
 # ---------------------------------------------------------------- forward activations
@@ -124,10 +152,13 @@ cdef void _unary(int op, const floating* x, floating* y, Py_ssize_t n, floating 
 
 
 def unary(int op, x, out, double param, int nthreads):
-    """out = f(x) for activation ``op`` (out may be x; None allocates). None: unsupported."""
+    """out = f(x) for activation ``op`` (out may be x; None allocates, except LINEAR,
+    which then returns x itself as Ops.linear does). None: unsupported."""
     cdef int k = kind(x)
     if k < 0 or not optional(out, k, x):
         return None
+    if out is None and op == LINEAR:
+        return x
     if out is None:
         out = empty_like(x)
     cdef Py_ssize_t n = size(x)
@@ -245,11 +276,14 @@ cdef inline bint _needs_y(int op) noexcept:
 
 
 def backward(int op, dy, x, y, out, double param, int nthreads):
-    """out = backprop of activation ``op`` from (dy, x, y); out may be dy. None: unsupported."""
+    """out = backprop of activation ``op`` from (dy, x, y); out may be dy (None allocates,
+    except LINEAR, which then returns dy itself). None: unsupported."""
     cdef int k = kind(dy)
     if (k < 0 or not optional(out, k, dy) or (_needs_x(op) and not same(x, k, dy))
             or (_needs_y(op) and not same(y, k, dy))):
         return None
+    if out is None and op == LINEAR:
+        return dy
     if out is None:
         out = empty_like(dy)
     cdef Py_ssize_t n = size(dy)

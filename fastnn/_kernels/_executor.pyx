@@ -37,12 +37,11 @@ from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
+from . import _elementwise
 from ._blas cimport gemm_rm
-from ._elementwise cimport (EXPONENTIAL, GeneralRelu, general_relu_backward,
-                            general_relu_forward, GELU, GELU_TANH, ELU, HARD_SIGMOID, HARD_SILU,
-                            LEAKY_RELU, LINEAR, MISH, RELU, RELU6, SELU, SIGMOID, SILU,
-                            SOFTPLUS, SOFTSIGN, STEP, TANH, act_backward, act_forward,
-                            act_needs_x, column_sums, dropout_apply, dropout_fill, ema_update,
+from ._elementwise cimport (GeneralRelu, act_backward, act_forward, act_needs_x, column_sums,
+                            dropout_apply, dropout_fill, ema_update, general_relu_backward,
+                            general_relu_forward,
                             log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
                             maxout_rows, multiply, prelu_backward_rows, prelu_rows,
                             softmax_backward_rows, softmax_rows)
@@ -121,19 +120,13 @@ cdef enum:
     A_LOG_SOFTMAX = 101
     A_GENERAL_RELU = 102  # elementwise, but with three parameters (run as row-wise)
 
-# Kernel names of the activations (``ActivationFunction.kernel``) and their codes;
-# the value is (code, name of its one parameter or None, its default).
-_ACTIVATIONS = {
-    "linear": (LINEAR, None, 0.0), "step": (STEP, None, 0.0), "relu": (RELU, None, 0.0),
-    "leaky_relu": (LEAKY_RELU, "alpha", 0.2), "elu": (ELU, "alpha", 1.0),
-    "selu": (SELU, None, 0.0), "sigmoid": (SIGMOID, None, 0.0), "tanh": (TANH, None, 0.0),
-    "softplus": (SOFTPLUS, None, 0.0), "gelu": (GELU, None, 0.0), "silu": (SILU, None, 0.0),
-    "relu6": (RELU6, None, 0.0), "softsign": (SOFTSIGN, None, 0.0),
-    "hard_sigmoid": (HARD_SIGMOID, None, 0.0), "hard_silu": (HARD_SILU, None, 0.0),
-    "exponential": (EXPONENTIAL, None, 0.0), "mish": (MISH, None, 0.0),
-    "gelu_tanh": (GELU_TANH, None, 0.0), "softmax": (A_SOFTMAX, None, 0.0),
-    "log_softmax": (A_LOG_SOFTMAX, None, 0.0), "general_relu": (A_GENERAL_RELU, None, 0.0),
-}
+# Activation kernels: an activation's kernel name (``ActivationFunction.kernel``) in
+# upper case names its code in _elementwise.Act; softmax, log_softmax and general_relu
+# (three parameters) are the executor's specials. The C code needs only LINEAR's code
+# by name.
+_SPECIAL_ACTIVATIONS = {"softmax": A_SOFTMAX, "log_softmax": A_LOG_SOFTMAX,
+                        "general_relu": A_GENERAL_RELU}
+cdef int LINEAR = _elementwise.Act.LINEAR
 _KIND_NAMES = {K_DENSE: "DENSE", K_ACTIVATION: "ACTIVATION", K_BATCHNORM: "BATCHNORM",
                K_LAYERNORM: "LAYERNORM", K_DROPOUT: "DROPOUT", K_AFFINE: "AFFINE",
                K_PRELU: "PRELU", K_MAXOUT: "MAXOUT"}
@@ -1091,20 +1084,23 @@ cdef void affine_grad(const float* dy, const float* scale, float* dx, Py_ssize_t
 
 
 def _act_code(name, params):
-    """(code, parameter) of an activation kernel; ValueError when there is none."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"no compiled kernel for activation {name!r}")
-    code, pname, default = _ACTIVATIONS[name]
+    """(code, parameter) of an activation kernel; ValueError when there is none. The
+    parameter is the one value in ``params`` (0.0 when empty)."""
+    code = _SPECIAL_ACTIVATIONS.get(name)
+    if code is None:
+        key = str(name)
+        member = _elementwise.Act.__members__.get(key.upper()) if key.islower() else None
+        if member is None or member in _elementwise.FORWARD_ONLY:
+            raise ValueError(f"no compiled kernel for activation {name!r}")
+        code = int(member)
     params = dict(params or {})
-    if code == A_GENERAL_RELU:
+    if code == A_GENERAL_RELU:  # its three parameters are read into the stage's table
         for key in ("max_value", "negative_slope", "threshold"):
             params.pop(key, None)
-    value = default
-    if pname is not None and pname in params:
-        value = float(params.pop(pname))
-    if params:
+    if len(params) > 1:
         raise ValueError(f"activation {name!r} with parameters {sorted(params)} has no "
-                         f"compiled kernel")
+                         f"compiled kernel (a kernel takes one parameter)")
+    value = float(next(iter(params.values()))) if params else 0.0
     return code, value
 
 

@@ -8,10 +8,12 @@ dtype, contiguity and shapes themselves through the NumPy C API (cheaper than do
 answer None/False when the arrays do not fit; the override then runs the
 reference code from ``Ops``, which also covers every method not overridden.
 """
+import inspect
+
 import numpy
 
 from .._kernels import _blas, _elementwise, _losses, _norm, _optim, _quant
-from .ops import _MASK64, Ops
+from .ops import _MASK64, Ops, activation_methods
 from .threads import scope_threads
 
 # Elements from which a kernel runs on ``scope_threads()`` threads (below: one).
@@ -34,27 +36,9 @@ HEAVY_MIN_SIZE = 1 << 24   # everything else: beyond every size measured to pay
 _unary = _elementwise.unary
 _backward = _elementwise.backward
 _loss = _losses.loss
-(_LINEAR, _STEP, _RELU, _LEAKY_RELU, _ELU, _SELU, _SIGMOID, _TANH, _SOFTPLUS, _GELU, _SILU,
- _CLIP, _SCALE) = map(int, list(_elementwise.Act)[:13])
+_CLIP, _SCALE = int(_elementwise.Act.CLIP), int(_elementwise.Act.SCALE)
 (_SOFTMAX_CE, _SIGMOID_CE, _CROSSENTROPY, _BINARY_CE, _MSE, _MAE, _HUBER, _HINGE,
  _CATEGORICAL_HINGE) = map(int, _losses.LossOp)
-
-
-def _kernel_pair(name):
-    """CpuOps' ``name`` and ``backprop_name`` through the _elementwise activation kernel of
-    that name (the code the compiled executor runs too), the reference when it declines."""
-    code = int(_elementwise.Act[name.upper()])
-    reference, reference_back = getattr(Ops, name), getattr(Ops, "backprop_" + name)
-
-    def forward(self, x, out=None):
-        r = _unary(code, x, out, 0.0, _threads(x.size))
-        return reference(self, x, out) if r is None else r
-
-    def backward(self, dy, x, y, out=None):
-        r = _backward(code, dy, x, y, out, 0.0, _threads(dy.size))
-        return reference_back(self, dy, x, y, out) if r is None else r
-    forward.__name__, backward.__name__ = name, "backprop_" + name
-    return forward, backward
 
 
 def _threads(size):
@@ -126,98 +110,7 @@ class CpuOps(Ops):
         return super().sumsq(x) if r is None else r
 
     # ------------------------------------------------------------------ activations
-    def linear(self, x, out=None):
-        if out is None:
-            return x
-        r = _unary(_LINEAR, x, out, 0.0, _threads_light(x.size))
-        return super().linear(x, out) if r is None else r
-
-    def backprop_linear(self, dy, x, y, out=None):
-        if out is None:
-            return dy
-        r = _backward(_LINEAR, dy, x, y, out, 0.0, _threads_light(dy.size))
-        return super().backprop_linear(dy, x, y, out) if r is None else r
-
-    def step(self, x, out=None):
-        r = _unary(_STEP, x, out, 0.0, _threads_light(x.size))
-        return super().step(x, out) if r is None else r
-
-    def backprop_step(self, dy, x, y, out=None):
-        r = _backward(_STEP, dy, x, y, out, 0.0, _threads_light(dy.size))
-        return super().backprop_step(dy, x, y, out) if r is None else r
-
-    def relu(self, x, out=None):
-        r = _unary(_RELU, x, out, 0.0, _threads_light(x.size))
-        return super().relu(x, out) if r is None else r
-
-    def backprop_relu(self, dy, x, y, out=None):
-        r = _backward(_RELU, dy, x, y, out, 0.0, _threads_light(dy.size))
-        return super().backprop_relu(dy, x, y, out) if r is None else r
-
-    def leaky_relu(self, x, alpha=0.2, out=None):
-        r = _unary(_LEAKY_RELU, x, out, alpha, _threads_light(x.size))
-        return super().leaky_relu(x, alpha, out) if r is None else r
-
-    def backprop_leaky_relu(self, dy, x, y, alpha=0.2, out=None):
-        r = _backward(_LEAKY_RELU, dy, x, y, out, alpha, _threads_light(dy.size))
-        return super().backprop_leaky_relu(dy, x, y, alpha, out) if r is None else r
-
-    def elu(self, x, alpha=1.0, out=None):
-        r = _unary(_ELU, x, out, alpha, _threads(x.size))
-        return super().elu(x, alpha, out) if r is None else r
-
-    def backprop_elu(self, dy, x, y, alpha=1.0, out=None):
-        r = _backward(_ELU, dy, x, y, out, alpha, _threads(dy.size))
-        return super().backprop_elu(dy, x, y, alpha, out) if r is None else r
-
-    def selu(self, x, out=None):
-        r = _unary(_SELU, x, out, 0.0, _threads(x.size))
-        return super().selu(x, out) if r is None else r
-
-    def backprop_selu(self, dy, x, y, out=None):
-        r = _backward(_SELU, dy, x, y, out, 0.0, _threads(dy.size))
-        return super().backprop_selu(dy, x, y, out) if r is None else r
-
-    def sigmoid(self, x, out=None):
-        r = _unary(_SIGMOID, x, out, 0.0, _threads(x.size))
-        return super().sigmoid(x, out) if r is None else r
-
-    def backprop_sigmoid(self, dy, x, y, out=None):
-        r = _backward(_SIGMOID, dy, x, y, out, 0.0, _threads(dy.size))
-        return super().backprop_sigmoid(dy, x, y, out) if r is None else r
-
-    def tanh(self, x, out=None):
-        r = _unary(_TANH, x, out, 0.0, _threads(x.size))
-        return super().tanh(x, out) if r is None else r
-
-    def backprop_tanh(self, dy, x, y, out=None):
-        r = _backward(_TANH, dy, x, y, out, 0.0, _threads(dy.size))
-        return super().backprop_tanh(dy, x, y, out) if r is None else r
-
-    def softplus(self, x, out=None):
-        r = _unary(_SOFTPLUS, x, out, 0.0, _threads(x.size))
-        return super().softplus(x, out) if r is None else r
-
-    def backprop_softplus(self, dy, x, y, out=None):
-        r = _backward(_SOFTPLUS, dy, x, y, out, 0.0, _threads(dy.size))
-        return super().backprop_softplus(dy, x, y, out) if r is None else r
-
-    def gelu(self, x, out=None):
-        r = _unary(_GELU, x, out, 0.0, _threads(x.size))
-        return super().gelu(x, out) if r is None else r
-
-    def backprop_gelu(self, dy, x, y, out=None):
-        r = _backward(_GELU, dy, x, y, out, 0.0, _threads(dy.size))
-        return super().backprop_gelu(dy, x, y, out) if r is None else r
-
-    def silu(self, x, out=None):
-        r = _unary(_SILU, x, out, 0.0, _threads(x.size))
-        return super().silu(x, out) if r is None else r
-
-    def backprop_silu(self, dy, x, y, out=None):
-        r = _backward(_SILU, dy, x, y, out, 0.0, _threads(dy.size))
-        return super().backprop_silu(dy, x, y, out) if r is None else r
-
+    # The elementwise ones are generated below the class (``_kernel_activations``).
     def softmax(self, x, out=None):
         r = _elementwise.softmax(None, x, out, _threads(x.size))
         return super().softmax(x, out) if r is None else r
@@ -225,13 +118,6 @@ class CpuOps(Ops):
     def backprop_softmax(self, dy, x, y, out=None):
         r = _elementwise.softmax(dy, y, out, _threads(dy.size))
         return super().backprop_softmax(dy, x, y, out) if r is None else r
-
-    relu6, backprop_relu6 = _kernel_pair("relu6")
-    softsign, backprop_softsign = _kernel_pair("softsign")
-    hard_sigmoid, backprop_hard_sigmoid = _kernel_pair("hard_sigmoid")
-    hard_silu, backprop_hard_silu = _kernel_pair("hard_silu")
-    exponential, backprop_exponential = _kernel_pair("exponential")
-    mish, backprop_mish = _kernel_pair("mish")
 
     # ------------------------------------------------------------------ fused losses
     def softmax_cross_entropy(self, logits, targets, probs_out, grad_out=None,
@@ -441,3 +327,62 @@ class CpuOps(Ops):
             bias = numpy.ascontiguousarray(bias, dtype=numpy.float32)
         size = x.shape[0] * packed.k * packed.n
         return _quant.bf16_dense(x, packed, bias, out, _threads(size), relu)
+
+
+# ---------------------------------------------------------------------- activation kernels
+# Each activation the Ops declare whose name in upper case is an ``_elementwise.Act``
+# code gets a forward and a backward method here, generated with exactly the reference
+# method's signature (its parameter names and defaults) so that a call costs what a
+# hand-written override costs: one kernel call, the reference when the kernel declines.
+# (The kernel, its code, the thread rule and the reference are the globals of each
+# generated function: cheaper per call than closure variables.)
+_FORWARD = """
+def {name}(self, {params}):
+    r = kernel(code, x, out, {param}, threads(x.size))
+    return reference(self, {params}) if r is None else r
+"""
+_BACKWARD = """
+def {name}(self, {params}):
+    r = kernel(code, dy, x, y, out, {param}, threads(dy.size))
+    return reference(self, {params}) if r is None else r
+"""
+
+
+def _kernel_method(template, name, code, fixed):
+    """A CpuOps method running kernel ``code`` with ``Ops.<name>``'s signature; ``fixed``:
+    its array parameters, besides which it may take one (the kernel's parameter)."""
+    reference = getattr(Ops, name)
+    signature = inspect.signature(reference).parameters.values()
+    params = [p.name for p in signature][1:]
+    extra = [p for p in params if p not in fixed]
+    if len(extra) > 1 or any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in signature):
+        return None  # the reference runs it
+    namespace = {"kernel": _unary if template is _FORWARD else _backward, "code": int(code),
+                 "threads": _threads_light if code in _elementwise.CHEAP else _threads,
+                 "reference": reference}
+    exec(template.format(name=name, params=", ".join(params),
+                         param=extra[0] if extra else "0.0"), namespace)
+    method = namespace[name]
+    method.__defaults__ = reference.__defaults__
+    method.__kwdefaults__ = reference.__kwdefaults__
+    method.__doc__ = reference.__doc__
+    method.__module__ = __name__
+    method.__qualname__ = f"CpuOps.{name}"
+    method.kernel_code = int(code)
+    return method
+
+
+def _kernel_activations(cls):
+    """Set ``name``/``backprop_name`` on ``cls`` for each activation with a kernel code."""
+    for name in activation_methods(Ops):
+        code = _elementwise.Act.__members__.get(name.upper())
+        if code is None or code in _elementwise.FORWARD_ONLY:
+            continue
+        forward = _kernel_method(_FORWARD, name, code, ("x", "out"))
+        backward = _kernel_method(_BACKWARD, "backprop_" + name, code, ("dy", "x", "y", "out"))
+        if forward is not None and backward is not None:
+            setattr(cls, name, forward)
+            setattr(cls, "backprop_" + name, backward)
+
+
+_kernel_activations(CpuOps)

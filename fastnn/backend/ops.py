@@ -17,6 +17,7 @@ Conventions:
 - Optimizer steps update ``param`` and their slot arrays in place; all of them
   are flat 1-D buffers holding a whole model.
 """
+import inspect
 import math
 
 import numpy
@@ -32,6 +33,51 @@ def _result(xp, out, value):
         return value
     out[...] = value
     return out
+
+
+class Activation:
+    """How an Ops method is declared an activation (see ``activation``)."""
+
+    __slots__ = ("in_place", "param", "default", "public")
+
+    def __init__(self, in_place, param, default, public):
+        self.in_place, self.param, self.default, self.public = in_place, param, default, public
+
+    def __repr__(self):
+        return (f"Activation(in_place={self.in_place}, param={self.param!r}, "
+                f"default={self.default!r}, public={self.public})")
+
+
+def activation(in_place=False, param=None, public=True):
+    """Declares the decorated Ops method an activation; its backward pass is the method
+    ``backprop_<name>``. Everything else derives from this declaration:
+    ``fastnn.activations`` registers a public one by its name, the "cpu" backend runs it
+    on the ``_elementwise.Act`` kernel named like it in upper case (when there is one)
+    and so does the compiled executor.
+
+    in_place: its backward pass needs only the output ``y``, so the forward pass may
+    overwrite its input. param: the name of its one Keras-style parameter (its default
+    is the method's). public=False: a variant reached only through another
+    activation's Keras arguments (``gelu(approximate=True)`` runs ``gelu_tanh``).
+    """
+    def declare(method):
+        default = None
+        if param is not None:
+            default = inspect.signature(method).parameters[param].default
+        method.activation = Activation(in_place, param, default, public)
+        return method
+    return declare
+
+
+def activation_methods(cls):
+    """{name: Activation} of the activation methods ``cls`` (and its bases) declare."""
+    found = {}
+    for klass in reversed(cls.__mro__):
+        for name, member in vars(klass).items():
+            spec = getattr(member, "activation", None)
+            if isinstance(spec, Activation):
+                found[name] = spec
+    return found
 
 
 def is_device_array(x):
@@ -128,12 +174,14 @@ class Ops:
         return float((x.astype("float64") ** 2).sum())
 
     # ------------------------------------------------------------------ activations
+    @activation(in_place=True)
     def linear(self, x, out=None):
         return _result(self.xp, out, x)
 
     def backprop_linear(self, dy, x, y, out=None):
         return _result(self.xp, out, dy)
 
+    @activation(in_place=True)
     def step(self, x, out=None):
         """Heaviside step: 1 where x >= 0, else 0. Its gradient is zero everywhere."""
         return _result(self.xp, out, (x >= 0).astype(x.dtype))
@@ -141,18 +189,21 @@ class Ops:
     def backprop_step(self, dy, x, y, out=None):
         return _result(self.xp, out, self.xp.zeros_like(dy))
 
+    @activation(in_place=True)
     def relu(self, x, out=None):
         return self.xp.maximum(x, 0, out=out)
 
     def backprop_relu(self, dy, x, y, out=None):
         return _result(self.xp, out, dy * (y > 0))
 
+    @activation(param="alpha")
     def leaky_relu(self, x, alpha=0.2, out=None):
         return _result(self.xp, out, self.xp.where(x > 0, x, x * x.dtype.type(alpha)))
 
     def backprop_leaky_relu(self, dy, x, y, alpha=0.2, out=None):
         return _result(self.xp, out, self.xp.where(x > 0, dy, dy * dy.dtype.type(alpha)))
 
+    @activation(param="alpha")
     def elu(self, x, alpha=1.0, out=None):
         xp = self.xp
         neg = x.dtype.type(alpha) * xp.expm1(xp.minimum(x, 0))
@@ -161,6 +212,7 @@ class Ops:
     def backprop_elu(self, dy, x, y, alpha=1.0, out=None):
         return _result(self.xp, out, self.xp.where(x > 0, dy, dy * (y + y.dtype.type(alpha))))
 
+    @activation()
     def selu(self, x, out=None):
         xp = self.xp
         t = x.dtype.type
@@ -172,6 +224,7 @@ class Ops:
         grad = self.xp.where(x > 0, t(SELU_SCALE), y + t(SELU_SCALE * SELU_ALPHA))
         return _result(self.xp, out, dy * grad)
 
+    @activation(in_place=True)
     def sigmoid(self, x, out=None):
         xp = self.xp
         # Split by sign so exp never overflows.
@@ -181,12 +234,14 @@ class Ops:
     def backprop_sigmoid(self, dy, x, y, out=None):
         return _result(self.xp, out, dy * y * (1 - y))
 
+    @activation(in_place=True)
     def tanh(self, x, out=None):
         return self.xp.tanh(x, out=out)
 
     def backprop_tanh(self, dy, x, y, out=None):
         return _result(self.xp, out, dy * (1 - y * y))
 
+    @activation()
     def softplus(self, x, out=None):
         xp = self.xp
         return _result(xp, out, xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x))))
@@ -194,6 +249,7 @@ class Ops:
     def backprop_softplus(self, dy, x, y, out=None):
         return _result(self.xp, out, dy * self.sigmoid(x))
 
+    @activation()
     def gelu(self, x, out=None):
         """Exact GELU, ``x * Phi(x)`` (Keras' default ``approximate=False``)."""
         xp = self.xp
@@ -206,6 +262,7 @@ class Ops:
         pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
         return _result(xp, out, (dy * (cdf + x * pdf)).astype(dy.dtype, copy=False))
 
+    @activation()
     def silu(self, x, out=None):
         return _result(self.xp, out, x * self.sigmoid(x))
 
@@ -213,6 +270,7 @@ class Ops:
         s = self.sigmoid(x)
         return _result(self.xp, out, dy * (s + y * (1 - s)))
 
+    @activation(in_place=True)
     def softmax(self, x, out=None):
         """Row-wise softmax over the last axis, shifted by the row max for stability."""
         xp = self.xp
@@ -223,6 +281,7 @@ class Ops:
         dot = (dy * y).sum(axis=-1, keepdims=True)
         return _result(self.xp, out, y * (dy - dot))
 
+    @activation(public=False)
     def general_relu(self, x, max_value=None, negative_slope=0.0, threshold=0.0, out=None):
         """Keras' ReLU layer: ``max_value`` above it, ``x`` from ``threshold`` up,
         ``negative_slope * (x - threshold)`` below ``threshold``."""
@@ -244,6 +303,7 @@ class Ops:
             slope = xp.where(x >= max_value, t(0), slope)
         return _result(xp, out, dy * slope)
 
+    @activation()
     def relu6(self, x, out=None):
         """``min(max(x, 0), 6)``."""
         t = x.dtype.type
@@ -252,6 +312,7 @@ class Ops:
     def backprop_relu6(self, dy, x, y, out=None):
         return _result(self.xp, out, dy * ((x > 0) & (x < 6)).astype(dy.dtype))
 
+    @activation()
     def softsign(self, x, out=None):
         """``x / (1 + |x|)``."""
         return _result(self.xp, out, x / (x.dtype.type(1) + self.xp.abs(x)))
@@ -260,6 +321,7 @@ class Ops:
         d = x.dtype.type(1) + self.xp.abs(x)
         return _result(self.xp, out, dy / (d * d))
 
+    @activation()
     def hard_sigmoid(self, x, out=None):
         """Keras 3: ``relu6(x + 3) / 6``, i.e. ``clip(x / 6 + 1/2, 0, 1)``."""
         t = x.dtype.type
@@ -270,6 +332,7 @@ class Ops:
         inside = ((x > -3) & (x < 3)).astype(dy.dtype)
         return _result(self.xp, out, dy * inside * t(1 / 6))
 
+    @activation()
     def hard_silu(self, x, out=None):
         """``x * hard_sigmoid(x)`` (also called hard swish)."""
         return _result(self.xp, out, x * self.hard_sigmoid(x))
@@ -279,12 +342,14 @@ class Ops:
         inside = ((x > -3) & (x < 3)).astype(dy.dtype)
         return _result(self.xp, out, dy * (self.hard_sigmoid(x) + x * inside * t(1 / 6)))
 
+    @activation()
     def exponential(self, x, out=None):
         return _result(self.xp, out, self.xp.exp(x))
 
     def backprop_exponential(self, dy, x, y, out=None):
         return _result(self.xp, out, dy * self.xp.exp(x))
 
+    @activation()
     def mish(self, x, out=None):
         """``x * tanh(softplus(x))`` (Misra 2019)."""
         return _result(self.xp, out, x * self.xp.tanh(self.softplus(x)))
@@ -293,6 +358,7 @@ class Ops:
         th = self.xp.tanh(self.softplus(x))
         return _result(self.xp, out, dy * (th + x * (1 - th * th) * self.sigmoid(x)))
 
+    @activation()
     def log_softmax(self, x, out=None):
         """Row-wise ``x - logsumexp(x)`` over the last axis."""
         xp = self.xp
@@ -303,6 +369,7 @@ class Ops:
         xp = self.xp
         return _result(xp, out, dy - xp.exp(y) * dy.sum(axis=-1, keepdims=True))
 
+    @activation(public=False)
     def gelu_tanh(self, x, out=None):
         """GELU's tanh approximation (Keras' ``gelu(x, approximate=True)``)."""
         xp = self.xp
