@@ -63,6 +63,11 @@ def test_the_program_is_rewritten_not_forked(trained):
     assert [s.kind for s in program.stages] == [Kind.INT8_DENSE] * 3
     assert program.stages[0].quantized.relu and program.stages[0].act_name == "linear"
     assert program.stages[0].quantized.nbytes < folded.stages[0].kernel.nbytes / 3
+    clone = fastnn.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.quantize("int8")
+    assert repr(clone._inference_executor()) == \
+        "<Executor compiled(INT8_DENSE, INT8_DENSE, INT8_DENSE)>"  # one nogil call
     errors = output_errors(folded, program, ops, x)
     assert [e[0] for e in errors] == [0, 1, 2]
     assert all(0 < e[2] < 0.05 for e in errors)
@@ -168,3 +173,24 @@ def test_quantized_predict_is_thread_safe(trained):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_stages_the_quantized_segment_cannot_run_stay_on_the_ops():
+    """A Keras relu(max_value=...) after a quantized product, and a user's layer, run as
+    HOST stages between compiled parts; the result equals the numpy reference."""
+    class Halve(layers.Layer):
+        def call(self, x):
+            return x * 0.5
+
+    fastnn.utils.set_random_seed(1)
+    model = fastnn.Sequential([fastnn.Input(shape=(6,)),
+                               layers.Dense(8, activation=fastnn.activations.get(
+                                   {"name": "relu", "max_value": 0.5})),
+                               Halve(), layers.Dense(3, activation="softmax")])
+    model.quantize("bfloat16")
+    names = repr(model._inference_executor())
+    assert names == "<Executor BF16_DENSE -> HOST -> compiled(BF16_DENSE)>", names
+    x = numpy.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    cpu = model.predict(x, verbose=0)
+    with use_backend("numpy"):
+        numpy.testing.assert_allclose(model.predict(x, verbose=0), cpu, rtol=1e-5, atol=1e-6)

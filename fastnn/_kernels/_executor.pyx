@@ -32,12 +32,12 @@ import numpy
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython.parallel cimport parallel
 from libc.math cimport isfinite
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t, uint64_t
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
-from . import _elementwise
+from . import _elementwise, _quant
 from ._blas cimport gemm_rm
 from ._elementwise cimport (GeneralRelu, act_backward, act_forward, act_needs_x, column_sums,
                             dropout_apply, dropout_fill, ema_update, general_relu_backward,
@@ -45,6 +45,7 @@ from ._elementwise cimport (GeneralRelu, act_backward, act_forward, act_needs_x,
                             log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
                             maxout_rows, multiply, prelu_backward_rows, prelu_rows,
                             softmax_backward_rows, softmax_rows)
+from ._quant cimport bf16_rows, int8_rows
 from ._losses cimport Loss, SIGMOID_CE, SOFTMAX_CE, check_ids, loss_rows, prepare_loss
 from ._norm cimport (affine_rows, bn_add_row, bn_backward_cols, bn_dx_rows, bn_fold,
                      bn_forward_cols, bn_grad_sums_rows, bn_inference_backward_cols,
@@ -113,6 +114,8 @@ cdef enum:
     K_AFFINE = 5
     K_PRELU = 6
     K_MAXOUT = 7
+    K_INT8_DENSE = 9    # inference only: QuantizedSegment
+    K_BF16_DENSE = 10
 
 # Row-wise activations (beside _elementwise.Act's elementwise codes).
 cdef enum:
@@ -1177,3 +1180,183 @@ def compilable(stage):
         if problem:
             return False, problem
     return True, ""
+
+
+# ---------------------------------------------------------------------- low precision
+ctypedef struct QS:
+    int kind              # K_INT8_DENSE or K_BF16_DENSE
+    int act               # _elementwise.Act code, A_SOFTMAX or A_LOG_SOFTMAX
+    float a
+    bint relu             # ReLU in the product's epilogue
+    Py_ssize_t k, n
+    const int8_t* w8      # packed int8 weights and their column sums (INT8)
+    const int32_t* colsum
+    const float* scales
+    const uint16_t* w16   # packed bfloat16 weights (BF16)
+    const float* bias
+
+
+def quantized_compilable(stage):
+    """(True, "") when a QuantizedSegment can run ``stage``, else (False, the reason)."""
+    kind = int(stage.kind)
+    if kind != K_INT8_DENSE and kind != K_BF16_DENSE:
+        return False, f"stage kind {stage.kind!r} is not a low-precision Dense"
+    packed = stage.quantized.packed
+    if not isinstance(packed, (_quant.PackedInt8, _quant.PackedBf16)):
+        return False, "the weights are not packed for the kernels"
+    try:
+        code, _ = _act_code(stage.act_name, stage.act_params)
+    except ValueError as exc:
+        return False, str(exc)
+    if code == A_GENERAL_RELU:
+        return False, "general_relu runs on the Ops after a low-precision product"
+    return True, ""
+
+
+cdef class QuantizedSegment:
+    """Inference over a run of INT8_DENSE / BF16_DENSE stages in one ``nogil`` call: each
+    stage's product with its packed weights (``_quant``: int8 rows quantized at run
+    time, or bfloat16 weights in float32), its ReLU in the epilogue or its activation
+    after. Scratch is per call, so many threads may predict at once."""
+
+    cdef QS* st
+    cdef int L
+    cdef readonly int width_in, width_out
+    cdef Py_ssize_t widest, widest_k
+    cdef double weights
+    cdef list _keep
+
+    def __cinit__(self):
+        self.st = NULL
+        self.L = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.st)
+
+    def __init__(self, list stages):
+        cdef int i
+        cdef QS* q
+        if not stages:
+            raise ValueError("QuantizedSegment needs at least one stage")
+        self.st = <QS*>PyMem_Malloc(len(stages) * sizeof(QS))
+        if self.st == NULL:
+            raise MemoryError()
+        self.L = len(stages)
+        self._keep = []
+        self.widest = self.widest_k = 0
+        self.weights = 0
+        for i, stage in enumerate(stages):
+            ok, reason = quantized_compilable(stage)
+            if not ok:
+                raise ValueError(f"QuantizedSegment cannot run stage {i} ({stage!r}): {reason}")
+            if i and stage.width_in != stages[i - 1].width_out:
+                raise ValueError(f"stage {i} takes {stage.width_in} inputs, the one before "
+                                 f"gives {stages[i - 1].width_out}")
+            qd = stage.quantized
+            q = &self.st[i]
+            q.kind = int(stage.kind)
+            q.act, q.a = _act_code(stage.act_name, stage.act_params)
+            q.relu = qd.relu
+            q.k, q.n = qd.packed.k, qd.packed.n
+            q.w8 = NULL
+            q.colsum = NULL
+            q.scales = NULL
+            q.w16 = NULL
+            q.bias = NULL
+            if q.kind == K_INT8_DENSE:
+                q.w8 = <const int8_t*>self._data(qd.packed.data, numpy.int8)
+                q.colsum = <const int32_t*>self._data(qd.packed.colsum, numpy.int32)
+                q.scales = <const float*>self._data(qd.scales, numpy.float32)
+            else:
+                q.w16 = <const uint16_t*>self._data(qd.packed.data, numpy.uint16)
+            if qd.bias is not None:
+                q.bias = <const float*>self._data(qd.bias, numpy.float32)
+            self.widest = max(self.widest, q.n)
+            self.widest_k = max(self.widest_k, (q.k + 3) // 4 * 4)
+            self.weights += <double>q.k * q.n
+        self.width_in = stages[0].width_in
+        self.width_out = stages[self.L - 1].width_out  # (no wraparound: no [-1])
+
+    cdef const void* _data(self, array, dtype) except NULL:
+        arr = numpy.ascontiguousarray(array, dtype=dtype)
+        self._keep.append(arr)
+        return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+    def predict_uses_blas(self, Py_ssize_t n):
+        """The low-precision products are our own kernels: never BLAS."""
+        return False
+
+    def predict_can_thread(self, Py_ssize_t n):
+        """Whether the products are large enough for the kernels to split (2^24 MACs)."""
+        return n * self.weights >= (1 << 24)
+
+    def predict(self, x, out, int nthreads=1):
+        """Inference of x (n, width_in) into ``out`` (n, width_out), both float32
+        C-contiguous and caller-owned. Raises ValueError when x holds NaN or infinity."""
+        if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+                or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
+            raise ValueError("QuantizedSegment.predict: x must be a C-contiguous 2-D float32 "
+                             "array")
+        if cnp.PyArray_DIM(<cnp.ndarray>x, 1) != self.width_in:
+            raise ValueError(f"x has {cnp.PyArray_DIM(<cnp.ndarray>x, 1)} features per sample "
+                             f"but the model expects {self.width_in}")
+        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+        if (not isinstance(out, cnp.ndarray)
+                or cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_FLOAT32
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out)
+                or cnp.PyArray_NDIM(<cnp.ndarray>out) != 2
+                or cnp.PyArray_DIM(<cnp.ndarray>out, 0) != n
+                or cnp.PyArray_DIM(<cnp.ndarray>out, 1) != self.width_out):
+            raise ValueError(f"QuantizedSegment.predict: out must be a C-contiguous float32 "
+                             f"array of shape ({n}, {self.width_out})")
+        if n == 0:
+            return out
+        cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
+        cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
+        cdef Py_ssize_t i, size = n * self.width_in, bad = 0
+        with nogil:
+            for i in range(size):
+                if not isfinite(xp[i]):
+                    bad += 1
+        if bad:
+            raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+        # two rotating output blocks, the quantized rows and their scales
+        cdef Py_ssize_t block = n * self.widest
+        cdef char* scratch = <char*>PyMem_Malloc(
+            2 * block * sizeof(float) + n * sizeof(float) + n * self.widest_k)
+        if scratch == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                self._predict_nogil(xp, n, op, <float*>scratch, nthreads)
+        finally:
+            PyMem_Free(scratch)
+        return out
+
+    cdef void _predict_nogil(self, const float* x, Py_ssize_t n, float* out, float* scratch,
+                             int nthreads) noexcept nogil:
+        cdef Py_ssize_t block = n * self.widest
+        cdef float* sx = scratch + 2 * block
+        cdef uint8_t* xq = <uint8_t*>(sx + n)
+        cdef const float* inp = x
+        cdef float* y
+        cdef QS* q
+        cdef int i
+        cdef Py_ssize_t r
+        for i in range(self.L):
+            q = &self.st[i]
+            y = out if i == self.L - 1 else scratch + (i % 2) * block
+            if q.kind == K_INT8_DENSE:
+                int8_rows(inp, n, q.k, q.n, q.w8, q.colsum, q.scales, q.bias, y, q.relu,
+                          nthreads, xq, sx)
+            else:
+                bf16_rows(inp, n, q.k, q.n, q.w16, q.bias, y, q.relu, nthreads)
+            if q.act == A_SOFTMAX:
+                softmax_rows(y, y, q.n, 0, n)
+            elif q.act == A_LOG_SOFTMAX:
+                log_softmax_rows(y, y, q.n, 0, n)
+            elif q.act != LINEAR:
+                for r in range(n):
+                    act_forward(q.act, y + r * q.n, y + r * q.n, 0, q.n, q.a)
+            inp = y

@@ -28,22 +28,34 @@ def compiled_kernels():
     return _executor
 
 
-def _runs(program, ops, compile_stages):
-    """The program's stages grouped into parts: runs of compilable stages, one part each
-    for the rest."""
-    parts, run = [], []
+def _segment_class(stage):
+    """The compiled segment class that runs ``stage``, or None (a HOST part)."""
+    kernels = compiled_kernels()
+    if kernels.compilable(stage)[0]:
+        return _SegmentPart
+    if kernels.quantized_compilable(stage)[0]:
+        return _QuantizedPart
+    return None
+
+
+def _parts(program, ops, compile_stages, max_batch):
+    """The program's stages grouped into parts: each run of stages one compiled segment
+    class runs becomes one part, every other stage a HOST part."""
+    parts, run, run_class = [], [], None
     head = len(program.stages) - 1
     for i, stage in enumerate(program.stages):
-        if compile_stages and compiled_kernels().compilable(stage)[0]:
-            run.append(stage)
-            continue
-        if run:
-            parts.append(run)
+        cls = _segment_class(stage) if compile_stages else None
+        if run and cls is not run_class:
+            parts.append(run_class(run, max_batch))
             run = []
+        if cls is not None:
+            run.append(stage)
+            run_class = cls
+            continue
         parts.append(reference.HostPart(ops, stage, program.fused_head and i == head,
                                         program.training))
     if run:
-        parts.append(run)
+        parts.append(run_class(run, max_batch))
     return parts
 
 
@@ -62,9 +74,7 @@ class Executor:
         self.ops, self.program = ops, program
         self.compiled = compile_stages and ops.compiles_programs and _all_float32(program)
         self.max_batch = max(int(max_batch), 1)
-        self.parts = [p if isinstance(p, reference.HostPart) else
-                      _SegmentPart(p, self.max_batch)
-                      for p in _runs(program, ops, self.compiled)]
+        self.parts = _parts(program, ops, self.compiled, self.max_batch)
         self.first_trainable = _first_trainable(self.parts)
         self._one_call = self._one_call_loss()
         # Layers with a weight penalty, or a HOST stage's call-time losses (add_loss).
@@ -73,8 +83,9 @@ class Executor:
                            or any(w.regularizer is not None for w in layer.weights)]
 
     def __repr__(self):
-        names = ["compiled(" + ", ".join(s.kind.name for s in p.stages) + ")"
-                 if isinstance(p, _SegmentPart) else p.stage.kind.name for p in self.parts]
+        names = [p.stage.kind.name if isinstance(p, reference.HostPart) else
+                 "compiled(" + ", ".join(s.kind.name for s in p.stages) + ")"
+                 for p in self.parts]
         return f"<Executor {' -> '.join(names)}>"
 
     # ------------------------------------------------------------ training
@@ -148,7 +159,7 @@ class Executor:
     @property
     def scans_input(self):
         """Whether ``predict`` itself refuses NaN/inf inputs (a compiled first part)."""
-        return bool(self.parts) and isinstance(self.parts[0], _SegmentPart)
+        return bool(self.parts) and isinstance(self.parts[0], (_SegmentPart, _QuantizedPart))
 
     def predict_uses_blas(self, n):
         """Whether ``predict`` on ``n`` rows may call BLAS (a thread scope then matters)."""
@@ -202,6 +213,28 @@ class _SegmentPart:
     @property
     def trainable(self):
         return self._trainable
+
+
+class _QuantizedPart:
+    """A run of INT8_DENSE/BF16_DENSE stages (inference only): one ``QuantizedSegment``."""
+
+    trainable = False
+
+    def __init__(self, stages, max_batch):
+        self.stages = stages
+        self.segment = compiled_kernels().QuantizedSegment(stages)
+
+    def predict_uses_blas(self, n):
+        return False
+
+    def predict_can_thread(self, n):
+        return self.segment.predict_can_thread(n)
+
+    def infer(self, x, nthreads):
+        out = numpy.empty((x.shape[0], self.segment.width_out), dtype=numpy.float32)
+        if x.shape[0]:
+            self.segment.predict(x, out, nthreads)
+        return out
 
 
 def _first_trainable(parts):
