@@ -158,3 +158,19 @@ def test_compare_reports_a_model_a_framework_cannot_build(tmp_path, bench_dir, s
     assert rows["fastnn"]["time_s"] > 0
     assert not doc["errors"] and not doc["skipped"]
     assert "unavailable: MLPClassifier" in proc.stdout
+
+
+def test_quantize_accuracy_bench_runs(bench_dir, subprocess_env, tmp_path):
+    """The low-precision accuracy report: int8 within half a point of float32 on
+    digits, and an error figure for every quantized layer of the large model."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "quantize.json"
+    proc = subprocess.run(
+        [sys.executable, str(bench_dir / "quantize_accuracy.py"), "--json", str(out)],
+        cwd=bench_dir.parent, env=subprocess_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    digits = report["digits"]
+    assert abs(digits["int8_accuracy"] - digits["fp32_accuracy"]) <= 0.005
+    large = report["train_large_model"]
+    assert len(large["int8_layer_errors"]) == 3 and 0 < large["int8_output_rel_error"] < 0.1
