@@ -159,7 +159,7 @@ class Executor:
     @property
     def scans_input(self):
         """Whether ``predict`` itself refuses NaN/inf inputs (a compiled first part)."""
-        return bool(self.parts) and isinstance(self.parts[0], (_SegmentPart, _QuantizedPart))
+        return bool(self.parts) and isinstance(self.parts[0], _CompiledPart)
 
     def predict_uses_blas(self, n):
         """Whether ``predict`` on ``n`` rows may call BLAS (a thread scope then matters)."""
@@ -177,7 +177,23 @@ class Executor:
         return x
 
 
-class _SegmentPart:
+class _CompiledPart:
+    """Inference through a compiled segment (``predict`` into a new array per call)."""
+
+    def predict_uses_blas(self, n):
+        return self.segment.predict_uses_blas(n)
+
+    def predict_can_thread(self, n):
+        return self.segment.predict_can_thread(n)
+
+    def infer(self, x, nthreads):
+        out = numpy.empty((x.shape[0], self.segment.width_out), dtype=numpy.float32)
+        if x.shape[0]:
+            self.segment.predict(x, out, nthreads)
+        return out
+
+
+class _SegmentPart(_CompiledPart):
     """A run of compiled stages: one ``Segment``."""
 
     def __init__(self, stages, max_batch):
@@ -198,24 +214,12 @@ class _SegmentPart:
     def backward(self, dy, need_dx):
         return self.segment.backward(dy, need_dx)
 
-    def predict_uses_blas(self, n):
-        return self.segment.predict_uses_blas(n)
-
-    def predict_can_thread(self, n):
-        return self.segment.predict_can_thread(n)
-
-    def infer(self, x, nthreads):
-        out = numpy.empty((x.shape[0], self.segment.width_out), dtype=numpy.float32)
-        if x.shape[0]:
-            self.segment.predict(x, out, nthreads)
-        return out
-
     @property
     def trainable(self):
         return self._trainable
 
 
-class _QuantizedPart:
+class _QuantizedPart(_CompiledPart):
     """A run of INT8_DENSE/BF16_DENSE stages (inference only): one ``QuantizedSegment``."""
 
     trainable = False
@@ -223,18 +227,6 @@ class _QuantizedPart:
     def __init__(self, stages, max_batch):
         self.stages = stages
         self.segment = compiled_kernels().QuantizedSegment(stages)
-
-    def predict_uses_blas(self, n):
-        return False
-
-    def predict_can_thread(self, n):
-        return self.segment.predict_can_thread(n)
-
-    def infer(self, x, nthreads):
-        out = numpy.empty((x.shape[0], self.segment.width_out), dtype=numpy.float32)
-        if x.shape[0]:
-            self.segment.predict(x, out, nthreads)
-        return out
 
 
 def _first_trainable(parts):
