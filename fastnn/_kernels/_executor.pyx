@@ -192,6 +192,35 @@ cdef Py_ssize_t count_nonfinite(const float* x, Py_ssize_t size) noexcept nogil:
     return bad
 
 
+cdef Py_ssize_t checked_predict_rows(x, out, Py_ssize_t width_in, Py_ssize_t width_out,
+                                     str what) except -1:
+    """The rows of a predict call after its checks: x and out float32 C-contiguous 2-D
+    arrays of widths ``width_in`` / ``width_out`` and the same rows, x finite."""
+    if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+            or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
+        raise ValueError(f"{what}: x must be a C-contiguous 2-D float32 array")
+    if cnp.PyArray_DIM(<cnp.ndarray>x, 1) != width_in:
+        raise ValueError(f"x has {cnp.PyArray_DIM(<cnp.ndarray>x, 1)} features per sample "
+                         f"but the model expects {width_in}")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    if (not isinstance(out, cnp.ndarray)
+            or cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_FLOAT32
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out)
+            or cnp.PyArray_NDIM(<cnp.ndarray>out) != 2
+            or cnp.PyArray_DIM(<cnp.ndarray>out, 0) != n
+            or cnp.PyArray_DIM(<cnp.ndarray>out, 1) != width_out):
+        raise ValueError(f"{what}: out must be a C-contiguous float32 array of shape "
+                         f"({n}, {width_out})")
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
+    cdef Py_ssize_t bad
+    with nogil:
+        bad = count_nonfinite(xp, n * width_in)
+    if bad:
+        raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+    return n
+
+
 cdef inline bint elementwise_act(int act) noexcept nogil:
     """An _elementwise.Act code (one parameter, no rows needed)."""
     return act < A_SOFTMAX
@@ -994,31 +1023,13 @@ cdef class Segment:
         C-contiguous and caller-owned: batch norm with its moving statistics, dropout as
         the identity. Scratch is per call, so many threads may predict at once. Raises
         ValueError when x holds NaN or infinity."""
-        if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
-                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
-                or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
-            raise ValueError("Segment.predict: x must be a C-contiguous 2-D float32 array")
-        if cnp.PyArray_DIM(<cnp.ndarray>x, 1) != self.width_in:
-            raise ValueError(f"x has {cnp.PyArray_DIM(<cnp.ndarray>x, 1)} features per sample "
-                             f"but the model expects {self.width_in}")
-        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-        if (not isinstance(out, cnp.ndarray)
-                or cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_FLOAT32
-                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out)
-                or cnp.PyArray_NDIM(<cnp.ndarray>out) != 2
-                or cnp.PyArray_DIM(<cnp.ndarray>out, 0) != n
-                or cnp.PyArray_DIM(<cnp.ndarray>out, 1) != self.width_out):
-            raise ValueError(f"Segment.predict: out must be a C-contiguous float32 array of "
-                             f"shape ({n}, {self.width_out})")
+        cdef Py_ssize_t n = checked_predict_rows(x, out, self.width_in, self.width_out,
+                                                 "Segment.predict")
         if n == 0:
             return out
         cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
-        cdef Py_ssize_t i, size = n * self.width_in, bad = 0, nfold = 0
-        with nogil:
-            bad = count_nonfinite(xp, size)
-        if bad:
-            raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+        cdef Py_ssize_t i, nfold = 0
         for i in range(self.L):
             if self.st[i].kind == K_BATCHNORM:
                 nfold += 2 * self.st[i].dout
@@ -1307,32 +1318,12 @@ cdef class QuantizedSegment:
     def predict(self, x, out, int nthreads=1):
         """Inference of x (n, width_in) into ``out`` (n, width_out), both float32
         C-contiguous and caller-owned. Raises ValueError when x holds NaN or infinity."""
-        if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
-                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
-                or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
-            raise ValueError("QuantizedSegment.predict: x must be a C-contiguous 2-D float32 "
-                             "array")
-        if cnp.PyArray_DIM(<cnp.ndarray>x, 1) != self.width_in:
-            raise ValueError(f"x has {cnp.PyArray_DIM(<cnp.ndarray>x, 1)} features per sample "
-                             f"but the model expects {self.width_in}")
-        cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-        if (not isinstance(out, cnp.ndarray)
-                or cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_FLOAT32
-                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out)
-                or cnp.PyArray_NDIM(<cnp.ndarray>out) != 2
-                or cnp.PyArray_DIM(<cnp.ndarray>out, 0) != n
-                or cnp.PyArray_DIM(<cnp.ndarray>out, 1) != self.width_out):
-            raise ValueError(f"QuantizedSegment.predict: out must be a C-contiguous float32 "
-                             f"array of shape ({n}, {self.width_out})")
+        cdef Py_ssize_t n = checked_predict_rows(x, out, self.width_in, self.width_out,
+                                                 "QuantizedSegment.predict")
         if n == 0:
             return out
         cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
-        cdef Py_ssize_t i, size = n * self.width_in, bad = 0
-        with nogil:
-            bad = count_nonfinite(xp, size)
-        if bad:
-            raise ValueError(f"x contains {bad} NaN or infinite value(s)")
         # two rotating output blocks, the quantized rows and their scales: a buffer of a
         # small pool (taken and given back under the GIL, so threads never share one;
         # reused, its pages are not faulted in again on every call)
