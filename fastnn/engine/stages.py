@@ -45,12 +45,14 @@ class Stage:
       ``moving_variance``, ``epsilon``, ``momentum``, ``batch_stats`` (BATCHNORM,
       LAYERNORM).
     - ``rate`` (DROPOUT), ``scale``/``shift`` (AFFINE), ``alpha``/``alpha_grad`` (PRELU).
-    - ``penalties``: ``[(weight, grad or None, l1, l2), ...]`` for L1/L2 regularizers.
     - ``seeded``: the stage draws a mask each training step (a seed from its layer).
     - ``quantized``: INT8_DENSE/BF16_DENSE weights (see ``fastnn.engine.quantize``).
     - ``inference_only``: the stage runs in inference mode in a training pass
       (Monte-Carlo dropout: only the dropout-style layers train); a compiled BATCHNORM
       stage reads ``batch_stats`` (False then) instead.
+
+    Weight penalties (L1/L2 regularizers) are not stage fields: the executor adds them
+    and their gradients through the layers' regularizers, on every backend.
     """
 
     _DEFAULTS = dict(activation=None, act_name="linear", act_params=(), kernel=None,
@@ -58,7 +60,7 @@ class Stage:
                      gamma=None, beta=None, gamma_grad=None, beta_grad=None,
                      moving_mean=None, moving_variance=None, epsilon=0.0, momentum=0.0,
                      batch_stats=False, scale=None, shift=None, alpha=None, alpha_grad=None,
-                     penalties=(), seeded=False, quantized=None, inference_only=False)
+                     seeded=False, quantized=None, inference_only=False)
 
     def __init__(self, kind, layer, width_in, width_out, **fields):
         unknown = set(fields) - set(self._DEFAULTS)
