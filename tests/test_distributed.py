@@ -174,8 +174,14 @@ WORKER = textwrap.dedent('''
         make_model(dist.DistributedOptimizer("sgd")).fit(x, y, batch_size=32, epochs=50,
                                                           verbose=0, callbacks=[Die()])
     elif mode == "mismatch":
-        make_model(dist.DistributedOptimizer("sgd"), width=12 + rank).fit(
-            x, y, batch_size=32, epochs=1, verbose=0)
+        try:
+            make_model(dist.DistributedOptimizer("sgd"), width=12 + rank).fit(
+                x, y, batch_size=32, epochs=1, verbose=0)
+        except dist.ConfigMismatchError as exc:
+            # Printed and flushed before exiting: once one rank exits, mpiexec may end
+            # the other before its traceback is written out.
+            print(f"{type(exc).__name__}: {exc}", flush=True)
+            sys.exit(1)
     elif mode == "other_data":
         make_model(dist.DistributedOptimizer("sgd")).fit(x + rank, y, batch_size=32, epochs=1,
                                                           verbose=0)
