@@ -173,18 +173,16 @@ WORKER = textwrap.dedent('''
                     os._exit(7)
         make_model(dist.DistributedOptimizer("sgd")).fit(x, y, batch_size=32, epochs=50,
                                                           verbose=0, callbacks=[Die()])
-    elif mode == "mismatch":
+    elif mode in ("mismatch", "other_data"):
+        width, shift = (12 + rank, 0) if mode == "mismatch" else (12, rank)
         try:
-            make_model(dist.DistributedOptimizer("sgd"), width=12 + rank).fit(
-                x, y, batch_size=32, epochs=1, verbose=0)
+            make_model(dist.DistributedOptimizer("sgd"), width=width).fit(
+                x + shift, y, batch_size=32, epochs=1, verbose=0)
         except dist.ConfigMismatchError as exc:
             # Printed and flushed before exiting: once one rank exits, mpiexec may end
             # the other before its traceback is written out.
             print(f"{type(exc).__name__}: {exc}", flush=True)
             sys.exit(1)
-    elif mode == "other_data":
-        make_model(dist.DistributedOptimizer("sgd")).fit(x + rank, y, batch_size=32, epochs=1,
-                                                          verbose=0)
     if rank == 0:
         with open(f"{out}/result.json", "w") as f:
             json.dump(result, f)
