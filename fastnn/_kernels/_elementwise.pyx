@@ -301,6 +301,16 @@ def backward(int op, dy, x, y, out, double param, int nthreads):
 
 
 # ---------------------------------------------------------------- softmax (row-wise)
+cdef inline floating _row_max(const floating* xr, Py_ssize_t d) noexcept nogil:
+    """The largest of a row's d values (softmax subtracts it so exp never overflows)."""
+    cdef Py_ssize_t j
+    cdef floating m = xr[0]
+    for j in range(1, d):
+        if xr[j] > m:
+            m = xr[j]
+    return m
+
+
 cdef void _softmax_rows(const floating* x, floating* y, Py_ssize_t d, Py_ssize_t lo,
                         Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t r, j
@@ -311,10 +321,7 @@ cdef void _softmax_rows(const floating* x, floating* y, Py_ssize_t d, Py_ssize_t
     for r in range(lo, hi):
         xr = x + r * d
         yr = y + r * d
-        m = xr[0]
-        for j in range(1, d):
-            if xr[j] > m:
-                m = xr[j]
+        m = _row_max(xr, d)
         total = 0
         for j in range(d):
             e = fexp(xr[j] - m)
@@ -623,10 +630,7 @@ cdef void log_softmax_rows(const float* x, float* y, Py_ssize_t d, Py_ssize_t lo
     for r in range(lo, hi):
         xr = x + r * d
         yr = y + r * d
-        m = xr[0]
-        for j in range(1, d):
-            if xr[j] > m:
-                m = xr[j]
+        m = _row_max(xr, d)
         total = 0
         for j in range(d):
             total += fexp(xr[j] - m)
