@@ -164,12 +164,6 @@ class TrainingMixin:
             return thread_scope(n, blas_single=True)
         return thread_scope(n)
 
-    def _first_trainable_index(self):
-        for i, layer in enumerate(self.layers):
-            if layer.trainable_weights:
-                return i
-        return len(self.layers)
-
     def _test_step(self, x, y, sample_weight=None):
         ops = get_ops()
         if self._quantization is not None:  # the quantized outputs, as predict gives them
