@@ -31,7 +31,6 @@ import numpy
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython.parallel cimport parallel
-from libc.math cimport isfinite
 from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -40,7 +39,7 @@ cimport numpy as cnp
 from . import _elementwise, _quant
 from ._blas cimport gemm_rm
 from ._elementwise cimport (GeneralRelu, act_backward, act_forward, act_needs_x, column_sums,
-                            dropout_apply, dropout_fill, ema_update, general_relu_backward,
+                            dropout_apply, ema_update, general_relu_backward,
                             general_relu_forward,
                             log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
                             maxout_rows, multiply, prelu_backward_rows, prelu_rows,
@@ -180,6 +179,32 @@ ctypedef struct SC:
     int act_at, drop_at   # BATCHNORM: the fused ACTIVATION / DROPOUT stage, or -1
     int chain_start       # last stage of such a chain: the BATCHNORM's index, else -1
     bint sums_for_next    # DENSE: its epilogue adds the next batch norm's column sums
+
+
+# Spare predict scratch buffers a segment keeps for reuse (one per thread predicting at
+# once, up to this many).
+cdef int POOL_SIZE = 4
+
+
+cdef class ScratchPool:
+    """A segment's spare predict scratch: taken and given back under the GIL, so threads
+    never share one, and reused, so a large call does not fault fresh pages in each
+    time. Holds at most POOL_SIZE buffers of the largest size asked for."""
+
+    cdef list spare
+
+    def __cinit__(self):
+        self.spare = []
+
+    cdef object take(self, Py_ssize_t nbytes):
+        buf = self.spare.pop() if self.spare else None
+        if buf is None or (<cnp.ndarray>buf).shape[0] < nbytes:
+            buf = numpy.empty(max(nbytes, 1), dtype=numpy.uint8)
+        return buf
+
+    cdef void give(self, buf):
+        if len(self.spare) < POOL_SIZE:
+            self.spare.append(buf)
 
 
 cdef Py_ssize_t count_nonfinite(const float* x, Py_ssize_t size) noexcept nogil:
@@ -390,10 +415,12 @@ cdef class Segment:
     cdef Py_ssize_t _n
     cdef int _last_op             # loss of the last train_step (-1: forward only)
     cdef object _probs_arr, _gout_arr
+    cdef ScratchPool _pool        # predict's scratch
 
     def __cinit__(self):
         self.st = NULL
         self.L = 0
+        self._pool = ScratchPool()
 
     def __dealloc__(self):
         PyMem_Free(self.st)
@@ -742,8 +769,8 @@ cdef class Segment:
                 W = s.W
                 if s.masked:
                     if t == 0:
-                        dropout_fill(s.wmask, s.seed, s.rate, s.keep, 0, s.din * s.dout)
-                        multiply(s.W, s.wmask, s.weff, 0, s.din * s.dout)
+                        dropout_apply(s.W, s.wmask, s.weff, s.seed, s.rate, s.keep, 0,
+                                      s.din * s.dout)
                     barrier()
                     W = s.weff
                 if team == 1 and s.sums_for_next:
@@ -1033,21 +1060,18 @@ cdef class Segment:
         for i in range(self.L):
             if self.st[i].kind == K_BATCHNORM:
                 nfold += 2 * self.st[i].dout
+        # the stages' rotating output blocks, the folded batch norms, a row of scratch,
+        # then the per-stage buffer pointers (8-byte aligned)
         cdef Py_ssize_t blocks = self.n_blocks * n * self.out_widest
-        cdef float* scratch = <float*>PyMem_Malloc((blocks + nfold + n) * sizeof(float))
-        cdef float** bufs = <float**>PyMem_Malloc(2 * self.L * sizeof(float*))
-        if scratch == NULL or bufs == NULL:
-            PyMem_Free(scratch)
-            PyMem_Free(bufs)
-            raise MemoryError()
-        try:
-            self._place(xp, op, scratch, n, bufs)
-            with nogil:
-                self._predict_nogil(xp, n, bufs, op, scratch + blocks,
-                                    scratch + blocks + nfold, nthreads)
-        finally:
-            PyMem_Free(bufs)
-            PyMem_Free(scratch)
+        cdef Py_ssize_t floats = (blocks + nfold + n + 1) // 2 * 2
+        buf = self._pool.take(floats * sizeof(float) + 2 * self.L * sizeof(float*))
+        cdef float* scratch = <float*>cnp.PyArray_DATA(<cnp.ndarray>buf)
+        cdef float** bufs = <float**>(scratch + floats)
+        self._place(xp, op, scratch, n, bufs)
+        with nogil:
+            self._predict_nogil(xp, n, bufs, op, scratch + blocks, scratch + blocks + nfold,
+                                nthreads)
+        self._pool.give(buf)
         return out
 
     cdef void _place(self, const float* x, float* out, float* scratch, Py_ssize_t n,
@@ -1202,10 +1226,6 @@ def compilable(stage):
 
 
 # ---------------------------------------------------------------------- low precision
-# Scratch buffers a QuantizedSegment keeps for reuse (one per thread predicting at
-# once, up to this many).
-cdef int POOL_SIZE = 4
-
 ctypedef struct QS:
     int kind              # K_INT8_DENSE or K_BF16_DENSE
     int act               # _elementwise.Act code, A_SOFTMAX or A_LOG_SOFTMAX
@@ -1248,12 +1268,12 @@ cdef class QuantizedSegment:
     cdef Py_ssize_t widest, widest_k
     cdef double weights
     cdef list _keep
-    cdef list _pool       # spare scratch buffers (at most POOL_SIZE)
+    cdef ScratchPool _pool
 
     def __cinit__(self):
         self.st = NULL
         self.L = 0
-        self._pool = []
+        self._pool = ScratchPool()
 
     def __dealloc__(self):
         PyMem_Free(self.st)
@@ -1324,19 +1344,14 @@ cdef class QuantizedSegment:
             return out
         cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
-        # two rotating output blocks, the quantized rows and their scales: a buffer of a
-        # small pool (taken and given back under the GIL, so threads never share one;
-        # reused, its pages are not faulted in again on every call)
+        # two rotating output blocks, the quantized rows and their scales
         cdef Py_ssize_t block = n * self.widest
         cdef Py_ssize_t need = 2 * block * sizeof(float) + n * sizeof(float) + n * self.widest_k
-        buf = self._pool.pop() if self._pool else None
-        if buf is None or buf.shape[0] < need:
-            buf = numpy.empty(need, dtype=numpy.uint8)
+        buf = self._pool.take(need)
         cdef float* scratch = <float*>cnp.PyArray_DATA(<cnp.ndarray>buf)
         with nogil:
             self._predict_nogil(xp, n, op, scratch, nthreads)
-        if len(self._pool) < POOL_SIZE:
-            self._pool.append(buf)
+        self._pool.give(buf)
         return out
 
     cdef void _predict_nogil(self, const float* x, Py_ssize_t n, float* out, float* scratch,
@@ -1348,7 +1363,6 @@ cdef class QuantizedSegment:
         cdef float* y
         cdef QS* q
         cdef int i
-        cdef Py_ssize_t r
         for i in range(self.L):
             q = &self.st[i]
             y = out if i == self.L - 1 else scratch + (i % 2) * block
@@ -1357,11 +1371,6 @@ cdef class QuantizedSegment:
                           nthreads, xq, sx)
             else:
                 bf16_rows(inp, n, q.k, q.n, q.w16, q.bias, y, q.relu, nthreads)
-            if q.act == A_SOFTMAX:
-                softmax_rows(y, y, q.n, 0, n)
-            elif q.act == A_LOG_SOFTMAX:
-                log_softmax_rows(y, y, q.n, 0, n)
-            elif q.act != LINEAR:
-                for r in range(n):
-                    act_forward(q.act, y + r * q.n, y + r * q.n, 0, q.n, q.a)
+            if q.act != LINEAR:
+                act_rows_forward(q.act, q.a, y, y, q.n, 0, n, NULL)
             inp = y
