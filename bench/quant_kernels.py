@@ -32,6 +32,7 @@ from _repo import use_checkout_if_not_installed  # noqa: E402
 use_checkout_if_not_installed()
 
 from fastnn._kernels import _quant  # noqa: E402
+from fastnn.backend.ops import Ops  # noqa: E402
 
 DIMS = (784, 512, 512, 10)
 
@@ -82,7 +83,7 @@ def int8_runner(isa):
     def make(Ws, bs, batch, threads):
         layers = []
         for w in Ws:
-            wq, s = _quant.quantize_int8(w)
+            wq, s = Ops().quantize_int8(w)
             layers.append((_quant.pack_int8(wq), s))
         outs = [numpy.empty((batch, w.shape[1]), numpy.float32) for w in Ws]
         last = len(Ws) - 1

@@ -108,7 +108,7 @@ def _define(name, spec):
     """Register the Ops activation ``name`` (an ``ops.Activation`` declaration) and make
     it a module attribute (``fastnn.activations.relu``)."""
     params = {} if spec.param is None else {spec.param: spec.default}
-    act = ActivationFunction(name, in_place=spec.in_place, **params)
+    act = ActivationFunction(name, **params)  # in_place: from the declaration
     _registry.register(name)(act)
     globals()[name] = act
 

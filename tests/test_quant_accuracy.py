@@ -10,6 +10,7 @@ pytest.importorskip("sklearn")
 from sklearn.datasets import load_digits  # noqa: E402
 
 from fastnn._kernels import _quant  # noqa: E402
+from fastnn.backend.ops import Ops  # noqa: E402
 
 
 def train_mlp(X, y, sizes=(64, 64, 32, 10), epochs=300, lr=0.5, seed=0):
@@ -49,7 +50,7 @@ def test_int8_and_bf16_layer_errors_on_digits():
         y32 = h @ W + b
         if relu:
             y32 = numpy.maximum(y32, 0)
-        Wq, s = _quant.quantize_int8(W)
+        Wq, s = Ops().quantize_int8(W)
         y8 = _quant.int8_dense(h, _quant.pack_int8(Wq), s, b, None, 1, relu)
         yb = _quant.bf16_dense(h, _quant.pack_bf16(_quant.to_bf16(W)), b, None, 1, relu)
         int8_errors.append(float(numpy.linalg.norm(y8 - y32) / numpy.linalg.norm(y32)))

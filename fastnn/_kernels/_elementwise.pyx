@@ -267,10 +267,6 @@ cdef bint act_needs_x(int op) noexcept nogil:
             or op == SILU or op >= RELU6)
 
 
-cdef inline bint _needs_x(int op) noexcept:
-    return act_needs_x(op)
-
-
 cdef inline bint _needs_y(int op) noexcept:
     return op == RELU or op == ELU or op == SELU or op == SIGMOID or op == TANH or op == SILU
 
@@ -279,7 +275,7 @@ def backward(int op, dy, x, y, out, double param, int nthreads):
     """out = backprop of activation ``op`` from (dy, x, y); out may be dy (None allocates,
     except LINEAR, which then returns dy itself). None: unsupported."""
     cdef int k = kind(dy)
-    if (k < 0 or not optional(out, k, dy) or (_needs_x(op) and not same(x, k, dy))
+    if (k < 0 or not optional(out, k, dy) or (act_needs_x(op) and not same(x, k, dy))
             or (_needs_y(op) and not same(y, k, dy))):
         return None
     if out is None and op == LINEAR:
@@ -287,7 +283,7 @@ def backward(int op, dy, x, y, out, double param, int nthreads):
     if out is None:
         out = empty_like(dy)
     cdef Py_ssize_t n = size(dy)
-    cdef ptr px = data(x) if _needs_x(op) else NULL
+    cdef ptr px = data(x) if act_needs_x(op) else NULL
     cdef ptr py = data(y) if _needs_y(op) else NULL
     cdef ptr p_dy = data(dy), p_out = data(out)
     with nogil:

@@ -331,16 +331,15 @@ def loss(int op, pred, targets, probs_out, grad_out, sample_weight, double grad_
         return None
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>pred, 0)
     cdef Loss L
-    L.op = op
-    L.k = cnp.PyArray_DIM(<cnp.ndarray>pred, 1)
-    if L.k == 0 or not optional(grad_out, k, pred):
+    cdef Py_ssize_t width = cnp.PyArray_DIM(<cnp.ndarray>pred, 1)
+    if width == 0 or not optional(grad_out, k, pred):
         return None
     if op == SOFTMAX_CE or op == SIGMOID_CE:
         if not same(probs_out, k, pred):
             return None
     else:
         probs_out = None
-    kept = prepare_loss(&L, op, n, L.k, cnp.PyArray_TYPE(<cnp.ndarray>pred), targets,
+    kept = prepare_loss(&L, op, n, width, cnp.PyArray_TYPE(<cnp.ndarray>pred), targets,
                         sample_weight, grad_scale, label_smoothing, eps)
     if kept is None:
         return None

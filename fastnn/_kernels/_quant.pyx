@@ -1,7 +1,7 @@
 """Dense-layer products with low-precision weights, for inference (qgemm.h).
 
-int8: ``quantize_int8(W)`` gives per-column symmetric int8 weights and their
-float32 scales; ``pack_int8(Wq)`` lays them out for the kernels once;
+int8: ``Ops.quantize_int8(W)`` (the backend's one definition) gives per-column
+symmetric int8 weights and their float32 scales; ``pack_int8(Wq)`` lays them out for the kernels once;
 ``int8_dense(x, packed, scales, bias, out)`` quantizes each row of x at run time
 (symmetric, per row) and computes ``y = acc * (s_x * s_w) + b`` from exact int32
 accumulators. bf16: ``to_bf16(W)`` rounds to bfloat16 bits (nearest even),
@@ -30,7 +30,6 @@ cdef extern from "qgemm.h":
     int fq_cpu_has(int level) nogil
     int fq_int8_level() nogil
     int fq_bf16_level() nogil
-    int fq_int8_offset(int level) nogil
     void fq_pack_int8(const int8_t* wq, Py_ssize_t k, Py_ssize_t n, int8_t* packed,
                       int32_t* colsum) nogil
     void fq_int8_dense(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
@@ -162,22 +161,6 @@ def _weights(W, str name):
 # ------------------------------------------------------------------- int8
 # The deepest int8 product whose int32 sums cannot overflow: k * 127 * 127 < 2^31.
 MAX_K = (2**31 - 1) // (127 * 127)
-
-
-def quantize_int8(W):
-    """Per-output-column symmetric int8 weights: ``(Wq int8 (k, n), scales float32 (n,))``,
-    ``scales = max_k |W| / 127`` (1 where that is 0), ``Wq = clip(rint(W / scales),
-    -127, 127)`` (ties to even)."""
-    _weights(W, "W")
-    if W.dtype.kind != "f":
-        raise TypeError(f"W must be a float array, got {W.dtype}")
-    W = numpy.ascontiguousarray(W, dtype=numpy.float32)
-    if not numpy.isfinite(W).all():
-        raise ValueError("W holds NaN or infinite values")
-    scales = (numpy.abs(W).max(axis=0) / numpy.float32(127)).astype(numpy.float32)
-    scales[scales == 0] = 1  # an all-zero column, or one whose scale underflows
-    Wq = numpy.clip(numpy.rint(W / scales), -127, 127).astype(numpy.int8)
-    return Wq, scales
 
 
 cdef void int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,

@@ -846,9 +846,14 @@ class Ops:
     def quantize_int8(self, W):
         """Per-output-column symmetric int8 weights: ``(Wq int8 (k, n), scales float32 (n,))``
         with ``scales = max_k |W| / 127`` (1 where that is 0) and ``Wq =
-        clip(rint(W / scales), -127, 127)`` (ties to even)."""
+        clip(rint(W / scales), -127, 127)`` (ties to even). The one definition every
+        backend and the model file use (the kernels take its output)."""
         xp = self.xp
+        if xp.asarray(W).dtype.kind != "f":
+            raise TypeError(f"W must be a float array, got {xp.asarray(W).dtype}")
         W = xp.asarray(W, dtype=xp.float32)
+        if not bool(xp.isfinite(W).all()):
+            raise ValueError("W holds NaN or infinite values")
         scales = (xp.abs(W).max(axis=0) / xp.float32(127)).astype(xp.float32)
         scales[scales == 0] = 1  # an all-zero column (or one whose scale underflows)
         return xp.clip(xp.rint(W / scales), -127, 127).astype(xp.int8), scales

@@ -112,15 +112,14 @@ class Executor:
             op, smoothing, eps = self._one_call
             loss = self.program.loss
             scale = loss._scale(n, sample_weight)
-            team = part.segment.team_size(n, scope_threads()) if blas_held_single() else 1
+            team = self.team_size(n, scope_threads()) if blas_held_single() else 1
             total = part.segment.train_step(x, y, sample_weight, op, smoothing, eps, scale,
                                             part.seeds(True), team)
             value, pred = total * scale, part.segment.output(n)
         else:
             out, penalty = self._forward(x, True)
             grad = self.ops.xp.empty_like(out)
-            value, pred = reference.loss_and_outputs(self.program, self.ops, out, y,
-                                                     sample_weight, grad)
+            value, pred = self._loss(out, y, sample_weight, grad)
             value += penalty
             first = self.first_trainable
             for i in range(len(self.parts) - 1, first - 1, -1):
@@ -130,9 +129,13 @@ class Executor:
     def test_step(self, x, y, sample_weight):
         """(loss including penalties, model output) without touching the weights."""
         out, penalty = self._forward(x, False)
-        value, pred = reference.loss_and_outputs(self.program, self.ops, out, y,
-                                                 sample_weight, None)
+        value, pred = self._loss(out, y, sample_weight, None)
         return value + penalty + self._penalties(False), pred
+
+    def _loss(self, out, y, sample_weight, grad):
+        program = self.program
+        return reference.loss_and_outputs(self.ops, program.loss, out, y, sample_weight, grad,
+                                          program.fused_head, program.loss_weight)
 
     def forward(self, x, training):
         """The program's output for ``x`` (``training``: dropout and batch statistics)."""

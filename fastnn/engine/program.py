@@ -23,7 +23,7 @@ import numpy
 from .. import activations
 from .stages import Kind
 
-_LINEAR = activations.get("linear")
+LINEAR = activations.get("linear")
 
 
 class Program:
@@ -84,7 +84,7 @@ def fuse_head(stage, loss):
     if stage.kind not in (Kind.DENSE, Kind.ACTIVATION) or name not in loss.fuses_with:
         raise ValueError(f"cannot fuse {stage!r} into {type(loss).__name__}: it fuses only "
                          f"{', '.join(loss.fuses_with) or 'no activation'}")
-    return stage.replace(activation=_LINEAR)
+    return stage.replace(activation=LINEAR)
 
 
 def inference_program(model, ops, fold=False):

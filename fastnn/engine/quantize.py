@@ -17,7 +17,7 @@ stage's output error against float32 on inputs the caller gives.
 """
 import numpy
 
-from .program import Program
+from .program import LINEAR, Program
 from .stages import Kind
 
 MODES = {"int8": Kind.INT8_DENSE, "bfloat16": Kind.BF16_DENSE}
@@ -72,14 +72,9 @@ def quantize_program(program, ops, mode):
             quantized = QuantizedDense(ops, mode, stage.kernel, stage.bias, relu)
             stage = stage.replace(kind=MODES[mode], quantized=quantized)
             if relu:  # applied in the epilogue
-                stage = stage.replace(activation=_linear())
+                stage = stage.replace(activation=LINEAR)
         stages.append(stage)
     return Program(stages, training=False)
-
-
-def _linear():
-    from .. import activations
-    return activations.get("linear")
 
 
 def output_errors(reference, quantized, ops, x):

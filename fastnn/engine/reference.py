@@ -101,15 +101,15 @@ def activity_penalty(ops, layer, out):
     return layer.activity_regularizer.penalty(ops, out) / n, grad
 
 
-def loss_and_outputs(program, ops, out, y, sample_weight, grad):
+def loss_and_outputs(ops, loss, out, y, sample_weight, grad, fused_head=False,
+                     loss_weight=1.0):
     """(loss value, model output) of the head output ``out``; fills ``grad`` with the
     loss gradient (None: evaluation). A fused head's output is the loss's probabilities."""
-    on_logits = program.fused_head
-    probs = ops.xp.empty_like(out) if on_logits else None
-    loss = program.loss.value_and_grad(ops, out, y, grad, sample_weight, on_logits=on_logits,
-                                       probs_out=probs)
-    if program.loss_weight != 1.0:  # compile(loss_weights=...)
-        loss *= program.loss_weight
+    probs = ops.xp.empty_like(out) if fused_head else None
+    value = loss.value_and_grad(ops, out, y, grad, sample_weight, on_logits=fused_head,
+                                probs_out=probs)
+    if loss_weight != 1.0:  # compile(loss_weights=...)
+        value *= loss_weight
         if grad is not None:
-            grad *= grad.dtype.type(program.loss_weight)
-    return loss, (probs if on_logits else out)
+            grad *= grad.dtype.type(loss_weight)
+    return value, (probs if fused_head else out)

@@ -66,8 +66,8 @@ class _Normalization(Layer):
         return Stage(kind, self, d, d, epsilon=self.epsilon,
                      gamma=self.gamma.value if self.scale else None,
                      beta=self.beta.value if self.center else None,
-                     gamma_grad=self._grad(self.gamma) if self.scale else None,
-                     beta_grad=self._grad(self.beta) if self.center else None, **fields)
+                     gamma_grad=self._grad(self.gamma), beta_grad=self._grad(self.beta),
+                     **fields)
 
     def _write_affine_grads(self, dgamma, dbeta):
         if not self._trainable:

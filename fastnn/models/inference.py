@@ -40,7 +40,8 @@ class InferencePlan:
 
     def __call__(self, x):
         """Predictions for all of ``x`` in one pass (a NumPy array)."""
-        x = data.check_x(x, self.input_shape, self.dtype)
+        x = data.check_x(x, self.input_shape, self.dtype,
+                         scan_finite=not self.executor.scans_input)  # else the kernels scan
         ops = get_ops()
         return ops.to_numpy(self.executor.predict(ops.asarray(x)))
 

@@ -46,6 +46,7 @@ class Sequential(TrainingMixin, Model):
         self._input_shape = None
         self._store = None
         self._inference_cache = (None, None)
+        self._pass_cache = (None, None)
         self._quantization = None
         self._build_lock = threading.Lock()
         self.built = False
@@ -137,7 +138,7 @@ class Sequential(TrainingMixin, Model):
     def _structure_changed(self):
         """Forget what depended on the old layer list (compiled paths, metric choice)."""
         self._inference_cache = (None, None)
-        self._train_cache = (None, None)
+        self._train_cache = self._pass_cache = (None, None)
         self._refresh_metric_choice()
 
     def build(self, input_shape=None):
@@ -231,8 +232,21 @@ class Sequential(TrainingMixin, Model):
         if not training:
             return self._predict_with(self._inference_executor(), x)
         with self._thread_scope(x.shape[0]):
-            program = Program(lower(self))
-            return Executor(get_ops(), program, x.shape[0]).forward(x, True)
+            return self._pass_executor("training", x.shape[0]).forward(x, True)
+
+    def _pass_executor(self, kind, batch):
+        """The cached executor of a forward-only training-mode program: ``"training"``
+        (``model(x, training=True)``) or ``"monte_carlo"`` (``predict(mc_samples=...)``:
+        only the dropout-style layers train), for batches up to ``batch`` rows."""
+        ops = get_ops()
+        key = (kind, ops, self._store, self._lowering_key())
+        cached_key, executor = self._pass_cache
+        if cached_key != key or executor.max_batch < batch:
+            program = (Program(lower(self)) if kind == "training" else
+                       monte_carlo_program(self, lambda layer: isinstance(layer, MaskSeeds)))
+            executor = Executor(ops, program, batch)
+            self._pass_cache = (key, executor)
+        return executor
 
     def _predict_with(self, executor, x):
         """Inference; a BLAS thread scope only where it calls BLAS, else our own threads
@@ -416,8 +430,7 @@ class Sequential(TrainingMixin, Model):
     def _forward_mc(self, x, samples):
         """Mean of ``samples`` forward passes with only the dropout-style layers training
         (the Monte-Carlo program: see ``fastnn.engine.program``)."""
-        program = monte_carlo_program(self, lambda layer: isinstance(layer, MaskSeeds))
-        executor = Executor(get_ops(), program, x.shape[0])
+        executor = self._pass_executor("monte_carlo", x.shape[0])
         total = None
         for _ in range(samples):
             h = executor.forward(x, True)

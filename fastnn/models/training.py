@@ -20,7 +20,7 @@ from ..callbacks.progbar import EvaluationLogger
 from ..utils.checks import check_batch_size, check_non_negative_int, check_unit_interval
 from ..utils.random import get_rng
 from ..engine.executor import Executor
-from ..engine.program import Program, training_program
+from ..engine.program import training_program
 from ..engine.reference import loss_and_outputs
 from . import argument_checks, data, loop_options
 from .parallel import LOCAL, fit_facts
@@ -110,7 +110,11 @@ class TrainingMixin:
     def _require_compiled(self, what):
         if self.loss is None:
             raise ModelNotCompiledError(f"Call compile(optimizer, loss) before {what}()")
-        if what in ("fit", "train_on_batch") and getattr(self, "_quantization", None):
+
+    def _require_trainable(self, what):
+        """Training needs the float model: ``quantize`` makes a serving snapshot."""
+        self._require_compiled(what)
+        if self._quantization is not None:
             raise ValueError(f"{what}() on a model quantized to {self._quantization!r}: "
                              f"quantize() is for serving; train the float model (for example "
                              f"a clone_model() copy with its weights), then quantize it")
@@ -167,9 +171,9 @@ class TrainingMixin:
     def _test_step(self, x, y, sample_weight=None):
         ops = get_ops()
         if self._quantization is not None:  # the quantized outputs, as predict gives them
-            program = Program([], self.loss, self._loss_weight)
             out = self._inference_executor().predict(x)
-            loss, pred = loss_and_outputs(program, ops, out, y, sample_weight, None)
+            loss, pred = loss_and_outputs(ops, self.loss, out, y, sample_weight, None,
+                                          loss_weight=self._loss_weight)
             return loss + sum(layer.regularization_penalty(ops) for layer in self.layers), pred
         return self._train_executor(ops, x.shape[0]).test_step(x, y, sample_weight)
 
@@ -237,7 +241,7 @@ class TrainingMixin:
     # ---------------------------------------------------------------- public API
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on the batch; returns [loss, *metrics] after it."""
-        self._require_compiled("train_on_batch")
+        self._require_trainable("train_on_batch")
         x, y, sw = self._prepare(x, y, sample_weight, class_weight)
         ops = get_ops()
         self._reset_metrics()
@@ -317,7 +321,7 @@ class TrainingMixin:
         (an int n: every n-th; a list: those 1-based epochs), on ``validation_steps``
         batches of ``validation_batch_size`` (default ``batch_size``).
         """
-        self._require_compiled("fit")
+        self._require_trainable("fit")
         callbacks = argument_checks.check_callbacks(callbacks)
         verbose = argument_checks.check_verbose(verbose)
         batch_size = check_batch_size(batch_size)
