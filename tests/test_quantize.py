@@ -137,6 +137,31 @@ def test_set_weights_quantizes_again(trained):
     assert not numpy.allclose(clone.predict(x, verbose=0), before)
 
 
+@pytest.mark.parametrize("write", ["layer_set_weights", "assign", "assign_sub"])
+def test_layer_weight_writes_quantize_again(trained, write):
+    """Writes through a layer or a weight, not only the model, reach a quantized model."""
+    model, x, _ = trained
+    clone = fastnn.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.quantize("int8")
+    before = clone.predict(x, verbose=0)
+    dense = next(layer for layer in clone.layers if layer.weights)
+    kernel = dense.weights[0]
+    halved = kernel.numpy() * 0.5
+    if write == "layer_set_weights":
+        dense.set_weights([halved] + [w.numpy() for w in dense.weights[1:]])
+    elif write == "assign":
+        kernel.assign(halved)
+    else:
+        kernel.assign_sub(halved)
+    after = clone.predict(x, verbose=0)
+    assert not numpy.allclose(after, before)
+    fresh = fastnn.models.clone_model(clone)
+    fresh.set_weights(clone.get_weights())
+    fresh.quantize("int8")
+    numpy.testing.assert_array_equal(after, fresh.predict(x, verbose=0))
+
+
 def test_guards():
     model = fastnn.Sequential([layers.Dense(4), layers.Dense(2)])
     with pytest.raises(ValueError, match="not built"):

@@ -47,7 +47,13 @@ class Weight(Variable):
     ``value`` and ``grad`` start as standalone arrays; a model re-points them
     at views of its flat buffers (see ``fastnn.models.parameters``), so ``assign``
     writes in place and never breaks that link.
+
+    ``Weight.writes`` counts every ``assign`` and ``Layer.set_weights`` in the
+    process: programs that hold a snapshot of weights (quantized ones) compare it
+    to know when to take a new one, at no cost per call.
     """
+
+    writes = 0
 
     def __init__(self, name, value, trainable=True, regularizer=None, constraint=None,
                  path=None):
@@ -98,6 +104,7 @@ class Weight(Variable):
     def assign(self, value):
         """Overwrite the values in place; the shape must match and values be finite."""
         self.value[...] = get_ops().asarray(self.checked(value), dtype=self.value.dtype)
+        Weight.writes += 1
         return self
 
     def assign_add(self, delta):
@@ -288,6 +295,7 @@ class Layer:
         ops = get_ops()
         for w, a in zip(weights, checked):
             w.value[...] = ops.asarray(a, dtype=w.value.dtype)
+        Weight.writes += 1
 
     def count_params(self):
         return int(sum(numpy.prod(w.shape) for w in self.weights))

@@ -13,7 +13,7 @@ import numpy
 from .. import layers as layers_mod
 from ..backend import get_num_threads, get_ops, is_device_array, use_backend
 from ..backend.threads import available_threads, scope_threads
-from ..layers.base import Layer, auto_name
+from ..layers.base import Layer, Weight, auto_name
 from ..layers.core import InputLayer
 from ..layers.regularization import MaskSeeds
 from ..utils.checks import check_batch_size, check_positive_int
@@ -267,9 +267,10 @@ class Sequential(TrainingMixin, Model):
 
     def _inference_executor(self):
         """The executor of the model's inference program (cached per backend and build;
-        quantized after ``quantize``)."""
+        quantized after ``quantize``, and then quantized again after any weight write)."""
         ops = get_ops()
-        key = (ops, self._store, self._quantization)
+        snapshot = None if self._quantization is None else Weight.writes
+        key = (ops, self._store, self._quantization, snapshot)
         cached_key, executor = self._inference_cache
         if cached_key != key:
             if self.quantization is None:
@@ -295,7 +296,7 @@ class Sequential(TrainingMixin, Model):
         accuracy-safe option). ``predict``, ``model(x)`` and ``evaluate`` then run the
         quantized inference program (see ``fastnn.engine.quantize``); ``save`` keeps the
         mode. The float weights stay (``get_weights``): quantizing is a snapshot of them,
-        taken again after ``set_weights``/``load_weights``; ``fit`` refuses a quantized
+        taken again after any weight write (``set_weights``, ``Weight.assign``); ``fit`` refuses a quantized
         model (train first, then quantize).
         """
         check_quantization_mode(mode)
