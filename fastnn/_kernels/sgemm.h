@@ -114,46 +114,62 @@ FSG_T256 FSG_INLINE void fsg_pack_t(const float* b, ptrdiff_t ldb, ptrdiff_t p0,
         for (ptrdiff_t j = 0; j < W; j++) bp[p * W + j] = j < nr ? src[j * ldb + p] : 0.0f;
 }
 
-/* ------------------------------------------------------------------ AVX-512 */
-#define FSG_T512 __attribute__((target("avx2,fma,avx512f")))
-
-/* Pack op(B)[p0:p0+kc, j0:j0+nr] into bp (kc rows of 32, zero past nr). */
-FSG_T512 static void fsg_pack512(int trans_b, const float* b, ptrdiff_t ldb, ptrdiff_t p0,
-                                 ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nr, float* bp) {
-    if (trans_b) {
-        fsg_pack_t(b, ldb, p0, kc, j0, nr, bp, 32);
-        return;
-    }
-    const float* src = b + p0 * ldb + j0;
-    if (nr == 32) {
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            _mm512_storeu_ps(bp + p * 32, _mm512_loadu_ps(src + p * ldb));
-            _mm512_storeu_ps(bp + p * 32 + 16, _mm512_loadu_ps(src + p * ldb + 16));
+/* Prefetch into L2 the share of tile t (of nt) of the source of the next panel
+ * (columns j1..j1+w of op(B), K rows p0..p0+kc), so that its packing reads L2
+ * rather than L3 while this panel's tiles compute. */
+FSG_INLINE void fsg_prefetch_panel(int trans_b, const float* b, ptrdiff_t ldb, ptrdiff_t p0,
+                                   ptrdiff_t kc, ptrdiff_t j1, ptrdiff_t w, ptrdiff_t n,
+                                   ptrdiff_t t, ptrdiff_t nt) {
+    if (j1 >= n) return;
+    if (w > n - j1) w = n - j1;
+    if (!trans_b) { /* kc rows of w floats, ldb apart */
+        ptrdiff_t lo = kc * t / nt, hi = kc * (t + 1) / nt;
+        for (ptrdiff_t p = lo; p < hi; p++) {
+            const char* r = (const char*)(b + (p0 + p) * ldb + j1);
+            for (ptrdiff_t off = 0; off < w * 4; off += 64) _mm_prefetch(r + off, _MM_HINT_T1);
+            _mm_prefetch(r + w * 4 - 1, _MM_HINT_T1);
         }
-    } else {
-        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
-        __mmask16 m1 = (__mmask16)(nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            _mm512_storeu_ps(bp + p * 32, _mm512_maskz_loadu_ps(m0, src + p * ldb));
-            _mm512_storeu_ps(bp + p * 32 + 16, _mm512_maskz_loadu_ps(m1, src + p * ldb + 16));
+    } else { /* w rows of kc floats */
+        ptrdiff_t lo = w * t / nt, hi = w * (t + 1) / nt;
+        for (ptrdiff_t j = lo; j < hi; j++) {
+            const char* r = (const char*)(b + (j1 + j) * ldb + p0);
+            for (ptrdiff_t off = 0; off < kc * 4; off += 64) _mm_prefetch(r + off, _MM_HINT_T1);
+            _mm_prefetch(r + kc * 4 - 1, _MM_HINT_T1);
         }
     }
 }
 
+/* ------------------------------------------------------------------ AVX-512 */
+#define FSG_T512 __attribute__((target("avx2,fma,avx512f")))
+
 /* MR x (16*NV) tile of C from kc steps: A element (i, p) at a[i*rsa + p*csa],
  * packed panel row p at bp + 32p. acc: add to C (a later K block, or beta 1).
- * Store masks m0/m1 cover the columns that exist. */
-FSG_T512 FSG_INLINE void fsg_tile512(const int MR, const int NV, ptrdiff_t kc, const float* a,
-                            ptrdiff_t rsa, ptrdiff_t csa, const float* bp, float* c,
-                            ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, int acc) {
+ * Store masks m0/m1 cover the columns that exist. PACK: read the panel from
+ * op(B) itself (row p at src + p*lds, not transposed) and write bp on the way,
+ * so the copy overlaps the arithmetic of the panel's first tile. */
+FSG_T512 FSG_INLINE void fsg_tile512(const int MR, const int NV, const int PACK, ptrdiff_t kc,
+                                     const float* a, ptrdiff_t rsa, ptrdiff_t csa, float* bp,
+                                     const float* src, ptrdiff_t lds, float* c, ptrdiff_t ldc,
+                                     __mmask16 m0, __mmask16 m1, int acc) {
     __m512 s[FSG_MR512][2];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) s[i][v] = _mm512_setzero_ps();
     for (ptrdiff_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_loadu_ps(bp + p * 32);
-        __m512 b1 = NV > 1 ? _mm512_loadu_ps(bp + p * 32 + 16) : b0;
+        __m512 b0, b1;
+        if (PACK) { /* the first tile packs the panel as it goes */
+            b0 = _mm512_maskz_loadu_ps(m0, src + p * lds);
+            _mm512_store_ps(bp + p * 32, b0);
+            b1 = b0;
+            if (NV > 1) {
+                b1 = _mm512_maskz_loadu_ps(m1, src + p * lds + 16);
+                _mm512_store_ps(bp + p * 32 + 16, b1);
+            }
+        } else {
+            b0 = _mm512_load_ps(bp + p * 32);
+            b1 = NV > 1 ? _mm512_load_ps(bp + p * 32 + 16) : b0;
+        }
         const float* ap = a + p * csa;
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
@@ -177,32 +193,42 @@ FSG_T512 FSG_INLINE void fsg_tile512(const int MR, const int NV, ptrdiff_t kc, c
 /* Instantiations per row count, for A read along rows (rsa = lda, csa = 1) or
  * along columns (rsa = 1, csa = lda): the constant stride lets the compiler use
  * fixed offsets. */
-#define FSG_CASES512(NV, RSA, CSA)                                                      \
-    switch (mr) {                                                                       \
-        case 1: fsg_tile512(1, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 2: fsg_tile512(2, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 3: fsg_tile512(3, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 4: fsg_tile512(4, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 5: fsg_tile512(5, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 6: fsg_tile512(6, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 7: fsg_tile512(7, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 8: fsg_tile512(8, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 9: fsg_tile512(9, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break;   \
-        case 10: fsg_tile512(10, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break; \
-        case 11: fsg_tile512(11, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break; \
-        default: fsg_tile512(FSG_MR512, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, acc); break; \
+#define FSG_CASES512(NV, PACK, RSA, CSA) \
+    switch (mr) { \
+        case 1: fsg_tile512(1, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 2: fsg_tile512(2, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 3: fsg_tile512(3, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 4: fsg_tile512(4, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 5: fsg_tile512(5, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 6: fsg_tile512(6, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 7: fsg_tile512(7, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 8: fsg_tile512(8, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 9: fsg_tile512(9, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 10: fsg_tile512(10, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        case 11: fsg_tile512(11, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); break; \
+        default: fsg_tile512(FSG_MR512, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, acc); \
     }
 
-FSG_T512 static void fsg_tile512_rows(int mr, int nv, ptrdiff_t kc, const float* a,
-                                      ptrdiff_t lda, const float* bp, float* c,
-                                      ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, int acc) {
-    if (nv == 2) { FSG_CASES512(2, lda, 1) } else { FSG_CASES512(1, lda, 1) }
+FSG_T512 static void fsg_tile512_rows(int mr, int nv, int pack, ptrdiff_t kc, const float* a,
+                                      ptrdiff_t lda, float* bp, const float* src, ptrdiff_t lds,
+                                      float* c, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1,
+                                      int acc) {
+    if (pack) {
+        if (nv == 2) { FSG_CASES512(2, 1, lda, 1) } else { FSG_CASES512(1, 1, lda, 1) }
+    } else {
+        if (nv == 2) { FSG_CASES512(2, 0, lda, 1) } else { FSG_CASES512(1, 0, lda, 1) }
+    }
 }
 
-FSG_T512 static void fsg_tile512_cols(int mr, int nv, ptrdiff_t kc, const float* a,
-                                      ptrdiff_t lda, const float* bp, float* c,
-                                      ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, int acc) {
-    if (nv == 2) { FSG_CASES512(2, 1, lda) } else { FSG_CASES512(1, 1, lda) }
+FSG_T512 static void fsg_tile512_cols(int mr, int nv, int pack, ptrdiff_t kc, const float* a,
+                                      ptrdiff_t lda, float* bp, const float* src, ptrdiff_t lds,
+                                      float* c, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1,
+                                      int acc) {
+    if (pack) {
+        if (nv == 2) { FSG_CASES512(2, 1, 1, lda) } else { FSG_CASES512(1, 1, 1, lda) }
+    } else {
+        if (nv == 2) { FSG_CASES512(2, 0, 1, lda) } else { FSG_CASES512(1, 0, 1, lda) }
+    }
 }
 
 FSG_T512 static void fsg_sgemm512(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
@@ -214,23 +240,30 @@ FSG_T512 static void fsg_sgemm512(int trans_a, int trans_b, ptrdiff_t m, ptrdiff
         int acc = beta1 || p0 > 0;
         for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
             ptrdiff_t nr = n - j0 < 32 ? n - j0 : 32;
-            fsg_pack512(trans_b, b, ldb, p0, kc, j0, nr, bp);
+            /* Transposed panels are packed here; plain ones by the first tile. */
+            if (trans_b) fsg_pack_t(b, ldb, p0, kc, j0, nr, bp, 32);
+            const float* src = b + p0 * ldb + j0;
             int nv = nr > 16 ? 2 : 1;
             __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
             __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
+            ptrdiff_t nt = (m + FSG_MR512 - 1) / FSG_MR512;
             for (ptrdiff_t i0 = 0; i0 < m; i0 += FSG_MR512) {
                 int mr = (int)(m - i0 < FSG_MR512 ? m - i0 : FSG_MR512);
+                int pack = !trans_b && i0 == 0;
+                fsg_prefetch_panel(trans_b, b, ldb, p0, kc, j0 + 32, 32, n, i0 / FSG_MR512, nt);
                 float* ct = c + i0 * ldc + j0;
                 if (trans_a)
-                    fsg_tile512_cols(mr, nv, kc, a + p0 * lda + i0, lda, bp, ct, ldc, m0, m1, acc);
+                    fsg_tile512_cols(mr, nv, pack, kc, a + p0 * lda + i0, lda, bp, src, ldb, ct,
+                                     ldc, m0, m1, acc);
                 else
-                    fsg_tile512_rows(mr, nv, kc, a + i0 * lda + p0, lda, bp, ct, ldc, m0, m1, acc);
+                    fsg_tile512_rows(mr, nv, pack, kc, a + i0 * lda + p0, lda, bp, src, ldb, ct,
+                                     ldc, m0, m1, acc);
             }
         }
     }
 }
 
-
+/* --------------------------------------------------------------- AVX2 + FMA */
 FSG_T256 static void fsg_pack256(int trans_b, const float* b, ptrdiff_t ldb, ptrdiff_t p0,
                                  ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nr, float* bp) {
     if (trans_b) {
@@ -327,8 +360,10 @@ FSG_T256 static void fsg_sgemm256(int trans_a, int trans_b, ptrdiff_t m, ptrdiff
             fsg_pack256(trans_b, b, ldb, p0, kc, j0, nr, bp);
             int nv = nr > 8 ? 2 : 1, full = nr == 16 || nr == 8;
             __m256i m0 = fsg_mask256(nr), m1 = fsg_mask256(nr - 8);
+            ptrdiff_t nt = (m + FSG_MR256 - 1) / FSG_MR256;
             for (ptrdiff_t i0 = 0; i0 < m; i0 += FSG_MR256) {
                 int mr = (int)(m - i0 < FSG_MR256 ? m - i0 : FSG_MR256);
+                fsg_prefetch_panel(trans_b, b, ldb, p0, kc, j0 + 16, 16, n, i0 / FSG_MR256, nt);
                 float* ct = c + i0 * ldc + j0;
                 if (trans_a)
                     fsg_tile256_cols(mr, nv, kc, a + p0 * lda + i0, lda, bp, ct, ldc, m0, m1,
