@@ -102,16 +102,16 @@ FSG_T256 FSG_INLINE void fsg_transpose8(const float* s, ptrdiff_t ld, float* d, 
 FSG_T256 FSG_INLINE void fsg_pack_t(const float* b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t kc,
                                 ptrdiff_t j0, ptrdiff_t nr, float* bp, ptrdiff_t W) {
     const float* src = b + j0 * ldb + p0;
-    ptrdiff_t p = 0;
-    for (; p + 8 <= kc; p += 8) {
-        ptrdiff_t j = 0;
-        for (; j + 8 <= nr; j += 8) fsg_transpose8(src + j * ldb + p, ldb, bp + p * W + j, W);
-        for (; j < W; j++)
-            for (ptrdiff_t q = 0; q < 8; q++)
-                bp[(p + q) * W + j] = j < nr ? src[j * ldb + p + q] : 0.0f;
-    }
-    for (; p < kc; p++)
-        for (ptrdiff_t j = 0; j < W; j++) bp[p * W + j] = j < nr ? src[j * ldb + p] : 0.0f;
+    ptrdiff_t k8 = kc / 8 * 8, j = 0;
+    /* Eight source rows at a time, walked along K, so each source line is read
+     * by two consecutive transposes while it is in L1. */
+    for (; j + 8 <= nr; j += 8)
+        for (ptrdiff_t p = 0; p < k8; p += 8)
+            fsg_transpose8(src + j * ldb + p, ldb, bp + p * W + j, W);
+    for (; j < W; j++)
+        for (ptrdiff_t p = 0; p < k8; p++) bp[p * W + j] = j < nr ? src[j * ldb + p] : 0.0f;
+    for (ptrdiff_t p = k8; p < kc; p++)
+        for (j = 0; j < W; j++) bp[p * W + j] = j < nr ? src[j * ldb + p] : 0.0f;
 }
 
 /* Prefetch into L2 the share of tile t (of nt) of the source of the next panel
@@ -264,39 +264,31 @@ FSG_T512 static void fsg_sgemm512(int trans_a, int trans_b, ptrdiff_t m, ptrdiff
 }
 
 /* --------------------------------------------------------------- AVX2 + FMA */
-FSG_T256 static void fsg_pack256(int trans_b, const float* b, ptrdiff_t ldb, ptrdiff_t p0,
-                                 ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nr, float* bp) {
-    if (trans_b) {
-        fsg_pack_t(b, ldb, p0, kc, j0, nr, bp, 16);
-        return;
-    }
-    const float* src = b + p0 * ldb + j0;
-    if (nr == 16) {
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            _mm256_storeu_ps(bp + p * 16, _mm256_loadu_ps(src + p * ldb));
-            _mm256_storeu_ps(bp + p * 16 + 8, _mm256_loadu_ps(src + p * ldb + 8));
-        }
-    } else {
-        __m256i m0 = fsg_mask256(nr), m1 = fsg_mask256(nr - 8);
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            _mm256_storeu_ps(bp + p * 16, _mm256_maskload_ps(src + p * ldb, m0));
-            _mm256_storeu_ps(bp + p * 16 + 8, _mm256_maskload_ps(src + p * ldb + 8, m1));
-        }
-    }
-}
-
-/* MR x (8*NV) tile of C, as fsg_tile512 with ymm and panels of 16. */
-FSG_T256 FSG_INLINE void fsg_tile256(const int MR, const int NV, ptrdiff_t kc, const float* a,
-                                     ptrdiff_t rsa, ptrdiff_t csa, const float* bp, float* c,
-                                     ptrdiff_t ldc, __m256i m0, __m256i m1, int full, int acc) {
+/* MR x (8*NV) tile of C, as fsg_tile512 with ymm and panels of 16 (full: every
+ * column of the tile exists, plain stores). */
+FSG_T256 FSG_INLINE void fsg_tile256(const int MR, const int NV, const int PACK, ptrdiff_t kc,
+                                     const float* a, ptrdiff_t rsa, ptrdiff_t csa, float* bp,
+                                     const float* src, ptrdiff_t lds, float* c, ptrdiff_t ldc,
+                                     __m256i m0, __m256i m1, int full, int acc) {
     __m256 s[FSG_MR256][2];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) s[i][v] = _mm256_setzero_ps();
     for (ptrdiff_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_loadu_ps(bp + p * 16);
-        __m256 b1 = NV > 1 ? _mm256_loadu_ps(bp + p * 16 + 8) : b0;
+        __m256 b0, b1;
+        if (PACK) { /* the first tile packs the panel as it goes */
+            b0 = _mm256_maskload_ps(src + p * lds, m0);
+            _mm256_store_ps(bp + p * 16, b0);
+            b1 = b0;
+            if (NV > 1) {
+                b1 = _mm256_maskload_ps(src + p * lds + 8, m1);
+                _mm256_store_ps(bp + p * 16 + 8, b1);
+            }
+        } else {
+            b0 = _mm256_load_ps(bp + p * 16);
+            b1 = NV > 1 ? _mm256_load_ps(bp + p * 16 + 8) : b0;
+        }
         const float* ap = a + p * csa;
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
@@ -326,51 +318,63 @@ FSG_T256 FSG_INLINE void fsg_tile256(const int MR, const int NV, ptrdiff_t kc, c
     }
 }
 
-#define FSG_CASES256(NV, RSA, CSA)                                                           \
-    switch (mr) {                                                                            \
-        case 1: fsg_tile256(1, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, full, acc); break;   \
-        case 2: fsg_tile256(2, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, full, acc); break;   \
-        case 3: fsg_tile256(3, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, full, acc); break;   \
-        case 4: fsg_tile256(4, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, full, acc); break;   \
-        case 5: fsg_tile256(5, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, full, acc); break;   \
-        default: fsg_tile256(FSG_MR256, NV, kc, a, RSA, CSA, bp, c, ldc, m0, m1, full, acc); \
+#define FSG_CASES256(NV, PACK, RSA, CSA) \
+    switch (mr) { \
+        case 1: fsg_tile256(1, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, full, acc); break; \
+        case 2: fsg_tile256(2, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, full, acc); break; \
+        case 3: fsg_tile256(3, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, full, acc); break; \
+        case 4: fsg_tile256(4, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, full, acc); break; \
+        case 5: fsg_tile256(5, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, full, acc); break; \
+        default: fsg_tile256(FSG_MR256, NV, PACK, kc, a, RSA, CSA, bp, src, lds, c, ldc, m0, m1, full, acc); \
     }
 
-FSG_T256 static void fsg_tile256_rows(int mr, int nv, ptrdiff_t kc, const float* a,
-                                      ptrdiff_t lda, const float* bp, float* c, ptrdiff_t ldc,
-                                      __m256i m0, __m256i m1, int full, int acc) {
-    if (nv == 2) { FSG_CASES256(2, lda, 1) } else { FSG_CASES256(1, lda, 1) }
+FSG_T256 static void fsg_tile256_rows(int mr, int nv, int pack, ptrdiff_t kc, const float* a,
+                                      ptrdiff_t lda, float* bp, const float* src, ptrdiff_t lds,
+                                      float* c, ptrdiff_t ldc, __m256i m0, __m256i m1, int full,
+                                      int acc) {
+    if (pack) {
+        if (nv == 2) { FSG_CASES256(2, 1, lda, 1) } else { FSG_CASES256(1, 1, lda, 1) }
+    } else {
+        if (nv == 2) { FSG_CASES256(2, 0, lda, 1) } else { FSG_CASES256(1, 0, lda, 1) }
+    }
 }
 
-FSG_T256 static void fsg_tile256_cols(int mr, int nv, ptrdiff_t kc, const float* a,
-                                      ptrdiff_t lda, const float* bp, float* c, ptrdiff_t ldc,
-                                      __m256i m0, __m256i m1, int full, int acc) {
-    if (nv == 2) { FSG_CASES256(2, 1, lda) } else { FSG_CASES256(1, 1, lda) }
+FSG_T256 static void fsg_tile256_cols(int mr, int nv, int pack, ptrdiff_t kc, const float* a,
+                                      ptrdiff_t lda, float* bp, const float* src, ptrdiff_t lds,
+                                      float* c, ptrdiff_t ldc, __m256i m0, __m256i m1, int full,
+                                      int acc) {
+    if (pack) {
+        if (nv == 2) { FSG_CASES256(2, 1, 1, lda) } else { FSG_CASES256(1, 1, 1, lda) }
+    } else {
+        if (nv == 2) { FSG_CASES256(2, 0, 1, lda) } else { FSG_CASES256(1, 0, 1, lda) }
+    }
 }
 
 FSG_T256 static void fsg_sgemm256(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                   ptrdiff_t k, const float* a, ptrdiff_t lda, const float* b,
                                   ptrdiff_t ldb, int beta1, float* c, ptrdiff_t ldc) {
-    float bp[FSG_KC * 16] __attribute__((aligned(32)));
+    float bp[FSG_KC * 16] __attribute__((aligned(64)));
     for (ptrdiff_t p0 = 0; p0 < k; p0 += FSG_KC) {
         ptrdiff_t kc = k - p0 < FSG_KC ? k - p0 : FSG_KC;
         int acc = beta1 || p0 > 0;
         for (ptrdiff_t j0 = 0; j0 < n; j0 += 16) {
             ptrdiff_t nr = n - j0 < 16 ? n - j0 : 16;
-            fsg_pack256(trans_b, b, ldb, p0, kc, j0, nr, bp);
+            if (trans_b) fsg_pack_t(b, ldb, p0, kc, j0, nr, bp, 16);
+            const float* src = b + p0 * ldb + j0;
             int nv = nr > 8 ? 2 : 1, full = nr == 16 || nr == 8;
             __m256i m0 = fsg_mask256(nr), m1 = fsg_mask256(nr - 8);
             ptrdiff_t nt = (m + FSG_MR256 - 1) / FSG_MR256;
             for (ptrdiff_t i0 = 0; i0 < m; i0 += FSG_MR256) {
                 int mr = (int)(m - i0 < FSG_MR256 ? m - i0 : FSG_MR256);
+                int pack = !trans_b && i0 == 0;
                 fsg_prefetch_panel(trans_b, b, ldb, p0, kc, j0 + 16, 16, n, i0 / FSG_MR256, nt);
                 float* ct = c + i0 * ldc + j0;
                 if (trans_a)
-                    fsg_tile256_cols(mr, nv, kc, a + p0 * lda + i0, lda, bp, ct, ldc, m0, m1,
-                                     full, acc);
+                    fsg_tile256_cols(mr, nv, pack, kc, a + p0 * lda + i0, lda, bp, src, ldb, ct,
+                                     ldc, m0, m1, full, acc);
                 else
-                    fsg_tile256_rows(mr, nv, kc, a + i0 * lda + p0, lda, bp, ct, ldc, m0, m1,
-                                     full, acc);
+                    fsg_tile256_rows(mr, nv, pack, kc, a + i0 * lda + p0, lda, bp, src, ldb, ct,
+                                     ldc, m0, m1, full, acc);
             }
         }
     }
