@@ -10,8 +10,9 @@ three products, row-major C = op(A) @ op(B): the forward ``fwd`` (b x d_in) @
 (d_in x d_out) (NN), the weight gradient ``dW`` X^T @ dZ (TN, d_in x d_out) and,
 past the first layer, the input gradient ``dX`` dZ @ W^T (NT, b x d_in);
 inference workloads make the forward ones only. Each product is timed with
-``_blas.own_sgemm`` on each of our paths and with ``_blas.gemm`` held to BLAS
-(``set_isa("portable")``), in turn within each repeat, so host noise falls on
+``_blas.gemm`` on each of our paths, every shape routed to our kernel
+(``set_isa(path)``, ``_route_all``), and with ``_blas.gemm`` held to BLAS
+(``set_isa("portable")``): the same call, in turn within each repeat, so host noise falls on
 both alike; the figure is the best repeat's mean time of one call. "routed" says
 whether ``_blas.gemm`` sends the shape to our kernel (``own_sgemm_wins``), and the
 totals add, per workload, what ``gemm`` does as routed against BLAS everywhere.
@@ -49,35 +50,46 @@ def products(spec):
     return out
 
 
+def parse_shape(text):
+    """"MxNxK:OP" -> (name, m, n, k, trans_a, trans_b)."""
+    dims, _, op = text.partition(":")
+    op = (op or "NN").upper()
+    if op not in ("NN", "TN", "NT"):
+        raise SystemExit(f"--shapes {text!r}: OP must be NN, TN or NT")
+    m, n, k = (int(v) for v in dims.lower().split("x"))
+    return (op, m, n, k, op[0] == "T", op[1] == "T")
+
+
 def operands(rng, m, n, k, ta, tb):
     a = rng.standard_normal((k, m) if ta else (m, k), dtype=numpy.float32)
     b = rng.standard_normal((n, k) if tb else (k, n), dtype=numpy.float32)
     return a, b, numpy.empty((m, n), numpy.float32)
 
 
-def time_pair(fns, calls, repeats):
-    """Best mean seconds per call of each function, timed in turn within each repeat."""
-    best = [float("inf")] * len(fns)
+def time_in_turn(caps, fn, calls, repeats):
+    """Best mean seconds per call of ``fn`` under each ``_blas.set_isa(cap)``, timed
+    in turn within each repeat, every shape routed to the path in force."""
+    best = [float("inf")] * len(caps)
     for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            best[i] = min(best[i], (time.perf_counter() - t0) / calls)
+        for i, cap in enumerate(caps):
+            _blas.set_isa(cap)
+            previous = _blas._route_all(True)
+            try:
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                best[i] = min(best[i], (time.perf_counter() - t0) / calls)
+            finally:
+                _blas._route_all(previous)
+                _blas.set_isa(None)
     return best
-
-
-def blas_gemm(a, b, out, ta, tb):
-    _blas.set_isa("portable")
-    try:
-        _blas.gemm(a, b, out, ta, tb)
-    finally:
-        _blas.set_isa(None)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=list(DEFAULT), choices=sorted(WORKLOADS))
+    ap.add_argument("--shapes", nargs="*", default=[], metavar="MxNxK:OP",
+                    help="extra products, e.g. 128x256x256:NT (OP is NN, TN or NT)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--flops-per-repeat", type=float, default=5e9,
                     help="calls per repeat: about this many flops")
@@ -94,18 +106,20 @@ def main(argv=None):
     head = "".join(f"{p + ' us':>11}{'GF':>7}" for p in paths)
     print(f"{'workload':16} {'product':7} {'m x n x k':>16} {'op':3}{head}"
           f"{'scipy us':>11}{'GF':>7} {'ratio':>6} routed")
+    print("(ratio: our current path / scipy; routed: whether gemm uses our kernel for it)")
+    groups = [(name, products(WORKLOADS[name])) for name in args.only]
+    if args.shapes:
+        groups.append(("shapes", [parse_shape(text) for text in args.shapes]))
     with threadpool_limits(1):
-        for name in args.only:
-            spec = WORKLOADS[name]
+        for name, prods in groups:
             tot_route = tot_blas = 0.0
             tot_own = {p: 0.0 for p in paths}
-            for pname, m, n, k, ta, tb in products(spec):
+            for pname, m, n, k, ta, tb in prods:
                 a, b, out = operands(rng, m, n, k, ta, tb)
                 flops = 2.0 * m * n * k
                 calls = 1 if args.smoke else max(1, int(args.flops_per_repeat / flops / repeats))
-                fns = [lambda p=p: _blas.own_sgemm(a, b, out, ta, tb, isa=p) for p in paths]
-                fns.append(lambda: blas_gemm(a, b, out, ta, tb))
-                times = time_pair(fns, calls, repeats)
+                times = time_in_turn(paths + ["portable"], lambda: _blas.gemm(a, b, out, ta, tb),
+                                     calls, repeats)
                 routed = _blas.own_sgemm_wins(m, n, k, ta, tb)
                 t_blas = times[-1]
                 t_cur = times[paths.index(_blas.isa())] if _blas.isa() in paths else t_blas

@@ -162,10 +162,30 @@ def test_gemm_routes_winning_shapes_to_own_kernel(path):
     _check(a, b, routed, False, False)
 
 
-@needs_path
-def test_gemm_keeps_blas_for_narrow_and_float64():
-    assert not _blas.own_sgemm_wins(128, 10, 512)
-    assert not _blas.own_sgemm_wins(128, 512, 10, False, True)
+def test_routing_policy():
+    """The measured policy: narrow and small products stay on BLAS on the AVX-512
+    path, large A^T @ B on the AVX2 path, and products too big for L2 on both."""
+    if "avx512" in _blas.available():
+        _blas.set_isa("avx512")
+        assert _blas.own_sgemm_wins(128, 512, 784)
+        assert _blas.own_sgemm_wins(784, 512, 128, True, False)
+        assert _blas.own_sgemm_wins(128, 512, 10, False, True)
+        assert not _blas.own_sgemm_wins(128, 10, 512)
+        assert not _blas.own_sgemm_wins(32, 128, 128)
+        assert _blas.own_sgemm_wins(32, 128, 128, False, True)
+        assert not _blas.own_sgemm_wins(512, 2048, 2048)
+    if "avx2" in _blas.available():
+        _blas.set_isa("avx2")
+        assert _blas.own_sgemm_wins(128, 512, 784)
+        assert _blas.own_sgemm_wins(128, 10, 512)
+        assert not _blas.own_sgemm_wins(784, 512, 128, True, False)
+        assert _blas.own_sgemm_wins(128, 128, 32, True, False)
+        assert not _blas.own_sgemm_wins(512, 2048, 2048, False, True)
+    _blas.set_isa("portable")
+    assert not _blas.own_sgemm_wins(128, 512, 784)
+
+
+def test_gemm_float64_stays_exact():
     rng = numpy.random.default_rng(5)
     a = rng.standard_normal((64, 80))
     b = rng.standard_normal((80, 48))
@@ -217,3 +237,42 @@ def test_concurrent_calls_are_independent():
     for th in threads:
         th.join()
     assert not errors
+
+
+@needs_path
+@pytest.mark.parametrize("path", PATHS)
+def test_training_with_every_product_on_own_kernel_matches_blas(path):
+    """fit and predict (Dense, BatchNorm, the compiled executor's gemm_share) with every
+    float32 product sent to our kernel agree with the same run on BLAS."""
+    import fastnn
+    from fastnn import layers
+
+    rng = numpy.random.default_rng(8)
+    x = rng.standard_normal((96, 37)).astype(numpy.float32)
+    y = rng.integers(0, 5, size=96)
+
+    def run(cap, route):
+        _blas.set_isa(cap)
+        previous = _blas._route_all(route)
+        threads = fastnn.get_num_threads()
+        fastnn.set_num_threads(1)  # a one-thread BLAS pool: gemm may route to our kernel
+        try:
+            fastnn.utils.set_random_seed(3)
+            model = fastnn.Sequential([fastnn.Input(shape=(37,)), layers.Dense(48),
+                                       layers.BatchNormalization(), layers.ReLU(),
+                                       layers.Dense(33, activation="relu"),
+                                       layers.Dense(5, activation="softmax")])
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+            return [w.copy() for w in model.get_weights()], model.predict(x, verbose=0)
+        finally:
+            fastnn.set_num_threads(threads)
+            _blas._route_all(previous)
+            _blas.set_isa(None)
+
+    ours_w, ours_p = run(path, True)
+    blas_w, blas_p = run("portable", False)
+    assert not numpy.array_equal(ours_p, blas_p)  # the two runs took different kernels
+    for a, b in zip(ours_w, blas_w):
+        numpy.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    numpy.testing.assert_allclose(ours_p, blas_p, rtol=1e-3, atol=1e-5)

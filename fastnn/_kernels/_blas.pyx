@@ -22,7 +22,7 @@ from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cdef extern from "sgemm.h":
-    int FSG_NONE, FSG_AVX2, FSG_AVX512
+    int FSG_NONE, FSG_AVX2, FSG_AVX512, FSG_KC
     int fsg_cpu_level() nogil
     int fsg_sgemm(int level, int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
                   Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
@@ -32,20 +32,38 @@ ctypedef int (*threads_fn)() noexcept nogil
 
 # The path in use (min of the CPU's and the cap), set at import and by set_isa.
 cdef int own_level = FSG_NONE
+# Test and benchmark hook: send every float32 product our path can take to it.
+cdef bint route_all = False
 # OpenBLAS's openblas_get_num_threads for scipy's library, or NULL when not found.
 cdef threads_fn blas_threads = NULL
 
 
 cdef inline bint own_wins(int level, bint trans_a, bint trans_b, int m, int n,
                           int k) noexcept nogil:
-    """Whether sgemm.h was measured faster than OpenBLAS (1 thread) for this shape.
+    """Whether sgemm.h was measured faster than OpenBLAS (1 thread) for this shape
+    (bench/sgemm_shapes.py; figures in docs/gemm.md).
 
-    Narrow products (n or k under 16: the last layer of a classifier) stay on BLAS,
-    whose kernels for them beat a tile of 32 columns mostly masked off; tiny ones too.
-    On the AVX2 path A^T @ B measured slower than OpenBLAS's Haswell kernel."""
-    if level == FSG_NONE or n < 16 or k < 16 or m < 4:
+    AVX-512 path, against OpenBLAS's SkylakeX kernels:
+    - n under 16 (a classifier's last layer): OpenBLAS's narrow kernels win.
+    - A @ B and A^T @ B under 2^20 multiply-adds: OpenBLAS's small-matrix kernels
+      (no packing) win; A @ B^T, whose B OpenBLAS transposes, is ours at any size.
+    AVX2 path, against OpenBLAS's Haswell kernels (which have no small-matrix or
+    narrow special case, so ours wins there): A^T @ B from 2^22 multiply-adds on
+    stays on BLAS.
+    Both: C re-read once per K block (k > FSG_KC) from beyond L2 (m*n over 2^18
+    floats), or an A block over 2^18 floats, stays on BLAS (its cache blocking wins)."""
+    cdef double macs = <double>m * n * k
+    if level == FSG_NONE:
         return False
-    if level == FSG_AVX2 and trans_a:
+    if k > FSG_KC and <double>m * n > 262144.0:
+        return False
+    if <double>m * (k if k < FSG_KC else FSG_KC) > 262144.0:
+        return False
+    if level == FSG_AVX2:
+        return not (trans_a and macs >= 4194304.0)
+    if n < 16:
+        return False
+    if not trans_b and macs < 1048576.0:
         return False
     return True
 
@@ -58,7 +76,7 @@ cdef void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floating alph
     cdef char tb = b'T' if trans_b else b'N'
     if floating is float:
         if (own_level != FSG_NONE and alpha == 1 and (beta == 0 or beta == 1)
-                and own_wins(own_level, trans_a, trans_b, m, n, k)
+                and (route_all or own_wins(own_level, trans_a, trans_b, m, n, k))
                 and (blas_threads == NULL or blas_threads() == 1)):
             fsg_sgemm(own_level, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1, c, ldc)
             return
@@ -124,6 +142,16 @@ def isa():
 def available():
     """The paths this CPU can run, lowest first (what ``set_isa`` can select)."""
     return [_NAMES[lvl] for lvl in (FSG_NONE, FSG_AVX2, FSG_AVX512) if lvl <= fsg_cpu_level()]
+
+
+def _route_all(bint on):
+    """Test and benchmark hook: with ``on``, ``gemm`` sends every float32 product
+    (alpha 1, beta 0 or 1, one BLAS thread) to our kernel on the current path,
+    whatever its shape. Returns the previous setting."""
+    global route_all
+    previous = route_all
+    route_all = on
+    return previous
 
 
 def own_sgemm_wins(int m, int n, int k, bint trans_a=False, bint trans_b=False):
