@@ -4,6 +4,8 @@ benchmark workloads, one thread.
     python bench/sgemm_shapes.py                     # every workload, every path
     python bench/sgemm_shapes.py --only train_medium_bn --repeats 11
     python bench/sgemm_shapes.py --smoke             # tiny run: checks the harness only
+    FASTNN_ISA=avx2 OPENBLAS_CORETYPE=Haswell python bench/sgemm_shapes.py
+        # the AVX2 path's routing against OpenBLAS's AVX2 (Haswell) kernels
 
 For each Dense layer of a training workload (dims d0..dL, batch b) a step makes
 three products, row-major C = op(A) @ op(B): the forward ``fwd`` (b x d_in) @

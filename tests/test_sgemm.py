@@ -276,3 +276,17 @@ def test_training_with_every_product_on_own_kernel_matches_blas(path):
     for a, b in zip(ours_w, blas_w):
         numpy.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
     numpy.testing.assert_allclose(ours_p, blas_p, rtol=1e-3, atol=1e-5)
+
+
+def test_benchmark_script_runs(repo_root, subprocess_env):
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "bench" / "sgemm_shapes.py"), "--smoke",
+         "--only", "train_small", "--shapes", "20x33x17:NT"],
+        cwd=repo_root, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    if PATHS:
+        assert "train_small      total:" in proc.stdout and "20x33x17 NT" in proc.stdout
+    else:
+        assert "every product stays on BLAS" in proc.stdout
