@@ -7,7 +7,8 @@ float32 products of the shapes where it was measured faster than OpenBLAS
 (``own_sgemm_wins``: see docs/gemm.md) go to sgemm.h's AVX-512 or AVX2+FMA
 kernel instead, when the CPU has one, ``alpha`` is 1, ``beta`` is 0 or 1 and
 the BLAS pool runs one thread (a pool of several would split a large product
-over the cores, which our single-threaded kernel does not). float64 stays on
+over the cores, which our single-threaded kernel does not; a BLAS whose pool
+size cannot be read, not OpenBLAS, counts as one thread). float64 stays on
 BLAS. ``FASTNN_ISA`` (read at import) or ``set_isa`` caps the path, as for the
 int8 kernels: ``portable`` keeps every product on BLAS.
 
@@ -78,8 +79,9 @@ cdef void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floating alph
         if (own_level != FSG_NONE and alpha == 1 and (beta == 0 or beta == 1)
                 and (route_all or own_wins(own_level, trans_a, trans_b, m, n, k))
                 and (blas_threads == NULL or blas_threads() == 1)):
-            fsg_sgemm(own_level, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1, c, ldc)
-            return
+            if fsg_sgemm(own_level, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1,
+                         c, ldc):
+                return
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)

@@ -383,10 +383,18 @@ FSG_T256 static void fsg_sgemm256(int trans_a, int trans_b, ptrdiff_t m, ptrdiff
 #endif /* FSG_X86 */
 
 /* C (m x n, ldc) = op(A) @ op(B) (+ C when beta1) on path `level`; returns 0 when
- * that path is not compiled in (the caller then uses BLAS). */
+ * that path is not compiled in (the caller then uses BLAS). An empty product
+ * (m, n or k zero) is done on any path: with k zero, C = 0 (or kept, beta 1). */
 static int fsg_sgemm(int level, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                      ptrdiff_t k, const float* a, ptrdiff_t lda, const float* b,
                      ptrdiff_t ldb, int beta1, float* c, ptrdiff_t ldc) {
+    if (m <= 0 || n <= 0) return 1;
+    if (k <= 0) { /* an empty sum: C = 0, or C unchanged with beta 1 (as BLAS) */
+        if (!beta1)
+            for (ptrdiff_t i = 0; i < m; i++)
+                for (ptrdiff_t j = 0; j < n; j++) c[i * ldc + j] = 0.0f;
+        return 1;
+    }
 #ifdef FSG_X86
     if (level >= FSG_AVX512) {
         fsg_sgemm512(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta1, c, ldc);
