@@ -6,6 +6,8 @@ benchmark workloads, one thread.
     python bench/sgemm_shapes.py --smoke             # tiny run: checks the harness only
     FASTNN_ISA=avx2 OPENBLAS_CORETYPE=Haswell python bench/sgemm_shapes.py
         # the AVX2 path's routing against OpenBLAS's AVX2 (Haswell) kernels
+    python bench/sgemm_shapes.py --fit train_medium_bn train_small
+        # also a whole one-thread epoch of fit, gemm routed as usual vs BLAS only
 
 For each Dense layer of a training workload (dims d0..dL, batch b) a step makes
 three products, row-major C = op(A) @ op(B): the forward ``fwd`` (b x d_in) @
@@ -95,6 +97,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--flops-per-repeat", type=float, default=5e9,
                     help="calls per repeat: about this many flops")
+    ap.add_argument("--fit", nargs="*", default=[], choices=sorted(WORKLOADS), metavar="WORKLOAD",
+                    help="also time one epoch of fit (4096 samples, 1 thread) of these "
+                         "training workloads, as routed and with BLAS only")
     ap.add_argument("--smoke", action="store_true", help="one repeat of one call")
     args = ap.parse_args(argv)
     paths = [p for p in _blas.available() if p != "blas"]
@@ -137,7 +142,41 @@ def main(argv=None):
             own = ", ".join(f"{p} everywhere {tot_own[p] / tot_blas:.3f}" for p in paths)
             print(f"{name:16} total: scipy {tot_blas * 1e6:.0f} us; as routed "
                   f"{tot_route * 1e6:.0f} us = {tot_route / tot_blas:.3f}; {own}")
+    for name in args.fit:
+        fit_ratio(WORKLOADS[name], name, 1 if args.smoke else 5, 256 if args.smoke else 4096)
     return 0
+
+
+def fit_ratio(spec, name, repeats, samples):
+    """One epoch of fit at one thread, gemm routed as usual and BLAS only, in turn."""
+    import fastnn
+    from _runners import fastnn_mlp
+    from _workloads import model_options, synthetic
+
+    if spec["kind"] != "train":
+        raise SystemExit(f"--fit {name}: not a training workload")
+    spec = dict(spec, samples=samples)
+    threads = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)
+    try:
+        x, y = synthetic(spec)
+        model = fastnn_mlp(spec["dims"], **model_options(spec))
+        best = {}
+        for _ in range(repeats):
+            for cap in ("portable", None):
+                _blas.set_isa(cap)
+                try:
+                    model.fit(x[:spec["batch"] * 2], y[:spec["batch"] * 2],
+                              batch_size=spec["batch"], epochs=1, verbose=0)
+                    t0 = time.perf_counter()
+                    model.fit(x, y, batch_size=spec["batch"], epochs=1, verbose=0)
+                    best[cap] = min(best.get(cap, float("inf")), time.perf_counter() - t0)
+                finally:
+                    _blas.set_isa(None)
+    finally:
+        fastnn.set_num_threads(threads)
+    print(f"fit {name}: {samples} samples, 1 thread: as routed {best[None] * 1e3:.1f} ms, "
+          f"BLAS only {best['portable'] * 1e3:.1f} ms, ratio {best[None] / best['portable']:.3f}")
 
 
 if __name__ == "__main__":

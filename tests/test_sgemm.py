@@ -283,10 +283,11 @@ def test_benchmark_script_runs(repo_root, subprocess_env):
     import sys
     proc = subprocess.run(
         [sys.executable, str(repo_root / "bench" / "sgemm_shapes.py"), "--smoke",
-         "--only", "train_small", "--shapes", "20x33x17:NT"],
+         "--only", "train_small", "--shapes", "20x33x17:NT", "--fit", "train_small"],
         cwd=repo_root, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     if PATHS:
         assert "train_small      total:" in proc.stdout and "20x33x17 NT" in proc.stdout
+        assert "fit train_small: 256 samples" in proc.stdout
     else:
         assert "every product stays on BLAS" in proc.stdout
