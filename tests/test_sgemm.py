@@ -11,8 +11,8 @@ from threadpoolctl import threadpool_limits
 from fastnn._kernels import _blas
 
 PATHS = [p for p in _blas.available() if p != "blas"]
-LAYOUTS = [(False, False), (True, False), (False, True)]
-LAYOUT_IDS = ["NN", "TN", "NT"]
+LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]
+LAYOUT_IDS = ["NN", "TN", "NT", "TT"]
 EPS = numpy.finfo(numpy.float32).eps
 
 needs_path = pytest.mark.skipif(not PATHS, reason="the CPU has neither AVX2+FMA nor AVX-512F")
