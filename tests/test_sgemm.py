@@ -174,6 +174,8 @@ def test_routing_policy():
         assert not _blas.own_sgemm_wins(32, 128, 128)
         assert _blas.own_sgemm_wins(32, 128, 128, False, True)
         assert not _blas.own_sgemm_wins(512, 2048, 2048)
+        assert not _blas.own_sgemm_wins(2, 512, 512, False, True)
+        assert _blas.own_sgemm_wins(4, 512, 784)
     if "avx2" in _blas.available():
         _blas.set_isa("avx2")
         assert _blas.own_sgemm_wins(128, 512, 784)
@@ -181,6 +183,10 @@ def test_routing_policy():
         assert not _blas.own_sgemm_wins(784, 512, 128, True, False)
         assert _blas.own_sgemm_wins(128, 128, 32, True, False)
         assert not _blas.own_sgemm_wins(512, 2048, 2048, False, True)
+        assert not _blas.own_sgemm_wins(128, 1, 512)
+        assert not _blas.own_sgemm_wins(128, 512, 1, False, True)
+        assert not _blas.own_sgemm_wins(1, 512, 512)
+        assert not _blas.own_sgemm_wins(128, 512, 784, True, True)
     _blas.set_isa("portable")
     assert not _blas.own_sgemm_wins(128, 512, 784)
 

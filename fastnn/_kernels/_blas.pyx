@@ -51,17 +51,19 @@ cdef inline bint own_wins(int level, bint trans_a, bint trans_b, int m, int n,
     AVX2 path, against OpenBLAS's Haswell kernels (which have no small-matrix or
     narrow special case, so ours wins there): A^T @ B from 2^22 multiply-adds on
     stays on BLAS.
-    Both: C re-read once per K block (k > FSG_KC) from beyond L2 (m*n over 2^18
-    floats), or an A block over 2^18 floats, stays on BLAS (its cache blocking wins)."""
+    Both: under 4 rows (OpenBLAS hands those to its GEMV), under 4 columns or a K
+    under 4 (AVX2), C re-read once per K block (k > FSG_KC) from beyond L2 (m*n
+    over 2^18 floats), or an A block over 2^18 floats (OpenBLAS's cache blocking
+    wins) stay on BLAS."""
     cdef double macs = <double>m * n * k
-    if level == FSG_NONE:
+    if level == FSG_NONE or m < 4 or (trans_a and trans_b):  # A^T @ B^T: not measured
         return False
     if k > FSG_KC and <double>m * n > 262144.0:
         return False
     if <double>m * (k if k < FSG_KC else FSG_KC) > 262144.0:
         return False
     if level == FSG_AVX2:
-        return not (trans_a and macs >= 4194304.0)
+        return n >= 4 and k >= 4 and not (trans_a and macs >= 4194304.0)
     if n < 16:
         return False
     if not trans_b and macs < 1048576.0:
