@@ -1,24 +1,28 @@
 /* Single-threaded row-major float32 GEMM, C = op(A) @ op(B) (+ C when beta is 1),
  * for the shapes of a small or medium MLP step, where scipy's OpenBLAS spends a
- * good part of its time packing both operands.
+ * good part of its time packing both operands (docs/gemm.md).
  *
  * Scheme: K is cut into blocks of FSG_KC; for each block and each panel of NR
  * columns of op(B), the panel is copied once into a small contiguous buffer on
- * the stack (kc x NR floats, zero past the last column, transposed on the way
- * when B is transposed), then every MR-row tile of C runs a register-tile
- * micro-kernel over it: MR x NR accumulators, one broadcast of op(A)[i, k] and
- * NR/VL vector loads of the panel per k. op(A) is never copied: its tile is read
- * where it lies (rows of A for NN/NT, contiguous runs of A's rows for TN), the
- * whole A block staying in L2 while the panels pass.
+ * the stack (kc x NR floats, zero past the last column). An untransposed panel
+ * is copied by the panel's first row tile as it computes (the copy overlaps the
+ * arithmetic); a transposed one (B^T) beforehand, by 8x8 register transposes.
+ * The next panel's source is prefetched into L2 while this one's tiles run.
+ * Every MR-row tile of C runs a register-tile micro-kernel over the panel: MR x
+ * NR accumulators, one broadcast of op(A)[i, k] and NR/VL vector loads per k.
+ * op(A) is never copied: its tile is read where it lies (rows of A for NN/NT,
+ * contiguous runs of A's rows for TN), the A block staying in L2 while the
+ * panels pass. Edge tiles use masked loads and stores.
  *
- * Paths: AVX-512F (MR=FSG_MR512 rows x 32 columns of zmm accumulators) and
+ * Paths: AVX-512F (FSG_MR512 rows x 32 columns of zmm accumulators) and
  * AVX2+FMA (FSG_MR256 rows x 16 columns of ymm), compiled with
- * __attribute__((target)) and chosen by the caller (at most fsg_cpu_level()). There is no
- * portable loop: without either ISA the caller keeps BLAS.
+ * __attribute__((target)); the caller picks one (at most fsg_cpu_level()) and
+ * decides which shapes come here. There is no portable loop: without either
+ * ISA the caller keeps BLAS.
  *
  * Pure function: no state is shared between calls except the cached CPU check,
- * so any number of threads may call it at once. The stack buffer is
- * FSG_KC * 32 floats (32 KiB). */
+ * so any number of threads may call it at once. The stack buffer is FSG_KC * 32
+ * floats (32 KiB) on the AVX-512 path, half that on AVX2. */
 #ifndef FASTNN_SGEMM_H
 #define FASTNN_SGEMM_H
 
