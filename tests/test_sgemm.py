@@ -118,6 +118,10 @@ def test_own_sgemm_refuses_bad_arguments():
     out = numpy.empty((4, 6), numpy.float32)
     with pytest.raises(ValueError, match="not available|do not agree|beta"):
         _blas.own_sgemm(a, b, out, isa="blas")
+    _blas.set_isa("portable")
+    with pytest.raises(ValueError, match="no path of our own"):
+        _blas.own_sgemm(a, b, out)
+    _blas.set_isa(None)
     if PATHS:
         with pytest.raises(ValueError, match="do not agree"):
             _blas.own_sgemm(a, b, numpy.empty((4, 5), numpy.float32))

@@ -177,6 +177,8 @@ def own_sgemm(const float[:, :] a, const float[:, :] b, float[:, :] out, bint tr
     may be strided (a leading dimension larger than the row), columns must be
     contiguous."""
     cdef int level = own_level if isa is None else _level_of(isa)
+    if isa is None and level == FSG_NONE:
+        raise ValueError("no path of our own is in use (isa() is 'blas'): pass isa=")
     if level == FSG_NONE or level > fsg_cpu_level():
         raise ValueError(f"path {isa!r} is not available on this CPU (have {available()})")
     if beta != 0.0 and beta != 1.0:
