@@ -44,7 +44,7 @@ from ._elementwise cimport (GeneralRelu, act_backward, act_forward, act_needs_x,
                             log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
                             maxout_rows, multiply, prelu_backward_rows, prelu_rows,
                             softmax_backward_rows, softmax_rows)
-from ._quant cimport bf16_rows, int8_rows
+from ._quant cimport bf16_rows, int8_rows, int8_scratch_bytes
 from ._losses cimport Loss, SIGMOID_CE, SOFTMAX_CE, check_ids, loss_rows, prepare_loss
 from ._norm cimport (affine_rows, bn_add_row, bn_backward_cols, bn_dx_rows, bn_fold,
                      bn_forward_cols, bn_grad_sums_rows, bn_inference_backward_cols,
@@ -1256,11 +1256,21 @@ def quantized_compilable(stage):
     return True, ""
 
 
+# Rows a QuantizedSegment carries through all its stages at a time (their activations
+# stay in cache between stages), and the fewest rows a thread of a team takes.
+cdef enum:
+    Q_CHUNK = 64
+    Q_TEAM_ROWS = 16
+
+
 cdef class QuantizedSegment:
     """Inference over a run of INT8_DENSE / BF16_DENSE stages in one ``nogil`` call: each
     stage's product with its packed weights (``_quant``: int8 rows quantized at run
     time, or bfloat16 weights in float32), its ReLU in the epilogue or its activation
-    after. Scratch is per call, so many threads may predict at once."""
+    after. Every stage works row by row, so the rows go through all the stages in
+    chunks of Q_CHUNK, and a team of threads splits the rows (one OpenMP region for
+    the whole segment, no barrier); with too few rows for a team, each product splits
+    its columns instead. Scratch is per call, so many threads may predict at once."""
 
     cdef QS* st
     cdef int L
@@ -1344,33 +1354,62 @@ cdef class QuantizedSegment:
             return out
         cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
-        # two rotating output blocks, the quantized rows and their scales
-        cdef Py_ssize_t block = n * self.widest
-        cdef Py_ssize_t need = 2 * block * sizeof(float) + n * sizeof(float) + n * self.widest_k
-        buf = self._pool.take(need)
-        cdef float* scratch = <float*>cnp.PyArray_DATA(<cnp.ndarray>buf)
+        cdef int team = nthreads if nthreads > 1 and n >= Q_TEAM_ROWS * nthreads else 1
+        cdef Py_ssize_t chunk = min(n, Q_CHUNK)
+        # per thread: two rotating output blocks of a chunk, the int8 scratch of a chunk
+        cdef Py_ssize_t share = (2 * chunk * self.widest * sizeof(float)
+                                 + int8_scratch_bytes(chunk, self.widest_k) + 63) // 64 * 64
+        buf = self._pool.take(team * share + 64)
+        cdef char* scratch = <char*>cnp.PyArray_DATA(<cnp.ndarray>buf)
+        scratch += (64 - <size_t>scratch % 64) % 64
         with nogil:
-            self._predict_nogil(xp, n, op, scratch, nthreads)
+            if team > 1:
+                self._predict_team(xp, n, op, scratch, share, team)
+            else:
+                self._predict_rows(xp, 0, n, op, scratch, chunk, nthreads)
         self._pool.give(buf)
         return out
 
-    cdef void _predict_nogil(self, const float* x, Py_ssize_t n, float* out, float* scratch,
-                             int nthreads) noexcept nogil:
-        cdef Py_ssize_t block = n * self.widest
-        cdef float* sx = scratch + 2 * block
-        cdef uint8_t* xq = <uint8_t*>(sx + n)
-        cdef const float* inp = x
+    cdef void _predict_team(self, const float* x, Py_ssize_t n, float* out, char* scratch,
+                            Py_ssize_t share, int nthreads) noexcept nogil:
+        """Rows split between the team in multiples of 8 (the int8 tile's height)."""
+        cdef int t, team
+        cdef Py_ssize_t per, lo, hi
+        with parallel(num_threads=nthreads):
+            t = thread_num()
+            team = team_size_now()
+            per = ((n + team - 1) // team + 7) // 8 * 8
+            lo = min(n, t * per)
+            hi = min(n, lo + per)
+            if lo < hi:
+                self._predict_rows(x, lo, hi, out, scratch + t * share, min(n, Q_CHUNK), 1)
+
+    cdef void _predict_rows(self, const float* x, Py_ssize_t r0, Py_ssize_t r1, float* out,
+                            char* scratch, Py_ssize_t chunk, int nthreads) noexcept nogil:
+        """Rows [r0, r1) through every stage, ``chunk`` rows at a time; ``nthreads``
+        for each product's own column split."""
+        cdef float* blocks = <float*>scratch
+        cdef void* s8 = <void*>(scratch + 2 * chunk * self.widest * sizeof(float))
+        cdef const float* inp
         cdef float* y
         cdef QS* q
         cdef int i
-        for i in range(self.L):
-            q = &self.st[i]
-            y = out if i == self.L - 1 else scratch + (i % 2) * block
-            if q.kind == K_INT8_DENSE:
-                int8_rows(inp, n, q.k, q.n, q.w8, q.colsum, q.scales, q.bias, y, q.relu,
-                          nthreads, xq, sx)
-            else:
-                bf16_rows(inp, n, q.k, q.n, q.w16, q.bias, y, q.relu, nthreads)
-            if q.act != LINEAR:
-                act_rows_forward(q.act, q.a, y, y, q.n, 0, n, NULL)
-            inp = y
+        cdef Py_ssize_t c0 = r0, m
+        while c0 < r1:
+            m = min(chunk, r1 - c0)
+            inp = x + c0 * self.width_in
+            for i in range(self.L):
+                q = &self.st[i]
+                if i == self.L - 1:
+                    y = out + c0 * self.width_out
+                else:
+                    y = blocks + (i % 2) * chunk * self.widest
+                if q.kind == K_INT8_DENSE:
+                    int8_rows(inp, m, q.k, q.n, q.w8, q.colsum, q.scales, q.bias, y, q.relu,
+                              nthreads, s8)
+                else:
+                    bf16_rows(inp, m, q.k, q.n, q.w16, q.bias, y, q.relu, nthreads)
+                if q.act != LINEAR:
+                    act_rows_forward(q.act, q.a, y, y, q.n, 0, m, NULL)
+                inp = y
+            c0 += m
