@@ -8,7 +8,9 @@
  * symmetric int8 (qmax = 255 or 127; uint8 only while k <= FQ_U8_MAX_K, where
  * 255 * 127 * k cannot overflow int32):
  *   s_x[i]  = max_k |x[i,k]| / qmax       (float32; 1 where that is 0: a zero row)
- *   xq[i,k] = clip(rint(x[i,k] / s_x[i]), -127 or 0, qmax)  (float division, ties to even)
+ *   v[i,k]  = x[i,k] * (1 / s_x[i])       (float32, two roundings; x[i,k] / s_x[i] where
+ *                                          s_x[i] is subnormal or not finite)
+ *   xq[i,k] = clip(rint(v[i,k]), -127 or 0, qmax)      (ties to even)
  *   acc     = sum_k xq[i,k] * Wq[k,j]     (int32, exact on every path)
  *   y[i,j]  = (float)acc * (s_x[i] * s_w[j]) + b[j]    (three float32 roundings, no FMA)
  * The epilogue is compiled with FP contraction off, so every path gives the same
@@ -153,6 +155,17 @@ static inline float fq_row_scale(uint32_t mbits, int neg, ptrdiff_t k, int32_t* 
     return s == 0.0f ? 1.0f : s; /* all zero, or so small that the scale underflows */
 }
 
+/* Whether a row multiplies by 1 / s_x (a normal, finite scale: 1 / s_x is finite and
+ * every v lies within the levels), else divides and clips. */
+static inline int fq_row_multiplies(float s) { return s >= 1.17549435e-38f && s <= 3.40282347e38f; }
+
+/* One value's level (before the offset): rint(v) clipped to [lo, hi], NaN -> lo. */
+static inline int fq_level(float xv, float s, float inv, int mul, float lo, float hi) {
+    float v = rintf(mul ? xv * inv : xv / s);
+    v = v > hi ? hi : (v < lo ? lo : v);
+    return v == v ? (int)v : (int)lo;
+}
+
 static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
                                       uint8_t* xq, float* sx, int32_t* xo) {
     for (ptrdiff_t i = 0; i < m; i++) {
@@ -171,12 +184,10 @@ static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, 
         sx[i] = s;
         xo[i] = offset;
         const float lo = offset ? -127.0f : 0.0f, hi = offset ? 127.0f : 255.0f;
-        for (ptrdiff_t kk = 0; kk < k; kk++) {
-            float v = rintf(xr[kk] / s);
-            v = v > hi ? hi : (v < lo ? lo : v);
-            int q = v == v ? (int)v : (int)lo; /* NaN -> the lowest level */
-            qr[kk] = (uint8_t)(q + offset);
-        }
+        const float inv = 1.0f / s;
+        const int mul = fq_row_multiplies(s);
+        for (ptrdiff_t kk = 0; kk < k; kk++)
+            qr[kk] = (uint8_t)(fq_level(xr[kk], s, inv, mul, lo, hi) + offset);
         for (ptrdiff_t kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
 }
@@ -186,7 +197,6 @@ __attribute__((target(FQ_TARGET_AVX2)))
 static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
                                   uint8_t* xq, float* sx, int32_t* xo) {
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
@@ -219,27 +229,15 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
         const __m256i hi = _mm256_set1_epi32(offset ? 127 : 255);
         const __m256i off = _mm256_set1_epi32(offset);
         const float flo = offset ? -127.0f : 0.0f, fhi = offset ? 127.0f : 255.0f;
-        const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s);
-        /* |v - rint(v)| above this: near a half (or NaN, or a subnormal scale): divide */
-        const __m256 edge = _mm256_set1_ps(s >= 1.17549435e-38f ? 0.5f - 1e-4f : -1.0f);
+        const float inv = 1.0f / s;
+        const int mul = fq_row_multiplies(s);
+        const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(inv);
         for (kk = 0; kk + 8 <= k; kk += 8) {
-            /* x * (1/s) is within 2.3e-5 of x / s (|x / s| <= 127, two roundings of 2^-24
-             * relative): it rounds to the same integer unless it lies within 1e-4 of a
-             * half, and only then is the division done. */
             __m256 xv = _mm256_loadu_ps(xr + kk);
-            __m256 v = _mm256_mul_ps(xv, vinv);
-            __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            __m256 d = _mm256_andnot_ps(sign, _mm256_sub_ps(v, r));
-            __m256 near = _mm256_cmp_ps(d, edge, _CMP_NLE_UQ);
-            __m256i q;
-            if (!_mm256_testz_ps(near, near)) {
-                r = _mm256_round_ps(_mm256_div_ps(xv, vs),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                q = _mm256_cvtps_epi32(r); /* NaN and overflow -> INT_MIN -> -127 */
-                q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
-            } else {
-                q = _mm256_cvtps_epi32(r); /* integral: exact in any rounding mode */
-            }
+            __m256 v = mul ? _mm256_mul_ps(xv, vinv) : _mm256_div_ps(xv, vs);
+            v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256i q = _mm256_cvtps_epi32(v); /* NaN and overflow -> INT_MIN -> lo */
+            q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
             q = _mm256_add_epi32(q, off); /* in [0, 255] */
             __m256i p = _mm256_packs_epi32(q, q);
             p = _mm256_packus_epi16(p, p);
@@ -248,12 +246,7 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
             memcpy(qr + kk, &a, 4);
             memcpy(qr + kk + 4, &c, 4);
         }
-        for (; kk < k; kk++) {
-            float v = rintf(xr[kk] / s);
-            v = v > fhi ? fhi : (v < flo ? flo : v);
-            int q = v == v ? (int)v : (int)flo;
-            qr[kk] = (uint8_t)(q + offset);
-        }
+        for (; kk < k; kk++) qr[kk] = (uint8_t)(fq_level(xr[kk], s, inv, mul, flo, fhi) + offset);
         for (kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
 }
@@ -292,19 +285,32 @@ static void fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, pt
         const __m512i hi = _mm512_set1_epi32(offset ? 127 : 255);
         const __m512i off = _mm512_set1_epi32(offset);
         const __m512 vs = _mm512_set1_ps(s), vinv = _mm512_set1_ps(1.0f / s);
-        /* |v - rint(v)| above this: near a half (or NaN, or a subnormal scale): divide */
-        const __m512 edge = _mm512_set1_ps(s >= 1.17549435e-38f ? 0.5f - 1e-4f : -1.0f);
-        for (ptrdiff_t kk = 0; kk < k; kk += 16) {
+        /* the bytes of four vectors in order: two saturating packs (values in [0, 255]
+         * stay as they are), then per 128-bit lane l: q0[4l..4l+3] q1[..] q2[..] q3[..]
+         * -> q0[0..15] q1[0..15] .. by a dword permutation */
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        ptrdiff_t kk = 0;
+        if (fq_row_multiplies(s)) {
+            /* |v| <= qmax (1 + 2^-22) rounds within the levels: no clipping */
+            for (; kk + 64 <= k; kk += 64) {
+                __m512i q[4];
+                for (int u = 0; u < 4; u++) {
+                    __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xr + kk + 16 * u), vinv);
+                    q[u] = _mm512_add_epi32(off, _mm512_cvt_roundps_epi32(
+                        v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                }
+                __m512i b = _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]),
+                                                _mm512_packus_epi32(q[2], q[3]));
+                _mm512_storeu_si512(qr + kk, _mm512_permutexvar_epi32(order, b));
+            }
+        }
+        /* the rest 16 at a time, and every value of a row that divides */
+        for (; kk < k; kk += 16) {
             __mmask16 mask = kk < kfull ? (__mmask16)0xffff : tail;
             __m512 xv = _mm512_maskz_loadu_ps(mask, xr + kk);
-            __m512 v = _mm512_mul_ps(xv, vinv);
+            __m512 v = fq_row_multiplies(s) ? _mm512_mul_ps(xv, vinv) : _mm512_div_ps(xv, vs);
             __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            __m512 d = _mm512_abs_ps(_mm512_sub_ps(v, _mm512_cvtepi32_ps(q)));
-            if (_mm512_cmp_ps_mask(d, edge, _CMP_NLE_UQ)) {
-                q = _mm512_cvt_roundps_epi32(_mm512_div_ps(xv, vs),
-                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi); /* NaN: INT_MIN -> lo */
-            }
+            q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi); /* NaN: INT_MIN -> lo */
             q = _mm512_add_epi32(q, off); /* in [0, 255] */
             /* the register form of vpmovusdb: the store form is slow on some CPUs */
             __m128i b = _mm512_cvtusepi32_epi8(q);

@@ -870,7 +870,8 @@ class Ops:
         (``qmax = 255``, levels 0..255; only for depths up to 66313, where the int32
         sums cannot overflow), else symmetrically to int8 (``qmax = 127``, levels
         -127..127); ``s_x = max |x_row| / qmax`` (1 where that is 0), ``xq =
-        clip(rint(x / s_x), lowest, qmax)``, and ``acc = xq @ Wq`` is exact int32."""
+        clip(rint(x * (1 / s_x)), lowest, qmax)`` (float32 products; ``x / s_x`` where
+        ``s_x`` is subnormal or not finite), and ``acc = xq @ Wq`` is exact int32."""
         xp = self.xp
         x = xp.asarray(x, dtype=xp.float32)
         k = x.shape[1]
@@ -879,7 +880,11 @@ class Ops:
         sx = (xp.abs(x).max(axis=1) / qmax).astype(xp.float32)
         sx[sx == 0] = 1  # a zero row (or one whose scale underflows)
         lowest = xp.where(u8, xp.float32(0), xp.float32(-127))
-        xq = xp.clip(xp.rint(x / sx[:, None]), lowest[:, None], qmax[:, None]).astype(xp.int32)
+        normal = (sx >= xp.finfo(xp.float32).tiny) & xp.isfinite(sx)
+        with numpy.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            inv = (xp.float32(1) / sx).astype(xp.float32)
+            v = xp.where(normal[:, None], x * inv[:, None], x / sx[:, None])
+        xq = xp.clip(xp.rint(v), lowest[:, None], qmax[:, None]).astype(xp.int32)
         acc = xp.matmul(xq, packed.astype(xp.int32))
         y = acc.astype(xp.float32) * (sx[:, None] * scales[None, :])
         if bias is not None:
