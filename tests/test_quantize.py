@@ -214,3 +214,25 @@ def test_quantized_segment_rows_in_chunks_and_teams_equal_the_reference(nthreads
         out = numpy.full((n, 5), numpy.nan, "float32")
         segment.predict(numpy.ascontiguousarray(x[:n]), out, nthreads)
         numpy.testing.assert_array_equal(out, expected[:n], err_msg=f"{n} rows")
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("bad", [numpy.nan, numpy.inf, -numpy.inf])
+def test_quantized_segment_refuses_nonfinite_rows(nthreads, bad):
+    """An int8 first stage finds NaN and infinities while it quantizes the rows (no
+    separate scan of x): the segment still refuses them, counting the values."""
+    fastnn.utils.set_random_seed(2)
+    model = fastnn.Sequential([fastnn.Input(shape=(37,)), layers.Dense(70, activation="relu"),
+                               layers.Dense(5)])
+    model.quantize("int8")
+    segment = model._inference_executor().parts[0].segment
+    x = numpy.random.default_rng(3).normal(size=(200, 37)).astype("float32")
+    x[150, 36] = x[150, 2] = bad
+    out = numpy.empty((200, 5), "float32")
+    with pytest.raises(ValueError, match="2 NaN or infinite"):
+        segment.predict(x, out, nthreads)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.predict_on_batch(x[150:151])
+    x[150] = 0
+    segment.predict(x, out, nthreads)
+    assert numpy.isfinite(out).all()

@@ -217,10 +217,22 @@ cdef Py_ssize_t count_nonfinite(const float* x, Py_ssize_t size) noexcept nogil:
     return bad
 
 
+cdef int refuse_nonfinite(x) except -1:
+    """ValueError when the float32 C-contiguous array x holds NaN or an infinity."""
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
+    cdef Py_ssize_t bad, size = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    with nogil:
+        bad = count_nonfinite(xp, size)
+    if bad:
+        raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+    return 0
+
+
 cdef Py_ssize_t checked_predict_rows(x, out, Py_ssize_t width_in, Py_ssize_t width_out,
-                                     str what) except -1:
+                                     str what, bint scan=True) except -1:
     """The rows of a predict call after its checks: x and out float32 C-contiguous 2-D
-    arrays of widths ``width_in`` / ``width_out`` and the same rows, x finite."""
+    arrays of widths ``width_in`` / ``width_out`` and the same rows, x finite (``scan``
+    False: the caller finds non-finite values itself and calls ``refuse_nonfinite``)."""
     if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
             or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
@@ -237,12 +249,8 @@ cdef Py_ssize_t checked_predict_rows(x, out, Py_ssize_t width_in, Py_ssize_t wid
             or cnp.PyArray_DIM(<cnp.ndarray>out, 1) != width_out):
         raise ValueError(f"{what}: out must be a C-contiguous float32 array of shape "
                          f"({n}, {width_out})")
-    cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
-    cdef Py_ssize_t bad
-    with nogil:
-        bad = count_nonfinite(xp, n * width_in)
-    if bad:
-        raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+    if scan:
+        refuse_nonfinite(x)
     return n
 
 
@@ -1347,49 +1355,67 @@ cdef class QuantizedSegment:
 
     def predict(self, x, out, int nthreads=1):
         """Inference of x (n, width_in) into ``out`` (n, width_out), both float32
-        C-contiguous and caller-owned. Raises ValueError when x holds NaN or infinity."""
+        C-contiguous and caller-owned. Raises ValueError when x holds NaN or infinity
+        (an int8 first stage finds them while quantizing its rows: no separate scan)."""
+        cdef bint int8_first = self.st[0].kind == K_INT8_DENSE
         cdef Py_ssize_t n = checked_predict_rows(x, out, self.width_in, self.width_out,
-                                                 "QuantizedSegment.predict")
+                                                 "QuantizedSegment.predict", not int8_first)
         if n == 0:
             return out
         cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
         cdef int team = nthreads if nthreads > 1 and n >= Q_TEAM_ROWS * nthreads else 1
         cdef Py_ssize_t chunk = min(n, Q_CHUNK)
-        # per thread: two rotating output blocks of a chunk, the int8 scratch of a chunk
-        cdef Py_ssize_t share = (2 * chunk * self.widest * sizeof(float)
+        # per thread: its count of non-finite rows, two rotating output blocks of a
+        # chunk, the int8 scratch of a chunk
+        cdef Py_ssize_t share = (64 + 2 * chunk * self.widest * sizeof(float)
                                  + int8_scratch_bytes(chunk, self.widest_k) + 63) // 64 * 64
         buf = self._pool.take(team * share + 64)
         cdef char* scratch = <char*>cnp.PyArray_DATA(<cnp.ndarray>buf)
         scratch += (64 - <size_t>scratch % 64) % 64
+        cdef Py_ssize_t nonfinite = 0
+        cdef int t
         with nogil:
             if team > 1:
                 self._predict_team(xp, n, op, scratch, share, team)
+                for t in range(team):
+                    nonfinite += (<Py_ssize_t*>(scratch + t * share))[0]
             else:
-                self._predict_rows(xp, 0, n, op, scratch, chunk, nthreads)
+                nonfinite = self._predict_rows(xp, 0, n, op, scratch + 64, chunk, nthreads)
         self._pool.give(buf)
+        if nonfinite:
+            refuse_nonfinite(x)
         return out
 
     cdef void _predict_team(self, const float* x, Py_ssize_t n, float* out, char* scratch,
                             Py_ssize_t share, int nthreads) noexcept nogil:
-        """Rows split between the team in multiples of 8 (the int8 tile's height)."""
+        """Rows split between the team in multiples of 8 (the int8 tile's height); each
+        thread leaves its count of non-finite rows at the start of its share."""
         cdef int t, team
         cdef Py_ssize_t per, lo, hi
+        cdef char* mine
+        for t in range(nthreads):
+            (<Py_ssize_t*>(scratch + t * share))[0] = 0
         with parallel(num_threads=nthreads):
             t = thread_num()
             team = team_size_now()
             per = ((n + team - 1) // team + 7) // 8 * 8
             lo = min(n, t * per)
             hi = min(n, lo + per)
+            mine = scratch + t * share
             if lo < hi:
-                self._predict_rows(x, lo, hi, out, scratch + t * share, min(n, Q_CHUNK), 1)
+                (<Py_ssize_t*>mine)[0] = self._predict_rows(x, lo, hi, out, mine + 64,
+                                                            min(n, Q_CHUNK), 1)
 
-    cdef void _predict_rows(self, const float* x, Py_ssize_t r0, Py_ssize_t r1, float* out,
-                            char* scratch, Py_ssize_t chunk, int nthreads) noexcept nogil:
+    cdef Py_ssize_t _predict_rows(self, const float* x, Py_ssize_t r0, Py_ssize_t r1,
+                                  float* out, char* scratch, Py_ssize_t chunk,
+                                  int nthreads) noexcept nogil:
         """Rows [r0, r1) through every stage, ``chunk`` rows at a time; ``nthreads``
-        for each product's own column split."""
+        for each product's own column split. Returns the rows of x that an int8 first
+        stage found NaN or infinite in."""
         cdef float* blocks = <float*>scratch
         cdef void* s8 = <void*>(scratch + 2 * chunk * self.widest * sizeof(float))
+        cdef Py_ssize_t nonfinite = 0, bad
         cdef const float* inp
         cdef float* y
         cdef QS* q
@@ -1405,11 +1431,14 @@ cdef class QuantizedSegment:
                 else:
                     y = blocks + (i % 2) * chunk * self.widest
                 if q.kind == K_INT8_DENSE:
-                    int8_rows(inp, m, q.k, q.n, q.w8, q.colsum, q.scales, q.bias, y, q.relu,
-                              nthreads, s8)
+                    bad = int8_rows(inp, m, q.k, q.n, q.w8, q.colsum, q.scales, q.bias, y,
+                                    q.relu, nthreads, s8)
+                    if i == 0:
+                        nonfinite += bad
                 else:
                     bf16_rows(inp, m, q.k, q.n, q.w16, q.bias, y, q.relu, nthreads)
                 if q.act != LINEAR:
                     act_rows_forward(q.act, q.a, y, y, q.n, 0, m, NULL)
                 inp = y
             c0 += m
+        return nonfinite

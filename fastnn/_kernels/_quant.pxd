@@ -3,10 +3,10 @@
 # ``int8_scratch_bytes(m, k)`` bytes, aligned for floats.
 from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
 
-cdef void int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
-                    const int8_t* packed, const int32_t* colsum, const float* scales,
-                    const float* bias, float* y, bint relu, int nthreads,
-                    void* scratch) noexcept nogil
+cdef Py_ssize_t int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+                          const int8_t* packed, const int32_t* colsum, const float* scales,
+                          const float* bias, float* y, bint relu, int nthreads,
+                          void* scratch) noexcept nogil
 
 cdef size_t int8_scratch_bytes(Py_ssize_t m, Py_ssize_t k) noexcept nogil
 

@@ -34,7 +34,7 @@ cdef extern from "qgemm.h":
                       int32_t* colsum) nogil
     Py_ssize_t FQ_U8_MAX_K
     size_t fq_int8_scratch(Py_ssize_t m, Py_ssize_t k) nogil
-    void fq_int8_dense(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+    Py_ssize_t fq_int8_dense(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
                        const int8_t* packed, const int32_t* colsum, const float* sw,
                        const float* bias, float* y, int relu, int nthreads,
                        void* scratch) nogil
@@ -168,12 +168,13 @@ MAX_K = (2**31 - 1) // (127 * 127)
 U8_MAX_K = FQ_U8_MAX_K
 
 
-cdef void int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
-                    const int8_t* packed, const int32_t* colsum, const float* scales,
-                    const float* bias, float* y, bint relu, int nthreads,
-                    void* scratch) noexcept nogil:
-    """``int8_dense`` on raw pointers (declared in _quant.pxd for the executor)."""
-    fq_int8_dense(x, m, k, n, packed, colsum, scales, bias, y, relu,
+cdef Py_ssize_t int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+                          const int8_t* packed, const int32_t* colsum, const float* scales,
+                          const float* bias, float* y, bint relu, int nthreads,
+                          void* scratch) noexcept nogil:
+    """``int8_dense`` on raw pointers (declared in _quant.pxd for the executor); returns
+    the number of rows of x holding NaN or an infinity (found while quantizing)."""
+    return fq_int8_dense(x, m, k, n, packed, colsum, scales, bias, y, relu,
                   nthreads if nthreads > 0 else 1, scratch)
 
 

@@ -166,8 +166,9 @@ static inline int fq_level(float xv, float s, float inv, int mul, float lo, floa
     return v == v ? (int)v : (int)lo;
 }
 
-static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+static ptrdiff_t fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
                                       uint8_t* xq, float* sx, int32_t* xo) {
+    ptrdiff_t nonfinite = 0; /* rows holding NaN or an infinity */
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
@@ -182,6 +183,7 @@ static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, 
         int32_t offset;
         float s = fq_row_scale(mbits, (int)(signs >> 31), k, &offset);
         sx[i] = s;
+        nonfinite += mbits >= 0x7f800000u;
         xo[i] = offset;
         const float lo = offset ? -127.0f : 0.0f, hi = offset ? 127.0f : 255.0f;
         const float inv = 1.0f / s;
@@ -190,12 +192,14 @@ static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, 
             qr[kk] = (uint8_t)(fq_level(xr[kk], s, inv, mul, lo, hi) + offset);
         for (ptrdiff_t kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
+    return nonfinite;
 }
 
 #ifdef FASTNN_Q_X86
 __attribute__((target(FQ_TARGET_AVX2)))
-static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+static ptrdiff_t fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
                                   uint8_t* xq, float* sx, int32_t* xo) {
+    ptrdiff_t nonfinite = 0; /* rows holding NaN or an infinity */
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
@@ -224,6 +228,7 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
         int32_t offset;
         float s = fq_row_scale(mbits, (int)(signs >> 31), k, &offset);
         sx[i] = s;
+        nonfinite += mbits >= 0x7f800000u;
         xo[i] = offset;
         const __m256i lo = _mm256_set1_epi32(offset ? -127 : 0);
         const __m256i hi = _mm256_set1_epi32(offset ? 127 : 255);
@@ -249,6 +254,7 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
         for (; kk < k; kk++) qr[kk] = (uint8_t)(fq_level(xr[kk], s, inv, mul, flo, fhi) + offset);
         for (kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
+    return nonfinite;
 }
 #endif
 
@@ -256,8 +262,9 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
 /* The same as fq_quantize_rows_avx2 with 16 lanes, masked tails and the saturating
  * int32 -> int8 stores of AVX-512. */
 __attribute__((target(FQ_TARGET_AVX512)))
-static void fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+static ptrdiff_t fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
                                     uint8_t* xq, float* sx, int32_t* xo) {
+    ptrdiff_t nonfinite = 0; /* rows holding NaN or an infinity */
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
     const __mmask16 tail = (__mmask16)((1u << (k % 16)) - 1u);
     const ptrdiff_t kfull = k - k % 16;
@@ -280,6 +287,7 @@ static void fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, pt
         int32_t offset;
         float s = fq_row_scale(mbits, neg, k, &offset);
         sx[i] = s;
+        nonfinite += mbits >= 0x7f800000u;
         xo[i] = offset;
         const __m512i lo = _mm512_set1_epi32(offset ? -127 : 0);
         const __m512i hi = _mm512_set1_epi32(offset ? 127 : 255);
@@ -318,6 +326,7 @@ static void fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, pt
         }
         for (ptrdiff_t kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
+    return nonfinite;
 }
 #endif
 
@@ -621,8 +630,9 @@ static size_t fq_int8_scratch(ptrdiff_t m, ptrdiff_t k) {
 }
 
 /* y = dequant(quant(x) @ Wq) (+ b, relu). scratch: fq_int8_scratch(m, k) bytes, aligned
- * for floats, owned by the caller (row scales, row offsets, quantized rows). */
-static void fq_int8_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+ * for floats, owned by the caller (row scales, row offsets, quantized rows). Returns the
+ * number of rows of x that hold NaN or an infinity (their outputs are not finite). */
+static ptrdiff_t fq_int8_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
                           const int8_t* packed, const int32_t* colsum, const float* sw,
                           const float* bias, float* y, int relu, int nthreads,
                           void* scratch) {
@@ -632,13 +642,15 @@ static void fq_int8_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
     uint8_t* xq = (uint8_t*)(xo + m);
     fq_args a = {sx, xo, sw, bias, colsum, y, NULL, m, n, k, fq_round_up(k, 4),
                  fq_round_up(k, 4) / 4, relu, 0};
+    ptrdiff_t nonfinite;
 #ifdef FASTNN_Q_X86
-    if (level == FQ_AVX512) fq_quantize_rows_avx512(x, m, k, a.kp, xq, sx, xo);
-    else if (level >= FQ_AVX2) fq_quantize_rows_avx2(x, m, k, a.kp, xq, sx, xo);
+    if (level == FQ_AVX512) nonfinite = fq_quantize_rows_avx512(x, m, k, a.kp, xq, sx, xo);
+    else if (level >= FQ_AVX2) nonfinite = fq_quantize_rows_avx2(x, m, k, a.kp, xq, sx, xo);
     else
 #endif
-        fq_quantize_rows_portable(x, m, k, a.kp, xq, sx, xo);
+        nonfinite = fq_quantize_rows_portable(x, m, k, a.kp, xq, sx, xo);
     fq_int8_run(level, &a, xq, packed, nthreads);
+    return nonfinite;
 }
 
 /* The exact int32 accumulators xq @ Wq for given rows (tests): int8 rows (is_u8 0,
