@@ -199,21 +199,29 @@ def test_stages_the_quantized_segment_cannot_run_stay_on_the_ops():
 @pytest.mark.parametrize("nthreads", [1, 2])
 def test_quantized_segment_rows_in_chunks_and_teams_equal_the_reference(nthreads):
     """The compiled segment carries rows through its stages in chunks and splits them
-    between a team: every batch size (a chunk's edges, a team's shares) gives the numpy
-    reference's int8 result bit for bit (ReLU hidden layers: their rows go in as uint8)."""
+    between a team: every batch size (a chunk's edges, a team's shares) on every int8
+    path gives the numpy reference's result bit for bit (ReLU outputs go in as uint8 rows, the linear hidden
+    layer's as int8 rows)."""
+    from fastnn._kernels import _quant
     fastnn.utils.set_random_seed(2)
     model = fastnn.Sequential([fastnn.Input(shape=(37,)), layers.Dense(70, activation="relu"),
-                               layers.Dense(33, activation="relu"), layers.Dense(5)])
+                               layers.Dense(33), layers.Dense(20, activation="relu"),
+                               layers.Dense(5)])
     model.quantize("int8")
     segment = model._inference_executor().parts[0].segment
     x = numpy.random.default_rng(3).normal(size=(300, 37)).astype("float32")
     x[::4] = numpy.abs(x[::4])
     with use_backend("numpy"):
         expected = model.predict_on_batch(x)
-    for n in (1, 7, 16, 31, 33, 63, 64, 65, 129, 300):
-        out = numpy.full((n, 5), numpy.nan, "float32")
-        segment.predict(numpy.ascontiguousarray(x[:n]), out, nthreads)
-        numpy.testing.assert_array_equal(out, expected[:n], err_msg=f"{n} rows")
+    try:
+        for path in _quant.available():
+            _quant.set_isa(path)
+            for n in (1, 7, 16, 31, 33, 63, 64, 65, 129, 300):
+                out = numpy.full((n, 5), numpy.nan, "float32")
+                segment.predict(numpy.ascontiguousarray(x[:n]), out, nthreads)
+                numpy.testing.assert_array_equal(out, expected[:n], err_msg=f"{path}, {n} rows")
+    finally:
+        _quant.set_isa(None)
 
 
 @pytest.mark.parametrize("nthreads", [1, 2])
