@@ -1269,6 +1269,16 @@ def quantized_compilable(stage):
 cdef enum:
     Q_CHUNK = 64
     Q_TEAM_ROWS = 16
+    Q_PIECE = 32  # rows a team member takes at a time
+
+
+cdef extern from *:
+    """
+    static Py_ssize_t fastnn_q_take(Py_ssize_t* next) {
+        return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+    }
+    """
+    Py_ssize_t q_take "fastnn_q_take"(Py_ssize_t* next) noexcept nogil
 
 
 cdef class QuantizedSegment:
@@ -1277,8 +1287,9 @@ cdef class QuantizedSegment:
     time, or bfloat16 weights in float32), its ReLU in the epilogue or its activation
     after. Every stage works row by row, so the rows go through all the stages in
     chunks of Q_CHUNK, and a team of threads splits the rows (one OpenMP region for
-    the whole segment, no barrier); with too few rows for a team, each product splits
-    its columns instead. Scratch is per call, so many threads may predict at once."""
+    the whole segment, no barrier: each thread takes Q_PIECE rows at a time through
+    every stage, so a thread that the OS holds back takes fewer); with too few rows for
+    a team, each product splits its columns instead. Scratch is per call, so many threads may predict at once."""
 
     cdef QS* st
     cdef int L
@@ -1370,7 +1381,7 @@ cdef class QuantizedSegment:
         # chunk, the int8 scratch of a chunk
         cdef Py_ssize_t share = (64 + 2 * chunk * self.widest * sizeof(float)
                                  + int8_scratch_bytes(chunk, self.widest_k) + 63) // 64 * 64
-        buf = self._pool.take(team * share + 64)
+        buf = self._pool.take(team * share + 128)
         cdef char* scratch = <char*>cnp.PyArray_DATA(<cnp.ndarray>buf)
         scratch += (64 - <size_t>scratch % 64) % 64
         cdef Py_ssize_t nonfinite = 0
@@ -1389,23 +1400,25 @@ cdef class QuantizedSegment:
 
     cdef void _predict_team(self, const float* x, Py_ssize_t n, float* out, char* scratch,
                             Py_ssize_t share, int nthreads) noexcept nogil:
-        """Rows split between the team in multiples of 8 (the int8 tile's height); each
-        thread leaves its count of non-finite rows at the start of its share."""
-        cdef int t, team
-        cdef Py_ssize_t per, lo, hi
+        """Pieces of Q_PIECE rows (a multiple of the int8 tile's height) taken by the
+        team's threads in turn from a shared counter (after the shares); each thread
+        leaves its count of non-finite rows at the start of its share."""
+        cdef int t
+        cdef Py_ssize_t lo, hi
+        cdef Py_ssize_t* next_piece = <Py_ssize_t*>(scratch + nthreads * share)
         cdef char* mine
         for t in range(nthreads):
             (<Py_ssize_t*>(scratch + t * share))[0] = 0
+        next_piece[0] = 0
         with parallel(num_threads=nthreads):
             t = thread_num()
-            team = team_size_now()
-            per = ((n + team - 1) // team + 7) // 8 * 8
-            lo = min(n, t * per)
-            hi = min(n, lo + per)
             mine = scratch + t * share
-            if lo < hi:
-                (<Py_ssize_t*>mine)[0] = self._predict_rows(x, lo, hi, out, mine + 64,
-                                                            min(n, Q_CHUNK), 1)
+            lo = q_take(next_piece) * Q_PIECE
+            while lo < n:
+                hi = min(n, lo + Q_PIECE)
+                (<Py_ssize_t*>mine)[0] += self._predict_rows(x, lo, hi, out, mine + 64,
+                                                             min(n, Q_CHUNK), 1)
+                lo = q_take(next_piece) * Q_PIECE
 
     cdef Py_ssize_t _predict_rows(self, const float* x, Py_ssize_t r0, Py_ssize_t r1,
                                   float* out, char* scratch, Py_ssize_t chunk,
