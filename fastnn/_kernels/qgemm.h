@@ -26,9 +26,11 @@
  * Paths:
  *   avx512vnni: vpdpbusd (u8 x s8, four products a lane, no saturation) on zmm.
  *   avxvnni:    the same on ymm (VEX vpdpbusd).
- *   avx2:       vpmaddubsw would saturate (two u8*s8 products reach 2*255*127 > 32767),
- *               so both operands are widened to int16 and vpmaddwd sums pairs into
- *               int32 lanes, two lanes a column, added together at the end.
+ *   avx2:       for uint8 rows vpmaddubsw would saturate (two u8*s8 products reach
+ *               2*255*127 > 32767), so both operands are widened to int16 and vpmaddwd
+ *               sums pairs into int32 lanes, two lanes a column, added at the end; int8
+ *               rows multiply |xq| by sign(xq) * w with vpmaddubsw (pairs at most
+ *               2*127*127, exact) and need no offset taken out.
  *   portable:   plain C on the same layout.
  *
  * Packed bf16 weights: column blocks of 32; per k, 16 32-bit words, word w holding
@@ -489,13 +491,74 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
     /* fallthrough */                                                                      \
     default: MK(R, 1, xr, a->kp, wb, a->kg * 64, a->kg, acc); break;
 
+/* MR rows x NB blocks of 16 columns (2 ymm each) for int8 rows (stored xq + 128: a XOR
+ * with 0x80 gives xq): vpmaddubsw of |xq| (<= 127) with sign(xq) * w, a pair of products
+ * at most 2 * 127 * 127, exact in int16; vpmaddwd with ones widens the pairs. The sums
+ * are xq @ Wq itself: the epilogue takes no offset back out. Fewer instructions than
+ * fq_mk_avx2, so int8 rows take this one. */
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2_s8(
+    const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
+    ptrdiff_t bstride, ptrdiff_t kg, int32_t* out /* MR x NB*16 */) {
+    __m256i c[2][4][2];
+    const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm256_setzero_si256();
+    for (ptrdiff_t g = 0; g < kg; g++) {
+        __m256i xs[2], xa[2];
+        for (int r = 0; r < MR; r++) {
+            xs[r] = _mm256_xor_si256(_mm256_set1_epi32(fq_load32(x + r * kp + 4 * g)), flip);
+            xa[r] = _mm256_abs_epi8(xs[r]);
+        }
+        for (int b = 0; b < NB; b++)
+            for (int h = 0; h < 2; h++) {
+                __m256i wv = _mm256_loadu_si256((const __m256i*)(w + b * bstride + g * 64 + h * 32));
+                for (int r = 0; r < MR; r++) {
+                    __m256i t = _mm256_maddubs_epi16(xa[r], _mm256_sign_epi8(wv, xs[r]));
+                    c[r][b][h] = _mm256_add_epi32(c[r][b][h], _mm256_madd_epi16(t, ones));
+                }
+            }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++)
+            for (int h = 0; h < 2; h++)
+                _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8), c[r][b][h]);
+}
+
+/* Row offsets of zero for the rows fq_mk_avx2_s8 serves (its sums need no correction). */
+#define FQ_AVX2_RUN 64
+static const int32_t fq_zero_offsets[FQ_AVX2_RUN] = {0};
+
+/* Rows in runs of one kind (at most FQ_AVX2_RUN): int8 rows through fq_mk_avx2_s8,
+ * uint8 rows through fq_mk_avx2. */
 __attribute__((target(FQ_TARGET_AVX2)))
-static void fq_int8_tile_avx2(const fq_args* a, const uint8_t* xq, const int8_t* w,
+static void fq_int8_tile_avx2(const fq_args* all, const uint8_t* xq_all, const int8_t* w,
                               ptrdiff_t b0, ptrdiff_t b1) {
-    if (a->m < 2) {
-        FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 1, 2)
-    } else {
-        FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 2, 1)
+    for (ptrdiff_t i0 = 0; i0 < all->m;) {
+        ptrdiff_t i1 = i0 + 1;
+        while (i1 < all->m && i1 - i0 < FQ_AVX2_RUN && all->xo[i1] == all->xo[i0]) i1++;
+        fq_args run = *all;
+        const fq_args* a = &run;
+        const uint8_t* xq = xq_all + i0 * all->kp;
+        run.m = i1 - i0;
+        if (run.sx) run.sx += i0;
+        if (run.y) run.y += i0 * all->n;
+        if (run.yacc) run.yacc += i0 * all->n;
+        if (all->xo[i0]) {
+            run.xo = fq_zero_offsets;
+            if (a->m < 2) {
+                FQ_DRIVE_TILE(fq_mk_avx2_s8, fq_epilogue_avx2, 1, 4)
+            } else {
+                FQ_DRIVE_TILE(fq_mk_avx2_s8, fq_epilogue_avx2, 2, 2)
+            }
+        } else {
+            run.xo += i0;
+            if (a->m < 2) {
+                FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 1, 2)
+            } else {
+                FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 2, 1)
+            }
+        }
+        i0 = i1;
     }
 }
 
