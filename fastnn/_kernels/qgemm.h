@@ -423,7 +423,7 @@ static void fq_int8_tile_portable(const fq_args* a, const uint8_t* xq, const int
 FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
     const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
     ptrdiff_t bstride, ptrdiff_t kg, int32_t* out /* MR x NB*16 */) {
-    __m256i c[2][2][4];
+    __m256i c[2][3][4];
     for (int r = 0; r < MR; r++)
         for (int b = 0; b < NB; b++)
             for (int q = 0; q < 4; q++) c[r][b][q] = _mm256_setzero_si256();
@@ -553,7 +553,7 @@ static void fq_int8_tile_avx2(const fq_args* all, const uint8_t* xq_all, const i
         } else {
             run.xo += i0;
             if (a->m < 2) {
-                FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 1, 2)
+                FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 1, 3)
             } else {
                 FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 2, 1)
             }
