@@ -200,8 +200,8 @@ def test_stages_the_quantized_segment_cannot_run_stay_on_the_ops():
 def test_quantized_segment_rows_in_chunks_and_teams_equal_the_reference(nthreads):
     """The compiled segment carries rows through its stages in chunks and splits them
     between a team: every batch size (a chunk's edges, a team's shares) on every int8
-    path gives the numpy reference's result bit for bit (ReLU outputs go in as uint8 rows, the linear hidden
-    layer's as int8 rows)."""
+    path gives the numpy reference's result bit for bit (ReLU outputs go in as uint8
+    rows, the linear hidden layer's as int8 rows)."""
     from fastnn._kernels import _quant
     fastnn.utils.set_random_seed(2)
     model = fastnn.Sequential([fastnn.Input(shape=(37,)), layers.Dense(70, activation="relu"),

@@ -1289,7 +1289,8 @@ cdef class QuantizedSegment:
     chunks of Q_CHUNK, and a team of threads splits the rows (one OpenMP region for
     the whole segment, no barrier: each thread takes Q_PIECE rows at a time through
     every stage, so a thread that the OS holds back takes fewer); with too few rows for
-    a team, each product splits its columns instead. Scratch is per call, so many threads may predict at once."""
+    a team, each product splits its columns instead. Scratch is per call, so many
+    threads may predict at once."""
 
     cdef QS* st
     cdef int L

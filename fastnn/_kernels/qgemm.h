@@ -298,7 +298,8 @@ static ptrdiff_t fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t 
         /* the bytes of four vectors in order: two saturating packs (values in [0, 255]
          * stay as they are), then per 128-bit lane l: q0[4l..4l+3] q1[..] q2[..] q3[..]
          * -> q0[0..15] q1[0..15] .. by a dword permutation */
-        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        const __m512i order =
+            _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         ptrdiff_t kk = 0;
         if (fq_row_multiplies(s)) {
             /* |v| <= qmax (1 + 2^-22) rounds within the levels: no clipping */
@@ -511,7 +512,8 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2_s8(
         }
         for (int b = 0; b < NB; b++)
             for (int h = 0; h < 2; h++) {
-                __m256i wv = _mm256_loadu_si256((const __m256i*)(w + b * bstride + g * 64 + h * 32));
+                __m256i wv =
+                    _mm256_loadu_si256((const __m256i*)(w + b * bstride + g * 64 + h * 32));
                 for (int r = 0; r < MR; r++) {
                     __m256i t = _mm256_maddubs_epi16(xa[r], _mm256_sign_epi8(wv, xs[r]));
                     c[r][b][h] = _mm256_add_epi32(c[r][b][h], _mm256_madd_epi16(t, ones));
