@@ -244,3 +244,20 @@ def test_quantized_segment_refuses_nonfinite_rows(nthreads, bad):
     x[150] = 0
     segment.predict(x, out, nthreads)
     assert numpy.isfinite(out).all()
+
+
+def test_quantized_segment_team_gives_the_single_thread_result_for_bfloat16():
+    """bfloat16 stages and a softmax head run on a team's row pieces too: the same bits as
+    one thread over all the rows."""
+    fastnn.utils.set_random_seed(4)
+    model = fastnn.Sequential([fastnn.Input(shape=(41,)), layers.Dense(64, activation="relu"),
+                               layers.Dense(7, activation="softmax")])
+    model.quantize("bfloat16")
+    segment = model._inference_executor().parts[0].segment
+    x = numpy.random.default_rng(5).normal(size=(203, 41)).astype("float32")
+    one, two = numpy.empty((203, 7), "float32"), numpy.empty((203, 7), "float32")
+    segment.predict(x, one, 1)
+    segment.predict(x, two, 2)
+    numpy.testing.assert_array_equal(two, one)
+    with use_backend("numpy"):
+        numpy.testing.assert_allclose(one, model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
