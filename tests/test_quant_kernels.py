@@ -219,6 +219,117 @@ def test_int8_dense_full_scale_rows_on_every_path():
         numpy.testing.assert_array_equal(_quant.int8_dense(x, p, s, None), expected)
 
 
+def test_int8_rows_without_a_sign_bit_are_quantized_to_uint8():
+    # Row max 255 gives s_x = 1 on a uint8 row: 0.5, 1.5, 2.5 round to 0, 2, 2 and 200
+    # stays 200; the same values with one -0.0 make an int8 row (s_x = 255 / 127).
+    x = numpy.array([[0.5, 1.5, 2.5, 200.0, 0.0, 255.0],
+                     [0.5, 1.5, 2.5, 200.0, -0.0, 255.0]], numpy.float32)
+    W = numpy.eye(6, dtype=numpy.float32) * 127
+    Wq, s = REF.quantize_int8(W)
+    expected = REF.int8_dense(x, Wq, s)
+    numpy.testing.assert_array_equal(expected[0] / 127, [0, 2, 2, 200, 0, 255])
+    sx = numpy.float32(255) / numpy.float32(127)
+    numpy.testing.assert_array_equal(expected[1], numpy.rint(x[1] / sx) * 127 * sx)
+    p = _quant.pack_int8(Wq)
+    for name in PATHS:
+        use_path(name)
+        numpy.testing.assert_array_equal(_quant.int8_dense(x, p, s, None), expected,
+                                         err_msg=name)
+
+
+def test_int8_uint8_rows_near_halves_and_mixed_with_int8_rows():
+    # Non-negative rows with values a rounding away from (q + 1/2) * s_x, s_x = max / 255,
+    # interleaved with signed rows and all-zero rows, on every path and tile height.
+    rng = numpy.random.default_rng(12)
+    m, k = 61, 77
+    maxima = numpy.float32(10.0) ** rng.uniform(-20, 20, m).astype(numpy.float32)
+    s = (maxima / numpy.float32(255)).astype(numpy.float32)
+    q = rng.integers(0, 255, (m, k)) + 0.5
+    x = (q * s[:, None]).astype(numpy.float32)
+    x = numpy.nextafter(x, rng.choice([0, numpy.inf], (m, k)).astype(numpy.float32))
+    x[:, 0] = maxima
+    x[::3] *= numpy.where(rng.random((1, k)) < 0.5, -1, 1).astype(numpy.float32)
+    x[5::9] = 0
+    W = rng.standard_normal((k, 37)).astype(numpy.float32)
+    Wq, sw = REF.quantize_int8(W)
+    b = rng.standard_normal(37).astype(numpy.float32)
+    expected = REF.int8_dense(x, Wq, sw, b, relu=True)
+    p = _quant.pack_int8(Wq)
+    for name in PATHS:
+        use_path(name)
+        for rows in (slice(None), slice(0, 1), slice(3, 11)):
+            numpy.testing.assert_array_equal(
+                _quant.int8_dense(numpy.ascontiguousarray(x[rows]), p, sw, b, None, 1, True),
+                expected[rows], err_msg=f"path {name}")
+
+
+def test_int8_uint8_rows_halve_the_error():
+    # The same non-negative rows quantized to uint8 (as given) and to int8 (one -0.0
+    # added): the uint8 rows' error against float32 is about half.
+    rng = numpy.random.default_rng(13)
+    x = numpy.maximum(rng.standard_normal((64, 256)), 0).astype(numpy.float32)
+    W = rng.standard_normal((256, 64)).astype(numpy.float32)
+    Wq, s = REF.quantize_int8(W)
+    exact = x.astype(numpy.float64) @ (Wq * s).astype(numpy.float64)
+    signed = x.copy()
+    signed[:, -1] = numpy.where(signed[:, -1] == 0, -0.0, signed[:, -1])
+    signed[signed[:, -1] != 0, 0] = -0.0
+    p = _quant.pack_int8(Wq)
+    err_u8 = numpy.linalg.norm(_quant.int8_dense(x, p, s, None) - exact)
+    err_s8 = numpy.linalg.norm(_quant.int8_dense(signed, p, s, None) - exact)
+    assert err_u8 < 0.6 * err_s8
+
+
+def test_int8_deep_rows_stay_int8():
+    # Past U8_MAX_K a uint8 row could overflow the int32 sums: every row is int8 there.
+    k = _quant.U8_MAX_K + 1
+    x = numpy.full((2, k), 1.0, numpy.float32)
+    x[1, ::2] = 0.5
+    Wq = numpy.full((k, 3), 127, numpy.int8)
+    s = numpy.ones(3, numpy.float32)
+    expected = REF.int8_dense(x, Wq, s)
+    assert expected[0, 0] == numpy.float32(k * 127 * 127) * (numpy.float32(1) / 127)
+    p = _quant.pack_int8(Wq)
+    for name in PATHS:
+        use_path(name)
+        numpy.testing.assert_array_equal(_quant.int8_dense(x, p, s, None), expected,
+                                         err_msg=name)
+    with pytest.raises(ValueError, match="overflow"):
+        _quant.int8_matmul_acc(numpy.zeros((1, k), numpy.uint8), p)
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 70), k=st.sampled_from(DIMS + [784]), n=st.sampled_from(DIMS),
+       seed=st.integers(0, 2**31 - 1))
+def test_int8_uint8_accumulators_are_exact(m, k, n, seed):
+    rng = numpy.random.default_rng(seed)
+    xq = rng.integers(0, 256, (m, k)).astype(numpy.uint8)
+    Wq = rng.integers(-127, 128, (k, n)).astype(numpy.int8)
+    expected = xq.astype(numpy.int32) @ Wq.astype(numpy.int32)
+    p = _quant.pack_int8(Wq)
+    for name in PATHS:
+        use_path(name)
+        numpy.testing.assert_array_equal(_quant.int8_matmul_acc(xq, p), expected,
+                                         err_msg=f"path {name}")
+
+
+@pytest.mark.parametrize("wv", [127, -127])
+def test_int8_uint8_accumulators_exact_at_the_extremes(wv):
+    # Pairs of products at +-2 * 255 * 127: past int16, where vpmaddubsw would saturate.
+    k, n = 784, 40
+    xq = numpy.full((5, k), 255, numpy.uint8)
+    xq[1, ::2] = 0
+    Wq = numpy.full((k, n), wv, numpy.int8)
+    Wq[::3, 1] = -wv
+    expected = xq.astype(numpy.int32) @ Wq.astype(numpy.int32)
+    assert numpy.abs(expected).max() == k * 255 * 127
+    p = _quant.pack_int8(Wq)
+    for name in PATHS:
+        use_path(name)
+        numpy.testing.assert_array_equal(_quant.int8_matmul_acc(xq, p), expected,
+                                         err_msg=f"path {name}")
+
+
 def test_int8_threads_give_identical_results():
     rng = numpy.random.default_rng(4)
     x, W, b = random_case(rng, 64, 784, 512)  # 2.6e7 multiply-adds: the OpenMP split

@@ -219,3 +219,70 @@ def test_stages_the_quantized_segment_cannot_run_stay_on_the_ops():
     cpu = model.predict(x, verbose=0)
     with use_backend("numpy"):
         numpy.testing.assert_allclose(model.predict(x, verbose=0), cpu, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_quantized_segment_rows_in_chunks_and_teams_equal_the_reference(nthreads):
+    """The compiled segment carries rows through its stages in chunks and splits them
+    between a team: every batch size (a chunk's edges, a team's shares) on every int8
+    path gives the numpy reference's result bit for bit (ReLU outputs go in as uint8
+    rows, the linear hidden layer's as int8 rows)."""
+    from fastnn._kernels import _quant
+    fastnn.utils.set_random_seed(2)
+    model = fastnn.Sequential([fastnn.Input(shape=(37,)), layers.Dense(70, activation="relu"),
+                               layers.Dense(33), layers.Dense(20, activation="relu"),
+                               layers.Dense(5)])
+    model.quantize("int8")
+    segment = model._inference_executor().parts[0].segment
+    x = numpy.random.default_rng(3).normal(size=(300, 37)).astype("float32")
+    x[::4] = numpy.abs(x[::4])
+    with use_backend("numpy"):
+        expected = model.predict_on_batch(x)
+    try:
+        for path in _quant.available():
+            _quant.set_isa(path)
+            for n in (1, 7, 16, 31, 33, 63, 64, 65, 129, 300):
+                out = numpy.full((n, 5), numpy.nan, "float32")
+                segment.predict(numpy.ascontiguousarray(x[:n]), out, nthreads)
+                numpy.testing.assert_array_equal(out, expected[:n], err_msg=f"{path}, {n} rows")
+    finally:
+        _quant.set_isa(None)
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("bad", [numpy.nan, numpy.inf, -numpy.inf])
+def test_quantized_segment_refuses_nonfinite_rows(nthreads, bad):
+    """An int8 first stage finds NaN and infinities while it quantizes the rows (no
+    separate scan of x): the segment still refuses them, counting the values."""
+    fastnn.utils.set_random_seed(2)
+    model = fastnn.Sequential([fastnn.Input(shape=(37,)), layers.Dense(70, activation="relu"),
+                               layers.Dense(5)])
+    model.quantize("int8")
+    segment = model._inference_executor().parts[0].segment
+    x = numpy.random.default_rng(3).normal(size=(200, 37)).astype("float32")
+    x[150, 36] = x[150, 2] = bad
+    out = numpy.empty((200, 5), "float32")
+    with pytest.raises(ValueError, match="2 NaN or infinite"):
+        segment.predict(x, out, nthreads)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.predict_on_batch(x[150:151])
+    x[150] = 0
+    segment.predict(x, out, nthreads)
+    assert numpy.isfinite(out).all()
+
+
+def test_quantized_segment_team_gives_the_single_thread_result_for_bfloat16():
+    """bfloat16 stages and a softmax head run on a team's row pieces too: the same bits as
+    one thread over all the rows."""
+    fastnn.utils.set_random_seed(4)
+    model = fastnn.Sequential([fastnn.Input(shape=(41,)), layers.Dense(64, activation="relu"),
+                               layers.Dense(7, activation="softmax")])
+    model.quantize("bfloat16")
+    segment = model._inference_executor().parts[0].segment
+    x = numpy.random.default_rng(5).normal(size=(203, 41)).astype("float32")
+    one, two = numpy.empty((203, 7), "float32"), numpy.empty((203, 7), "float32")
+    segment.predict(x, one, 1)
+    segment.predict(x, two, 2)
+    numpy.testing.assert_array_equal(two, one)
+    with use_backend("numpy"):
+        numpy.testing.assert_allclose(one, model.predict_on_batch(x), rtol=1e-5, atol=1e-6)

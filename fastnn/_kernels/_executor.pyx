@@ -44,7 +44,7 @@ from ._elementwise cimport (GeneralRelu, act_backward, act_forward, act_needs_x,
                             log_softmax_backward_rows, log_softmax_rows, maxout_backward_rows,
                             maxout_rows, multiply, prelu_backward_rows, prelu_rows,
                             softmax_backward_rows, softmax_rows)
-from ._quant cimport bf16_rows, int8_rows
+from ._quant cimport bf16_rows, int8_rows, int8_scratch_bytes
 from ._losses cimport Loss, SIGMOID_CE, SOFTMAX_CE, check_ids, loss_rows, prepare_loss
 from ._norm cimport (affine_rows, bn_add_row, bn_backward_cols, bn_dx_rows, bn_fold,
                      bn_forward_cols, bn_grad_sums_rows, bn_inference_backward_cols,
@@ -217,10 +217,22 @@ cdef Py_ssize_t count_nonfinite(const float* x, Py_ssize_t size) noexcept nogil:
     return bad
 
 
+cdef int refuse_nonfinite(x) except -1:
+    """ValueError when the float32 C-contiguous array x holds NaN or an infinity."""
+    cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
+    cdef Py_ssize_t bad, size = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    with nogil:
+        bad = count_nonfinite(xp, size)
+    if bad:
+        raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+    return 0
+
+
 cdef Py_ssize_t checked_predict_rows(x, out, Py_ssize_t width_in, Py_ssize_t width_out,
-                                     str what) except -1:
+                                     str what, bint scan=True) except -1:
     """The rows of a predict call after its checks: x and out float32 C-contiguous 2-D
-    arrays of widths ``width_in`` / ``width_out`` and the same rows, x finite."""
+    arrays of widths ``width_in`` / ``width_out`` and the same rows, x finite (``scan``
+    False: the caller finds non-finite values itself and calls ``refuse_nonfinite``)."""
     if (not isinstance(x, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>x) != cnp.NPY_FLOAT32
             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
             or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2):
@@ -237,12 +249,8 @@ cdef Py_ssize_t checked_predict_rows(x, out, Py_ssize_t width_in, Py_ssize_t wid
             or cnp.PyArray_DIM(<cnp.ndarray>out, 1) != width_out):
         raise ValueError(f"{what}: out must be a C-contiguous float32 array of shape "
                          f"({n}, {width_out})")
-    cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
-    cdef Py_ssize_t bad
-    with nogil:
-        bad = count_nonfinite(xp, n * width_in)
-    if bad:
-        raise ValueError(f"x contains {bad} NaN or infinite value(s)")
+    if scan:
+        refuse_nonfinite(x)
     return n
 
 
@@ -1256,11 +1264,33 @@ def quantized_compilable(stage):
     return True, ""
 
 
+# Rows a QuantizedSegment carries through all its stages at a time (their activations
+# stay in cache between stages), and the fewest rows a thread of a team takes.
+cdef enum:
+    Q_CHUNK = 64
+    Q_TEAM_ROWS = 16
+    Q_PIECE = 32  # rows a team member takes at a time
+
+
+cdef extern from *:
+    """
+    static Py_ssize_t fastnn_q_take(Py_ssize_t* next) {
+        return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+    }
+    """
+    Py_ssize_t q_take "fastnn_q_take"(Py_ssize_t* next) noexcept nogil
+
+
 cdef class QuantizedSegment:
     """Inference over a run of INT8_DENSE / BF16_DENSE stages in one ``nogil`` call: each
     stage's product with its packed weights (``_quant``: int8 rows quantized at run
     time, or bfloat16 weights in float32), its ReLU in the epilogue or its activation
-    after. Scratch is per call, so many threads may predict at once."""
+    after. Every stage works row by row, so the rows go through all the stages in
+    chunks of Q_CHUNK, and a team of threads splits the rows (one OpenMP region for
+    the whole segment, no barrier: each thread takes Q_PIECE rows at a time through
+    every stage, so a thread that the OS holds back takes fewer); with too few rows for
+    a team, each product splits its columns instead. Scratch is per call, so many
+    threads may predict at once."""
 
     cdef QS* st
     cdef int L
@@ -1337,40 +1367,92 @@ cdef class QuantizedSegment:
 
     def predict(self, x, out, int nthreads=1):
         """Inference of x (n, width_in) into ``out`` (n, width_out), both float32
-        C-contiguous and caller-owned. Raises ValueError when x holds NaN or infinity."""
+        C-contiguous and caller-owned. Raises ValueError when x holds NaN or infinity
+        (an int8 first stage finds them while quantizing its rows: no separate scan)."""
+        cdef bint int8_first = self.st[0].kind == K_INT8_DENSE
         cdef Py_ssize_t n = checked_predict_rows(x, out, self.width_in, self.width_out,
-                                                 "QuantizedSegment.predict")
+                                                 "QuantizedSegment.predict", not int8_first)
         if n == 0:
             return out
         cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
         cdef float* op = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
-        # two rotating output blocks, the quantized rows and their scales
-        cdef Py_ssize_t block = n * self.widest
-        cdef Py_ssize_t need = 2 * block * sizeof(float) + n * sizeof(float) + n * self.widest_k
-        buf = self._pool.take(need)
-        cdef float* scratch = <float*>cnp.PyArray_DATA(<cnp.ndarray>buf)
+        cdef int team = nthreads if nthreads > 1 and n >= Q_TEAM_ROWS * nthreads else 1
+        cdef Py_ssize_t chunk = min(n, Q_CHUNK)
+        # per thread: its count of non-finite rows, two rotating output blocks of a
+        # chunk, the int8 scratch of a chunk
+        cdef Py_ssize_t share = (64 + 2 * chunk * self.widest * sizeof(float)
+                                 + int8_scratch_bytes(chunk, self.widest_k) + 63) // 64 * 64
+        buf = self._pool.take(team * share + 128)
+        cdef char* scratch = <char*>cnp.PyArray_DATA(<cnp.ndarray>buf)
+        scratch += (64 - <size_t>scratch % 64) % 64
+        cdef Py_ssize_t nonfinite = 0
+        cdef int t
         with nogil:
-            self._predict_nogil(xp, n, op, scratch, nthreads)
+            if team > 1:
+                self._predict_team(xp, n, op, scratch, share, team)
+                for t in range(team):
+                    nonfinite += (<Py_ssize_t*>(scratch + t * share))[0]
+            else:
+                nonfinite = self._predict_rows(xp, 0, n, op, scratch + 64, chunk, nthreads)
         self._pool.give(buf)
+        if nonfinite:
+            refuse_nonfinite(x)
         return out
 
-    cdef void _predict_nogil(self, const float* x, Py_ssize_t n, float* out, float* scratch,
-                             int nthreads) noexcept nogil:
-        cdef Py_ssize_t block = n * self.widest
-        cdef float* sx = scratch + 2 * block
-        cdef uint8_t* xq = <uint8_t*>(sx + n)
-        cdef const float* inp = x
+    cdef void _predict_team(self, const float* x, Py_ssize_t n, float* out, char* scratch,
+                            Py_ssize_t share, int nthreads) noexcept nogil:
+        """Pieces of Q_PIECE rows (a multiple of the int8 tile's height) taken by the
+        team's threads in turn from a shared counter (after the shares); each thread
+        leaves its count of non-finite rows at the start of its share."""
+        cdef int t
+        cdef Py_ssize_t lo, hi
+        cdef Py_ssize_t* next_piece = <Py_ssize_t*>(scratch + nthreads * share)
+        cdef char* mine
+        for t in range(nthreads):
+            (<Py_ssize_t*>(scratch + t * share))[0] = 0
+        next_piece[0] = 0
+        with parallel(num_threads=nthreads):
+            t = thread_num()
+            mine = scratch + t * share
+            lo = q_take(next_piece) * Q_PIECE
+            while lo < n:
+                hi = min(n, lo + Q_PIECE)
+                (<Py_ssize_t*>mine)[0] += self._predict_rows(x, lo, hi, out, mine + 64,
+                                                             min(n, Q_CHUNK), 1)
+                lo = q_take(next_piece) * Q_PIECE
+
+    cdef Py_ssize_t _predict_rows(self, const float* x, Py_ssize_t r0, Py_ssize_t r1,
+                                  float* out, char* scratch, Py_ssize_t chunk,
+                                  int nthreads) noexcept nogil:
+        """Rows [r0, r1) through every stage, ``chunk`` rows at a time; ``nthreads``
+        for each product's own column split. Returns the rows of x that an int8 first
+        stage found NaN or infinite in."""
+        cdef float* blocks = <float*>scratch
+        cdef void* s8 = <void*>(scratch + 2 * chunk * self.widest * sizeof(float))
+        cdef Py_ssize_t nonfinite = 0, bad
+        cdef const float* inp
         cdef float* y
         cdef QS* q
         cdef int i
-        for i in range(self.L):
-            q = &self.st[i]
-            y = out if i == self.L - 1 else scratch + (i % 2) * block
-            if q.kind == K_INT8_DENSE:
-                int8_rows(inp, n, q.k, q.n, q.w8, q.colsum, q.scales, q.bias, y, q.relu,
-                          nthreads, xq, sx)
-            else:
-                bf16_rows(inp, n, q.k, q.n, q.w16, q.bias, y, q.relu, nthreads)
-            if q.act != LINEAR:
-                act_rows_forward(q.act, q.a, y, y, q.n, 0, n, NULL)
-            inp = y
+        cdef Py_ssize_t c0 = r0, m
+        while c0 < r1:
+            m = min(chunk, r1 - c0)
+            inp = x + c0 * self.width_in
+            for i in range(self.L):
+                q = &self.st[i]
+                if i == self.L - 1:
+                    y = out + c0 * self.width_out
+                else:
+                    y = blocks + (i % 2) * chunk * self.widest
+                if q.kind == K_INT8_DENSE:
+                    bad = int8_rows(inp, m, q.k, q.n, q.w8, q.colsum, q.scales, q.bias, y,
+                                    q.relu, nthreads, s8)
+                    if i == 0:
+                        nonfinite += bad
+                else:
+                    bf16_rows(inp, m, q.k, q.n, q.w16, q.bias, y, q.relu, nthreads)
+                if q.act != LINEAR:
+                    act_rows_forward(q.act, q.a, y, y, q.n, 0, m, NULL)
+                inp = y
+            c0 += m
+        return nonfinite

@@ -32,13 +32,15 @@ cdef extern from "qgemm.h":
     int fq_bf16_level() nogil
     void fq_pack_int8(const int8_t* wq, Py_ssize_t k, Py_ssize_t n, int8_t* packed,
                       int32_t* colsum) nogil
-    void fq_int8_dense(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+    Py_ssize_t FQ_U8_MAX_K
+    size_t fq_int8_scratch(Py_ssize_t m, Py_ssize_t k) nogil
+    Py_ssize_t fq_int8_dense(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
                        const int8_t* packed, const int32_t* colsum, const float* sw,
                        const float* bias, float* y, int relu, int nthreads,
-                       uint8_t* xq, float* sx) nogil
-    void fq_int8_acc(const int8_t* xqin, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+                       void* scratch) nogil
+    void fq_int8_acc(const void* xqin, int is_u8, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
                      const int8_t* packed, const int32_t* colsum, int32_t* out,
-                     uint8_t* xq) nogil
+                     void* scratch) nogil
     void fq_to_bf16_array(const float* w, Py_ssize_t size, uint16_t* out) nogil
     void fq_pack_bf16(const uint16_t* wb, Py_ssize_t k, Py_ssize_t n, uint16_t* packed) nogil
     void fq_bf16_dense(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
@@ -161,15 +163,24 @@ def _weights(W, str name):
 # ------------------------------------------------------------------- int8
 # The deepest int8 product whose int32 sums cannot overflow: k * 127 * 127 < 2^31.
 MAX_K = (2**31 - 1) // (127 * 127)
+# The deepest product whose rows may be quantized to uint8 (k * 255 * 127 < 2^31);
+# deeper ones quantize every row to int8.
+U8_MAX_K = FQ_U8_MAX_K
 
 
-cdef void int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
-                    const int8_t* packed, const int32_t* colsum, const float* scales,
-                    const float* bias, float* y, bint relu, int nthreads, uint8_t* xq,
-                    float* sx) noexcept nogil:
-    """``int8_dense`` on raw pointers (declared in _quant.pxd for the executor)."""
-    fq_int8_dense(x, m, k, n, packed, colsum, scales, bias, y, relu,
-                  nthreads if nthreads > 0 else 1, xq, sx)
+cdef Py_ssize_t int8_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
+                          const int8_t* packed, const int32_t* colsum, const float* scales,
+                          const float* bias, float* y, bint relu, int nthreads,
+                          void* scratch) noexcept nogil:
+    """``int8_dense`` on raw pointers (declared in _quant.pxd for the executor); returns
+    the number of rows of x holding NaN or an infinity (found while quantizing)."""
+    return fq_int8_dense(x, m, k, n, packed, colsum, scales, bias, y, relu,
+                  nthreads if nthreads > 0 else 1, scratch)
+
+
+cdef size_t int8_scratch_bytes(Py_ssize_t m, Py_ssize_t k) noexcept nogil:
+    """Scratch bytes ``int8_rows`` needs for m rows of depth k."""
+    return fq_int8_scratch(m, k)
 
 
 cdef void bf16_rows(const float* x, Py_ssize_t m, Py_ssize_t k, Py_ssize_t n,
@@ -228,7 +239,6 @@ def int8_dense(x, PackedInt8 packed not None, scales, bias, out=None, int nthrea
     out = _check_out(out, m, n, x)
     if m == 0:
         return out
-    cdef Py_ssize_t kp = (k + 3) // 4 * 4
     cdef const float* xp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>x)
     cdef const float* sp = <const float*>cnp.PyArray_DATA(<cnp.ndarray>scales)
     cdef const float* bp = NULL
@@ -237,12 +247,12 @@ def int8_dense(x, PackedInt8 packed not None, scales, bias, out=None, int nthrea
     cdef float* yp = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
     cdef const int8_t* wp = <const int8_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.data)
     cdef const int32_t* cs = <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.colsum)
-    cdef uint8_t* scratch
+    cdef void* scratch
     with nogil:
-        scratch = <uint8_t*>malloc(m * kp + m * sizeof(float))
+        scratch = malloc(fq_int8_scratch(m, k))
         if scratch != NULL:
             fq_int8_dense(xp, m, k, n, wp, cs, sp, bp, yp, relu, nthreads if nthreads > 0 else 1,
-                          scratch + m * sizeof(float), <float*>scratch)
+                          scratch)
             free(scratch)
     if scratch == NULL:
         raise MemoryError()
@@ -250,22 +260,30 @@ def int8_dense(x, PackedInt8 packed not None, scales, bias, out=None, int nthrea
 
 
 def int8_matmul_acc(xq, PackedInt8 packed not None):
-    """The exact int32 accumulators ``xq @ Wq`` for int8 rows xq (m, k) in [-127, 127],
-    computed by the path in use (for tests of the integer products)."""
-    _check(xq, "xq", cnp.NPY_INT8, 2, "int8")
+    """The exact int32 accumulators ``xq @ Wq`` for rows xq (m, k): int8 in [-127, 127]
+    (stored as xq + 128, as signed rows are) or uint8 (k at most ``U8_MAX_K``), computed
+    by the path in use (for tests of the integer products)."""
+    if isinstance(xq, numpy.ndarray) and xq.dtype == numpy.uint8:
+        _check(xq, "xq", cnp.NPY_UINT8, 2, "uint8")
+    else:
+        _check(xq, "xq", cnp.NPY_INT8, 2, "int8")
+    cdef bint is_u8 = xq.dtype == numpy.uint8
     cdef Py_ssize_t k = packed.k, n = packed.n
     if xq.shape[1] != k:
         raise ValueError(f"xq has {xq.shape[1]} columns, the weights {k} rows")
-    if (xq == -128).any():
+    if not is_u8 and (xq == -128).any():
         raise ValueError("xq must lie in [-127, 127]")
-    cdef Py_ssize_t m = xq.shape[0], kp = (k + 3) // 4 * 4
+    if is_u8 and k > U8_MAX_K:
+        raise ValueError(f"uint8 rows of depth {k} can overflow int32 (at most {U8_MAX_K})")
+    cdef Py_ssize_t m = xq.shape[0]
     cdef cnp.ndarray out = numpy.empty((m, n), dtype=numpy.int32)
-    cdef cnp.ndarray scratch = numpy.empty(max(m * kp, 1), dtype=numpy.uint8)
+    cdef cnp.ndarray scratch = numpy.empty(max(<Py_ssize_t>fq_int8_scratch(m, k), 4),
+                                           dtype=numpy.uint8)
     if m:
-        fq_int8_acc(<const int8_t*>cnp.PyArray_DATA(<cnp.ndarray>xq), m, k, n,
+        fq_int8_acc(cnp.PyArray_DATA(<cnp.ndarray>xq), is_u8, m, k, n,
                     <const int8_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.data),
                     <const int32_t*>cnp.PyArray_DATA(<cnp.ndarray>packed.colsum),
-                    <int32_t*>out.data, <uint8_t*>scratch.data)
+                    <int32_t*>out.data, <void*>scratch.data)
     return out
 
 

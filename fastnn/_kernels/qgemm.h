@@ -3,9 +3,14 @@
  * bfloat16 (widened to float32 while streaming, the arithmetic in float32).
  *
  * int8, the arithmetic every path shares (the NumPy reference in
- * fastnn/backend/ops.py is the same formula):
- *   s_x[i]  = max_k |x[i,k]| / 127        (float32; 1 where that is 0: a zero row)
- *   xq[i,k] = clip(rint(x[i,k] / s_x[i]), -127, 127)   (float division, ties to even)
+ * fastnn/backend/ops.py is the same formula). A row with no sign bit set (the
+ * output of a ReLU, pixels, probabilities) is quantized to uint8, the others to
+ * symmetric int8 (qmax = 255 or 127; uint8 only while k <= FQ_U8_MAX_K, where
+ * 255 * 127 * k cannot overflow int32):
+ *   s_x[i]  = max_k |x[i,k]| / qmax       (float32; 1 where that is 0: a zero row)
+ *   v[i,k]  = x[i,k] * (1 / s_x[i])       (float32, two roundings; x[i,k] / s_x[i] where
+ *                                          s_x[i] is subnormal or not finite)
+ *   xq[i,k] = clip(rint(v[i,k]), -127 or 0, qmax)      (ties to even)
  *   acc     = sum_k xq[i,k] * Wq[k,j]     (int32, exact on every path)
  *   y[i,j]  = (float)acc * (s_x[i] * s_w[j]) + b[j]    (three float32 roundings, no FMA)
  * The epilogue is compiled with FP contraction off, so every path gives the same
@@ -15,14 +20,17 @@
  * each group 64 bytes: [c0 k0..k3, c1 k0..k3, ..., c15 k0..k3]. k is padded to a
  * multiple of 4 and n to a multiple of 16 with zero weights. One layout serves
  * every path: a zmm load is one group of 16 columns, a ymm load 8 of them.
+ * Quantized rows are stored as uint8 on every path: the uint8 rows as they are, the
+ * int8 rows as xq + 128, with a per-row offset (0 or 128) that the epilogue takes
+ * back out as offset * colsum[j] (int32 column sums of the weights).
  * Paths:
- *   avx512vnni: vpdpbusd on zmm with u8 activations (xq + 128) and the int32
- *               column sums to take 128 * colsum back out (vpdpbusd does not saturate).
+ *   avx512vnni: vpdpbusd (u8 x s8, four products a lane, no saturation) on zmm.
  *   avxvnni:    the same on ymm (VEX vpdpbusd).
- *   avx2:       vpmaddubsw cannot take xq + 128 exactly (two u8*s8 products reach
- *               2*255*127 > 32767 and saturate), so it multiplies |xq| (u8 <= 127) by
- *               sign(xq) * w (vpsignb): a pair of products is at most 2*127*127 = 32258,
- *               exact in int16, then vpmaddwd with ones widens the pairs to int32.
+ *   avx2:       for uint8 rows vpmaddubsw would saturate (two u8*s8 products reach
+ *               2*255*127 > 32767), so both operands are widened to int16 and vpmaddwd
+ *               sums pairs into int32 lanes, two lanes a column, added at the end; int8
+ *               rows multiply |xq| by sign(xq) * w with vpmaddubsw (pairs at most
+ *               2*127*127, exact) and need no offset taken out.
  *   portable:   plain C on the same layout.
  *
  * Packed bf16 weights: column blocks of 32; per k, 16 32-bit words, word w holding
@@ -133,107 +141,122 @@ static void fq_pack_int8(const int8_t* wq, ptrdiff_t k, ptrdiff_t n, int8_t* pac
 }
 
 /* ------------------------------------------------------- row quantization */
-/* Row i of x -> xq (kp bytes, padding zero before the offset) and s_x[i].
- * offset 0 stores int8 xq, offset 128 stores uint8 xq + 128. */
-static float fq_row_scale_portable(const float* xr, ptrdiff_t k) {
-    uint32_t mbits = 0; /* |x| as bits: ordered like the floats for finite values */
-    for (ptrdiff_t kk = 0; kk < k; kk++) {
-        uint32_t b;
-        memcpy(&b, xr + kk, 4);
-        b &= 0x7fffffffu;
-        mbits = b > mbits ? b : mbits;
-    }
+/* Row i of x -> xq (kp bytes: xq + offset, padding = offset), s_x[i] and xo[i], the
+ * row's offset: 0 for a uint8 row (no sign bit in the row), 128 for an int8 row. */
+
+/* The deepest product a uint8 row may take: 255 * 127 * k < 2^31. */
+#define FQ_U8_MAX_K ((ptrdiff_t)(2147483647 / (255 * 127)))
+
+/* A row's scale and offset from its largest |x| (as bits) and whether a sign bit is set. */
+static inline float fq_row_scale(uint32_t mbits, int neg, ptrdiff_t k, int32_t* offset) {
     float m;
     memcpy(&m, &mbits, 4);
-    float s = m / 127.0f;
+    int u8 = !neg && k <= FQ_U8_MAX_K;
+    *offset = u8 ? 0 : 128;
+    float s = m / (u8 ? 255.0f : 127.0f);
     return s == 0.0f ? 1.0f : s; /* all zero, or so small that the scale underflows */
 }
 
-static void fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
-                                      int offset, uint8_t* xq, float* sx) {
+/* Whether a row multiplies by 1 / s_x (a normal, finite scale: 1 / s_x is finite and
+ * every v lies within the levels), else divides and clips. */
+static inline int fq_row_multiplies(float s) { return s >= 1.17549435e-38f && s <= 3.40282347e38f; }
+
+/* One value's level (before the offset): rint(v) clipped to [lo, hi], NaN -> lo. */
+static inline int fq_level(float xv, float s, float inv, int mul, float lo, float hi) {
+    float v = rintf(mul ? xv * inv : xv / s);
+    v = v > hi ? hi : (v < lo ? lo : v);
+    return v == v ? (int)v : (int)lo;
+}
+
+static ptrdiff_t fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+                                      uint8_t* xq, float* sx, int32_t* xo) {
+    ptrdiff_t nonfinite = 0; /* rows holding NaN or an infinity */
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
-        float s = fq_row_scale_portable(xr, k);
-        sx[i] = s;
+        uint32_t mbits = 0, signs = 0; /* |x| as bits: ordered like the floats */
         for (ptrdiff_t kk = 0; kk < k; kk++) {
-            float v = rintf(xr[kk] / s);
-            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v); /* NaN -> -127 */
-            int q = v == v ? (int)v : -127;
-            qr[kk] = (uint8_t)(q + offset);
+            uint32_t b;
+            memcpy(&b, xr + kk, 4);
+            signs |= b;
+            b &= 0x7fffffffu;
+            mbits = b > mbits ? b : mbits;
         }
+        int32_t offset;
+        float s = fq_row_scale(mbits, (int)(signs >> 31), k, &offset);
+        sx[i] = s;
+        nonfinite += mbits >= 0x7f800000u;
+        xo[i] = offset;
+        const float lo = offset ? -127.0f : 0.0f, hi = offset ? 127.0f : 255.0f;
+        const float inv = 1.0f / s;
+        const int mul = fq_row_multiplies(s);
+        for (ptrdiff_t kk = 0; kk < k; kk++)
+            qr[kk] = (uint8_t)(fq_level(xr[kk], s, inv, mul, lo, hi) + offset);
         for (ptrdiff_t kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
+    return nonfinite;
 }
 
 #ifdef FASTNN_Q_X86
 __attribute__((target(FQ_TARGET_AVX2)))
-static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
-                                  int offset, uint8_t* xq, float* sx) {
+static ptrdiff_t fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+                                  uint8_t* xq, float* sx, int32_t* xo) {
+    ptrdiff_t nonfinite = 0; /* rows holding NaN or an infinity */
     const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
-    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
-    const __m256i off = _mm256_set1_epi32(offset);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
-        __m256i vm = _mm256_setzero_si256();
+        __m256i vm = _mm256_setzero_si256(), vs_or = _mm256_setzero_si256();
         ptrdiff_t kk = 0;
         for (; kk + 8 <= k; kk += 8) {
-            __m256i b = _mm256_and_si256(_mm256_loadu_si256((const __m256i*)(xr + kk)), absmask);
-            vm = _mm256_max_epu32(vm, b);
+            __m256i b = _mm256_loadu_si256((const __m256i*)(xr + kk));
+            vs_or = _mm256_or_si256(vs_or, b);
+            vm = _mm256_max_epu32(vm, _mm256_and_si256(b, absmask));
         }
-        uint32_t lanes[8], mbits = 0;
+        uint32_t lanes[8], olanes[8], mbits = 0, signs = 0;
         _mm256_storeu_si256((__m256i*)lanes, vm);
-        for (int q = 0; q < 8; q++) mbits = lanes[q] > mbits ? lanes[q] : mbits;
+        _mm256_storeu_si256((__m256i*)olanes, vs_or);
+        for (int q = 0; q < 8; q++) {
+            mbits = lanes[q] > mbits ? lanes[q] : mbits;
+            signs |= olanes[q];
+        }
         for (; kk < k; kk++) {
             uint32_t b;
             memcpy(&b, xr + kk, 4);
+            signs |= b;
             b &= 0x7fffffffu;
             mbits = b > mbits ? b : mbits;
         }
-        float mx;
-        memcpy(&mx, &mbits, 4);
-        float s = mx / 127.0f;
-        if (s == 0.0f) s = 1.0f;
+        int32_t offset;
+        float s = fq_row_scale(mbits, (int)(signs >> 31), k, &offset);
         sx[i] = s;
-        const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s);
-        /* |v - rint(v)| above this: near a half (or NaN, or a subnormal scale): divide */
-        const __m256 edge = _mm256_set1_ps(s >= 1.17549435e-38f ? 0.5f - 1e-4f : -1.0f);
+        nonfinite += mbits >= 0x7f800000u;
+        xo[i] = offset;
+        const __m256i lo = _mm256_set1_epi32(offset ? -127 : 0);
+        const __m256i hi = _mm256_set1_epi32(offset ? 127 : 255);
+        const __m256i off = _mm256_set1_epi32(offset);
+        const float flo = offset ? -127.0f : 0.0f, fhi = offset ? 127.0f : 255.0f;
+        const float inv = 1.0f / s;
+        const int mul = fq_row_multiplies(s);
+        const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(inv);
         for (kk = 0; kk + 8 <= k; kk += 8) {
-            /* x * (1/s) is within 2.3e-5 of x / s (|x / s| <= 127, two roundings of 2^-24
-             * relative): it rounds to the same integer unless it lies within 1e-4 of a
-             * half, and only then is the division done. */
             __m256 xv = _mm256_loadu_ps(xr + kk);
-            __m256 v = _mm256_mul_ps(xv, vinv);
-            __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            __m256 d = _mm256_andnot_ps(sign, _mm256_sub_ps(v, r));
-            __m256 near = _mm256_cmp_ps(d, edge, _CMP_NLE_UQ);
-            __m256i q;
-            if (!_mm256_testz_ps(near, near)) {
-                r = _mm256_round_ps(_mm256_div_ps(xv, vs),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                q = _mm256_cvtps_epi32(r); /* NaN and overflow -> INT_MIN -> -127 */
-                q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
-            } else {
-                q = _mm256_cvtps_epi32(r); /* integral: exact in any rounding mode */
-            }
-            q = _mm256_add_epi32(q, off);
+            __m256 v = mul ? _mm256_mul_ps(xv, vinv) : _mm256_div_ps(xv, vs);
+            v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256i q = _mm256_cvtps_epi32(v); /* NaN and overflow -> INT_MIN -> lo */
+            q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+            q = _mm256_add_epi32(q, off); /* in [0, 255] */
             __m256i p = _mm256_packs_epi32(q, q);
-            p = offset ? _mm256_packus_epi16(p, p) : _mm256_packs_epi16(p, p);
+            p = _mm256_packus_epi16(p, p);
             int32_t a = _mm_cvtsi128_si32(_mm256_castsi256_si128(p));
             int32_t c = _mm_cvtsi128_si32(_mm256_extracti128_si256(p, 1));
             memcpy(qr + kk, &a, 4);
             memcpy(qr + kk + 4, &c, 4);
         }
-        for (; kk < k; kk++) {
-            float v = rintf(xr[kk] / s);
-            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-            int q = v == v ? (int)v : -127;
-            qr[kk] = (uint8_t)(q + offset);
-        }
+        for (; kk < k; kk++) qr[kk] = (uint8_t)(fq_level(xr[kk], s, inv, mul, flo, fhi) + offset);
         for (kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
+    return nonfinite;
 }
 #endif
 
@@ -241,58 +264,82 @@ static void fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k, ptrd
 /* The same as fq_quantize_rows_avx2 with 16 lanes, masked tails and the saturating
  * int32 -> int8 stores of AVX-512. */
 __attribute__((target(FQ_TARGET_AVX512)))
-static void fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
-                                    int offset, uint8_t* xq, float* sx) {
+static ptrdiff_t fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
+                                    uint8_t* xq, float* sx, int32_t* xo) {
+    ptrdiff_t nonfinite = 0; /* rows holding NaN or an infinity */
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
-    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
-    const __m512i off = _mm512_set1_epi32(offset);
     const __mmask16 tail = (__mmask16)((1u << (k % 16)) - 1u);
     const ptrdiff_t kfull = k - k % 16;
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
-        __m512i vm = _mm512_setzero_si512();
-        for (ptrdiff_t kk = 0; kk < kfull; kk += 16)
-            vm = _mm512_max_epu32(vm, _mm512_and_si512(_mm512_loadu_si512(xr + kk), absmask));
-        if (tail)
-            vm = _mm512_max_epu32(vm, _mm512_and_si512(_mm512_maskz_loadu_epi32(tail, xr + kfull),
-                                                       absmask));
+        __m512i vm = _mm512_setzero_si512(), vs_or = _mm512_setzero_si512();
+        for (ptrdiff_t kk = 0; kk < kfull; kk += 16) {
+            __m512i b = _mm512_loadu_si512(xr + kk);
+            vs_or = _mm512_or_si512(vs_or, b);
+            vm = _mm512_max_epu32(vm, _mm512_and_si512(b, absmask));
+        }
+        if (tail) {
+            __m512i b = _mm512_maskz_loadu_epi32(tail, xr + kfull);
+            vs_or = _mm512_or_si512(vs_or, b);
+            vm = _mm512_max_epu32(vm, _mm512_and_si512(b, absmask));
+        }
         uint32_t mbits = (uint32_t)_mm512_reduce_max_epu32(vm);
-        float mx;
-        memcpy(&mx, &mbits, 4);
-        float s = mx / 127.0f;
-        if (s == 0.0f) s = 1.0f;
+        int neg = _mm512_test_epi32_mask(vs_or, _mm512_set1_epi32((int)0x80000000u)) != 0;
+        int32_t offset;
+        float s = fq_row_scale(mbits, neg, k, &offset);
         sx[i] = s;
+        nonfinite += mbits >= 0x7f800000u;
+        xo[i] = offset;
+        const __m512i lo = _mm512_set1_epi32(offset ? -127 : 0);
+        const __m512i hi = _mm512_set1_epi32(offset ? 127 : 255);
+        const __m512i off = _mm512_set1_epi32(offset);
         const __m512 vs = _mm512_set1_ps(s), vinv = _mm512_set1_ps(1.0f / s);
-        /* |v - rint(v)| above this: near a half (or NaN, or a subnormal scale): divide */
-        const __m512 edge = _mm512_set1_ps(s >= 1.17549435e-38f ? 0.5f - 1e-4f : -1.0f);
-        for (ptrdiff_t kk = 0; kk < k; kk += 16) {
+        /* the bytes of four vectors in order: two saturating packs (values in [0, 255]
+         * stay as they are), then per 128-bit lane l: q0[4l..4l+3] q1[..] q2[..] q3[..]
+         * -> q0[0..15] q1[0..15] .. by a dword permutation */
+        const __m512i order =
+            _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        ptrdiff_t kk = 0;
+        if (fq_row_multiplies(s)) {
+            /* |v| <= qmax (1 + 2^-22) rounds within the levels: no clipping */
+            for (; kk + 64 <= k; kk += 64) {
+                __m512i q[4];
+                for (int u = 0; u < 4; u++) {
+                    __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xr + kk + 16 * u), vinv);
+                    q[u] = _mm512_add_epi32(off, _mm512_cvt_roundps_epi32(
+                        v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                }
+                __m512i b = _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]),
+                                                _mm512_packus_epi32(q[2], q[3]));
+                _mm512_storeu_si512(qr + kk, _mm512_permutexvar_epi32(order, b));
+            }
+        }
+        /* the rest 16 at a time, and every value of a row that divides */
+        for (; kk < k; kk += 16) {
             __mmask16 mask = kk < kfull ? (__mmask16)0xffff : tail;
             __m512 xv = _mm512_maskz_loadu_ps(mask, xr + kk);
-            __m512 v = _mm512_mul_ps(xv, vinv);
+            __m512 v = fq_row_multiplies(s) ? _mm512_mul_ps(xv, vinv) : _mm512_div_ps(xv, vs);
             __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            __m512 d = _mm512_abs_ps(_mm512_sub_ps(v, _mm512_cvtepi32_ps(q)));
-            if (_mm512_cmp_ps_mask(d, edge, _CMP_NLE_UQ)) {
-                q = _mm512_cvt_roundps_epi32(_mm512_div_ps(xv, vs),
-                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi); /* NaN: INT_MIN -> -127 */
-            }
-            q = _mm512_add_epi32(q, off);
-            /* the register forms of vpmov(u)sdb: the store forms are slow on some CPUs */
-            __m128i b = offset ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
+            q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi); /* NaN: INT_MIN -> lo */
+            q = _mm512_add_epi32(q, off); /* in [0, 255] */
+            /* the register form of vpmovusdb: the store form is slow on some CPUs */
+            __m128i b = _mm512_cvtusepi32_epi8(q);
             _mm_mask_storeu_epi8(qr + kk, mask, b);
         }
         for (ptrdiff_t kk = k; kk < kp; kk++) qr[kk] = (uint8_t)offset;
     }
+    return nonfinite;
 }
 #endif
 
 /* ------------------------------------------------------------- epilogue */
-/* acc (MR rows x ncols int32, row stride ldacc) -> y rows; corr[j] is subtracted
- * first (128 * colsum on the offset paths, NULL otherwise). mode 1 writes the
- * int32 accumulators (as int32) instead of floats (for tests). */
+/* acc (MR rows x ncols int32, row stride ldacc) -> y rows; the row's offset times
+ * the column sums is subtracted first. mode 1 writes the int32 accumulators (as
+ * int32) instead of floats (for tests). */
 typedef struct {
     const float* sx;    /* (m,) row scales */
+    const int32_t* xo;  /* (m,) row offsets: 0 (uint8 row) or 128 (int8 row + 128) */
     const float* sw;    /* (n,) column scales */
     const float* bias;  /* (n,) or NULL */
     const int32_t* colsum; /* (np,) */
@@ -306,22 +353,19 @@ typedef struct {
     for (int r = 0; r < MR; r++) {                                                        \
         const int32_t* ar = acc + r * ldacc;                                              \
         ptrdiff_t i = i0 + r;                                                             \
+        const int32_t* cs = a->colsum + j0;                                               \
+        const uint32_t xo = (uint32_t)a->xo[i]; /* wrapping int32 arithmetic */           \
         if (a->mode == 1) {                                                               \
             int32_t* yr = a->yacc + i * a->n + j0;                                        \
             for (ptrdiff_t j = 0; j < nc; j++)                                            \
-                yr[j] = ar[j] - (offset ? 128 * a->colsum[j0 + j] : 0);                   \
+                yr[j] = (int32_t)((uint32_t)ar[j] - xo * (uint32_t)cs[j]);                \
             continue;                                                                     \
         }                                                                                 \
         float* yr = a->y + i * a->n + j0;                                                 \
         const float* sw = a->sw + j0;                                                     \
         const float s = a->sx[i];                                                         \
-        if (offset) {                                                                     \
-            const int32_t* cs = a->colsum + j0;                                           \
-            for (ptrdiff_t j = 0; j < nc; j++)                                            \
-                yr[j] = (float)(ar[j] - 128 * cs[j]) * (s * sw[j]);                       \
-        } else {                                                                          \
-            for (ptrdiff_t j = 0; j < nc; j++) yr[j] = (float)ar[j] * (s * sw[j]);        \
-        }                                                                                 \
+        for (ptrdiff_t j = 0; j < nc; j++)                                                \
+            yr[j] = (float)(int32_t)((uint32_t)ar[j] - xo * (uint32_t)cs[j]) * (s * sw[j]); \
         if (a->bias) {                                                                    \
             const float* b = a->bias + j0;                                                \
             for (ptrdiff_t j = 0; j < nc; j++) yr[j] = yr[j] + b[j];                      \
@@ -332,7 +376,7 @@ typedef struct {
 
 #define FQ_EPILOGUE_ARGS                                                                  \
     const fq_args* a, const int32_t* acc, ptrdiff_t ldacc, int MR, ptrdiff_t i0,          \
-    ptrdiff_t j0, ptrdiff_t nc, int offset
+    ptrdiff_t j0, ptrdiff_t nc
 
 static void fq_epilogue_portable(FQ_EPILOGUE_ARGS) { FQ_EPILOGUE_BODY }
 #ifdef FASTNN_Q_X86
@@ -357,7 +401,7 @@ static void fq_int8_tile_portable(const fq_args* a, const uint8_t* xq, const int
         const int8_t* wb = w + blk * a->kg * 64;
         FQ_BLOCK_COLS(a, blk, nc);
         for (ptrdiff_t i = 0; i < a->m; i++) {
-            const int8_t* xr = (const int8_t*)(xq + i * a->kp);
+            const uint8_t* xr = xq + i * a->kp;
             for (int c = 0; c < FQ_NB; c++) acc[c] = 0;
             for (ptrdiff_t g = 0; g < a->kg; g++) {
                 const int8_t* wg = wb + g * 64;
@@ -367,44 +411,48 @@ static void fq_int8_tile_portable(const fq_args* a, const uint8_t* xq, const int
                     acc[c] += x0 * wg[4 * c] + x1 * wg[4 * c + 1] + x2 * wg[4 * c + 2] +
                               x3 * wg[4 * c + 3];
             }
-            fq_epilogue_portable(a, acc, FQ_NB, 1, i, blk * FQ_NB, nc, 0);
+            fq_epilogue_portable(a, acc, FQ_NB, 1, i, blk * FQ_NB, nc);
         }
     }
 }
 
 #ifdef FASTNN_Q_X86
 /* ------------------------------------------------------- int8: AVX2 */
-/* MR rows x NB blocks of 16 columns (2 ymm each); xq int8. */
+/* MR rows x NB blocks of 16 columns; xq uint8. Weights and activations widened to
+ * int16, vpmaddwd: accumulator q of a block holds columns 4q..4q+3, two int32 lanes
+ * each (products k0+k1 and k2+k3), added pairwise at the end. */
 FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
-    const int MR, const int NB, const int8_t* x, ptrdiff_t kp, const int8_t* w,
+    const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
     ptrdiff_t bstride, ptrdiff_t kg, int32_t* out /* MR x NB*16 */) {
-    __m256i c[4][4][2];
-    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i c[2][3][4];
     for (int r = 0; r < MR; r++)
-        for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm256_setzero_si256();
-    for (ptrdiff_t g = 0; g < kg; g++) {
-        __m256i xs[4], xa[4];
-        for (int r = 0; r < MR; r++) {
-            xs[r] = _mm256_set1_epi32(fq_load32(x + r * kp + 4 * g));
-            xa[r] = _mm256_abs_epi8(xs[r]);
-        }
         for (int b = 0; b < NB; b++)
-            for (int h = 0; h < 2; h++) {
-                __m256i wv = _mm256_loadu_si256((const __m256i*)(w + b * bstride + g * 64 + h * 32));
-                for (int r = 0; r < MR; r++) {
-                    __m256i t = _mm256_maddubs_epi16(xa[r], _mm256_sign_epi8(wv, xs[r]));
-                    c[r][b][h] = _mm256_add_epi32(c[r][b][h], _mm256_madd_epi16(t, ones));
-                }
+            for (int q = 0; q < 4; q++) c[r][b][q] = _mm256_setzero_si256();
+    for (ptrdiff_t g = 0; g < kg; g++) {
+        __m256i xb[2];
+        for (int r = 0; r < MR; r++) /* x0 x1 x2 x3 as int16, repeated */
+            xb[r] = _mm256_broadcastq_epi64(
+                _mm_cvtepu8_epi16(_mm_cvtsi32_si128(fq_load32(x + r * kp + 4 * g))));
+        for (int b = 0; b < NB; b++)
+            for (int q = 0; q < 4; q++) {
+                __m256i wv = _mm256_cvtepi8_epi16(
+                    _mm_loadu_si128((const __m128i*)(w + b * bstride + g * 64 + q * 16)));
+                for (int r = 0; r < MR; r++)
+                    c[r][b][q] = _mm256_add_epi32(c[r][b][q], _mm256_madd_epi16(xb[r], wv));
             }
     }
     for (int r = 0; r < MR; r++)
         for (int b = 0; b < NB; b++)
-            for (int h = 0; h < 2; h++)
-                _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8), c[r][b][h]);
+            for (int h = 0; h < 2; h++) {
+                /* lanes (128-bit halves): [c0 c1 c4 c5 | c2 c3 c6 c7] -> column order */
+                __m256i s = _mm256_hadd_epi32(c[r][b][2 * h], c[r][b][2 * h + 1]);
+                s = _mm256_permute4x64_epi64(s, 0xD8);
+                _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8), s);
+            }
 }
 
 /* Row tiles of MR rows over column blocks in groups of NB; the remainders of both. */
-#define FQ_DRIVE_TILE(MK, EPI, ROWS, NBMAX, OFFSET, XT)                                    \
+#define FQ_DRIVE_TILE(MK, EPI, ROWS, NBMAX)                                                \
     int32_t acc[8 * NBMAX * 16];                                                           \
     for (ptrdiff_t blk = b0; blk < b1; blk += NBMAX) {                                     \
         int nb = (int)(b1 - blk < NBMAX ? b1 - blk : NBMAX);                               \
@@ -413,25 +461,25 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
         if (ncols > nb * FQ_NB) ncols = nb * FQ_NB;                                        \
         ptrdiff_t i = 0;                                                                   \
         for (; i + ROWS <= a->m; i += ROWS) {                                              \
-            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            const uint8_t* xr = xq + i * a->kp;                                          \
             switch (nb) { FQ_NB_CASES(MK, ROWS, NBMAX) }                                   \
-            EPI(a, acc, nb * FQ_NB, ROWS, i, blk * FQ_NB, ncols, OFFSET);                  \
+            EPI(a, acc, nb * FQ_NB, ROWS, i, blk * FQ_NB, ncols);                          \
         }                                                                                  \
         /* the last rows: four, then two, then one at a time */                            \
         for (; ROWS > 4 && i + 4 <= a->m; i += 4) {                                        \
-            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            const uint8_t* xr = xq + i * a->kp;                                          \
             switch (nb) { FQ_NB_CASES(MK, (ROWS > 4 ? 4 : 1), NBMAX) }                     \
-            EPI(a, acc, nb * FQ_NB, (ROWS > 4 ? 4 : 1), i, blk * FQ_NB, ncols, OFFSET);    \
+            EPI(a, acc, nb * FQ_NB, (ROWS > 4 ? 4 : 1), i, blk * FQ_NB, ncols);            \
         }                                                                                  \
         for (; ROWS > 2 && i + 2 <= a->m; i += 2) {                                        \
-            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            const uint8_t* xr = xq + i * a->kp;                                          \
             switch (nb) { FQ_NB_CASES(MK, (ROWS > 2 ? 2 : 1), NBMAX) }                     \
-            EPI(a, acc, nb * FQ_NB, (ROWS > 2 ? 2 : 1), i, blk * FQ_NB, ncols, OFFSET);    \
+            EPI(a, acc, nb * FQ_NB, (ROWS > 2 ? 2 : 1), i, blk * FQ_NB, ncols);            \
         }                                                                                  \
         for (; i < a->m; i++) {                                                            \
-            const XT* xr = (const XT*)(xq + i * a->kp);                                    \
+            const uint8_t* xr = xq + i * a->kp;                                          \
             switch (nb) { FQ_NB_CASES(MK, 1, NBMAX) }                                      \
-            EPI(a, acc, nb * FQ_NB, 1, i, blk * FQ_NB, ncols, OFFSET);                     \
+            EPI(a, acc, nb * FQ_NB, 1, i, blk * FQ_NB, ncols);                             \
         }                                                                                  \
     }
 
@@ -444,13 +492,75 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2(
     /* fallthrough */                                                                      \
     default: MK(R, 1, xr, a->kp, wb, a->kg * 64, a->kg, acc); break;
 
+/* MR rows x NB blocks of 16 columns (2 ymm each) for int8 rows (stored xq + 128: a XOR
+ * with 0x80 gives xq): vpmaddubsw of |xq| (<= 127) with sign(xq) * w, a pair of products
+ * at most 2 * 127 * 127, exact in int16; vpmaddwd with ones widens the pairs. The sums
+ * are xq @ Wq itself: the epilogue takes no offset back out. Fewer instructions than
+ * fq_mk_avx2, so int8 rows take this one. */
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX2))) void fq_mk_avx2_s8(
+    const int MR, const int NB, const uint8_t* x, ptrdiff_t kp, const int8_t* w,
+    ptrdiff_t bstride, ptrdiff_t kg, int32_t* out /* MR x NB*16 */) {
+    __m256i c[2][4][2];
+    const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++) c[r][b][0] = c[r][b][1] = _mm256_setzero_si256();
+    for (ptrdiff_t g = 0; g < kg; g++) {
+        __m256i xs[2], xa[2];
+        for (int r = 0; r < MR; r++) {
+            xs[r] = _mm256_xor_si256(_mm256_set1_epi32(fq_load32(x + r * kp + 4 * g)), flip);
+            xa[r] = _mm256_abs_epi8(xs[r]);
+        }
+        for (int b = 0; b < NB; b++)
+            for (int h = 0; h < 2; h++) {
+                __m256i wv =
+                    _mm256_loadu_si256((const __m256i*)(w + b * bstride + g * 64 + h * 32));
+                for (int r = 0; r < MR; r++) {
+                    __m256i t = _mm256_maddubs_epi16(xa[r], _mm256_sign_epi8(wv, xs[r]));
+                    c[r][b][h] = _mm256_add_epi32(c[r][b][h], _mm256_madd_epi16(t, ones));
+                }
+            }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int b = 0; b < NB; b++)
+            for (int h = 0; h < 2; h++)
+                _mm256_storeu_si256((__m256i*)(out + r * NB * 16 + b * 16 + h * 8), c[r][b][h]);
+}
+
+/* Row offsets of zero for the rows fq_mk_avx2_s8 serves (its sums need no correction). */
+#define FQ_AVX2_RUN 64
+static const int32_t fq_zero_offsets[FQ_AVX2_RUN] = {0};
+
+/* Rows in runs of one kind (at most FQ_AVX2_RUN): int8 rows through fq_mk_avx2_s8,
+ * uint8 rows through fq_mk_avx2. */
 __attribute__((target(FQ_TARGET_AVX2)))
-static void fq_int8_tile_avx2(const fq_args* a, const uint8_t* xq, const int8_t* w,
+static void fq_int8_tile_avx2(const fq_args* all, const uint8_t* xq_all, const int8_t* w,
                               ptrdiff_t b0, ptrdiff_t b1) {
-    if (a->m < 2) {
-        FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 1, 4, 0, int8_t)
-    } else {
-        FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 2, 2, 0, int8_t)
+    for (ptrdiff_t i0 = 0; i0 < all->m;) {
+        ptrdiff_t i1 = i0 + 1;
+        while (i1 < all->m && i1 - i0 < FQ_AVX2_RUN && all->xo[i1] == all->xo[i0]) i1++;
+        fq_args run = *all;
+        const fq_args* a = &run;
+        const uint8_t* xq = xq_all + i0 * all->kp;
+        run.m = i1 - i0;
+        if (run.sx) run.sx += i0;
+        if (run.y) run.y += i0 * all->n;
+        if (run.yacc) run.yacc += i0 * all->n;
+        if (all->xo[i0]) {
+            run.xo = fq_zero_offsets;
+            if (a->m < 2) {
+                FQ_DRIVE_TILE(fq_mk_avx2_s8, fq_epilogue_avx2, 1, 4)
+            } else {
+                FQ_DRIVE_TILE(fq_mk_avx2_s8, fq_epilogue_avx2, 2, 2)
+            }
+        } else {
+            run.xo += i0;
+            if (a->m < 2) {
+                FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 1, 3)
+            } else {
+                FQ_DRIVE_TILE(fq_mk_avx2, fq_epilogue_avx2, 2, 1)
+            }
+        }
+        i0 = i1;
     }
 }
 
@@ -487,9 +597,9 @@ static void fq_int8_tile_avx2(const fq_args* a, const uint8_t* xq, const int8_t*
     __attribute__((target(TARGET))) static void TILENAME(                                  \
         const fq_args* a, const uint8_t* xq, const int8_t* w, ptrdiff_t b0, ptrdiff_t b1) { \
         if (a->m < 2) {                                                                    \
-            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 1, 2, 1, uint8_t)                      \
+            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 1, 2)                                  \
         } else {                                                                           \
-            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 4, 1, 1, uint8_t)                      \
+            FQ_DRIVE_TILE(MKNAME, fq_epilogue_avx2, 4, 1)                                  \
         }                                                                                  \
     }
 
@@ -526,20 +636,107 @@ FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_mk_avx512(
 }
 
 __attribute__((target(FQ_TARGET_AVX512)))
+static void fq_int8_tile_avx512_acc(const fq_args* a, const uint8_t* xq, const int8_t* w,
+                                    ptrdiff_t b0, ptrdiff_t b1) {
+    if (a->m < 2) {
+        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, 1, 4)
+    } else {
+        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, FQ_MR512, FQ_NB512)
+    }
+}
+
+/* The epilogue of FQ_EPILOGUE_BODY for one MR x NB tile, in AVX-512 vector for vector
+ * (the same roundings in the same order): the generic loops cost about a tenth of the
+ * product. acc: the tile's int32 sums (row stride NB * 16); rows i0.., columns j0.. (nc
+ * of them). */
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_epi_tile_avx512(
+    const int MR, const int NB, const fq_args* a, const int32_t* acc, ptrdiff_t i0,
+    ptrdiff_t j0, ptrdiff_t nc) {
+    __mmask16 cols[4];
+    __m512i cs128[4];
+    __m512 sw[4], bias[4];
+    for (int b = 0; b < NB; b++) {
+        ptrdiff_t left = nc - 16 * b;
+        cols[b] = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        cs128[b] = _mm512_slli_epi32(_mm512_loadu_si512(a->colsum + j0 + 16 * b), 7);
+        sw[b] = _mm512_maskz_loadu_ps(cols[b], a->sw + j0 + 16 * b);
+        bias[b] = a->bias ? _mm512_maskz_loadu_ps(cols[b], a->bias + j0 + 16 * b)
+                          : _mm512_setzero_ps();
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    for (int r = 0; r < MR; r++) {
+        const ptrdiff_t i = i0 + r;
+        const __m512 s = _mm512_set1_ps(a->sx[i]);
+        const __mmask16 int8_row = a->xo[i] ? (__mmask16)0xffff : (__mmask16)0;
+        float* yr = a->y + i * a->n + j0;
+        for (int b = 0; b < NB; b++) {
+            __m512i v = _mm512_loadu_si512(acc + r * NB * 16 + b * 16);
+            v = _mm512_mask_sub_epi32(v, int8_row, v, cs128[b]);
+            __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(s, sw[b]));
+            if (a->bias) y = _mm512_add_ps(y, bias[b]);
+            if (a->relu) y = _mm512_max_ps(y, zero); /* NaN and -0 -> +0, as y > 0 ? y : 0 */
+            _mm512_mask_storeu_ps(yr + 16 * b, cols[b], y);
+        }
+    }
+}
+
+FQ_INLINE __attribute__((target(FQ_TARGET_AVX512))) void fq_mke_avx512(
+    const int MR, const int NB, const fq_args* a, const uint8_t* x, const int8_t* w,
+    ptrdiff_t i0, ptrdiff_t j0, ptrdiff_t nc) {
+    int32_t acc[FQ_MR512 * 4 * 16] __attribute__((aligned(64)));
+    fq_mk_avx512(MR, NB, x, a->kp, w, a->kg * 64, a->kg, acc);
+    fq_epi_tile_avx512(MR, NB, a, acc, i0, j0, nc);
+}
+
+#define FQ_NBE_CASES(R, NBMAX)                                                             \
+    case 4: if (NBMAX >= 4) { fq_mke_avx512(R, 4, a, xr, wb, i, j0, ncols); break; }       \
+    /* fallthrough */                                                                      \
+    case 3: if (NBMAX >= 3) { fq_mke_avx512(R, 3, a, xr, wb, i, j0, ncols); break; }       \
+    /* fallthrough */                                                                      \
+    case 2: if (NBMAX >= 2) { fq_mke_avx512(R, 2, a, xr, wb, i, j0, ncols); break; }       \
+    /* fallthrough */                                                                      \
+    default: fq_mke_avx512(R, 1, a, xr, wb, i, j0, ncols); break;
+
+#define FQ_DRIVE_TILE_E(ROWS, NBMAX)                                                       \
+    for (ptrdiff_t blk = b0; blk < b1; blk += NBMAX) {                                     \
+        int nb = (int)(b1 - blk < NBMAX ? b1 - blk : NBMAX);                               \
+        const int8_t* wb = w + blk * a->kg * 64;                                           \
+        const ptrdiff_t j0 = blk * FQ_NB;                                                  \
+        ptrdiff_t ncols = a->n - j0;                                                       \
+        if (ncols > nb * FQ_NB) ncols = nb * FQ_NB;                                        \
+        ptrdiff_t i = 0;                                                                   \
+        for (; i + ROWS <= a->m; i += ROWS) {                                              \
+            const uint8_t* xr = xq + i * a->kp;                                            \
+            switch (nb) { FQ_NBE_CASES(ROWS, NBMAX) }                                      \
+        }                                                                                  \
+        for (; ROWS > 4 && i + 4 <= a->m; i += 4) {                                        \
+            const uint8_t* xr = xq + i * a->kp;                                            \
+            switch (nb) { FQ_NBE_CASES((ROWS > 4 ? 4 : 1), NBMAX) }                        \
+        }                                                                                  \
+        for (; ROWS > 2 && i + 2 <= a->m; i += 2) {                                        \
+            const uint8_t* xr = xq + i * a->kp;                                            \
+            switch (nb) { FQ_NBE_CASES((ROWS > 2 ? 2 : 1), NBMAX) }                        \
+        }                                                                                  \
+        for (; i < a->m; i++) {                                                            \
+            const uint8_t* xr = xq + i * a->kp;                                            \
+            switch (nb) { FQ_NBE_CASES(1, NBMAX) }                                         \
+        }                                                                                  \
+    }
+
+__attribute__((target(FQ_TARGET_AVX512)))
 static void fq_int8_tile_avx512(const fq_args* a, const uint8_t* xq, const int8_t* w,
                                 ptrdiff_t b0, ptrdiff_t b1) {
-    if (a->m < 2) {
-        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, 1, 4, 1, uint8_t)
+    if (a->mode == 1) {
+        fq_int8_tile_avx512_acc(a, xq, w, b0, b1);
+    } else if (a->m < 2) {
+        FQ_DRIVE_TILE_E(1, 4)
     } else {
-        FQ_DRIVE_TILE(fq_mk_avx512, fq_epilogue_avx512, FQ_MR512, FQ_NB512, 1, uint8_t)
+        FQ_DRIVE_TILE_E(FQ_MR512, FQ_NB512)
     }
 }
 #endif /* FASTNN_Q_X86 */
 
 /* ------------------------------------------------------- int8: driver */
-/* The level's offset: 128 where activations are stored as uint8 xq + 128. */
-static int fq_int8_offset(int level) { return level >= FQ_AVXVNNI ? 128 : 0; }
-
 static void fq_int8_tile(int level, const fq_args* a, const uint8_t* xq, const int8_t* w,
                          ptrdiff_t b0, ptrdiff_t b1) {
 #ifdef FASTNN_Q_X86
@@ -582,36 +779,53 @@ static void fq_int8_run(int level, const fq_args* a, const uint8_t* xq, const in
     fq_int8_tile(level, a, xq, w, 0, nblocks);
 }
 
-/* y = dequant(quant(x) @ Wq) (+ b, relu). scratch: m * kp bytes (quantized rows) and
- * m floats (row scales), owned by the caller. */
-static void fq_int8_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
-                          const int8_t* packed, const int32_t* colsum, const float* sw,
-                          const float* bias, float* y, int relu, int nthreads,
-                          uint8_t* xq, float* sx) {
-    int level = fq_int8_level();
-    fq_args a = {sx, sw, bias, colsum, y, NULL, m, n, k, fq_round_up(k, 4),
-                 fq_round_up(k, 4) / 4, relu, 0};
-    int offset = fq_int8_offset(level);
-#ifdef FASTNN_Q_X86
-    if (level == FQ_AVX512) fq_quantize_rows_avx512(x, m, k, a.kp, offset, xq, sx);
-    else if (level >= FQ_AVX2) fq_quantize_rows_avx2(x, m, k, a.kp, offset, xq, sx);
-    else
-#endif
-        fq_quantize_rows_portable(x, m, k, a.kp, offset, xq, sx);
-    fq_int8_run(level, &a, xq, packed, nthreads);
+/* Scratch bytes fq_int8_dense needs for m rows of depth k. */
+static size_t fq_int8_scratch(ptrdiff_t m, ptrdiff_t k) {
+    return (size_t)m * (sizeof(float) + sizeof(int32_t) + (size_t)fq_round_up(k, 4));
 }
 
-/* The exact int32 accumulators xq @ Wq for given int8 rows (tests). scratch m * kp bytes. */
-static void fq_int8_acc(const int8_t* xqin, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
-                        const int8_t* packed, const int32_t* colsum, int32_t* out,
-                        uint8_t* xq) {
+/* y = dequant(quant(x) @ Wq) (+ b, relu). scratch: fq_int8_scratch(m, k) bytes, aligned
+ * for floats, owned by the caller (row scales, row offsets, quantized rows). Returns the
+ * number of rows of x that hold NaN or an infinity (their outputs are not finite). */
+static ptrdiff_t fq_int8_dense(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                          const int8_t* packed, const int32_t* colsum, const float* sw,
+                          const float* bias, float* y, int relu, int nthreads,
+                          void* scratch) {
     int level = fq_int8_level();
-    fq_args a = {NULL, NULL, NULL, colsum, NULL, out, m, n, k, fq_round_up(k, 4),
+    float* sx = (float*)scratch;
+    int32_t* xo = (int32_t*)(sx + m);
+    uint8_t* xq = (uint8_t*)(xo + m);
+    fq_args a = {sx, xo, sw, bias, colsum, y, NULL, m, n, k, fq_round_up(k, 4),
+                 fq_round_up(k, 4) / 4, relu, 0};
+    ptrdiff_t nonfinite;
+#ifdef FASTNN_Q_X86
+    if (level == FQ_AVX512) nonfinite = fq_quantize_rows_avx512(x, m, k, a.kp, xq, sx, xo);
+    else if (level >= FQ_AVX2) nonfinite = fq_quantize_rows_avx2(x, m, k, a.kp, xq, sx, xo);
+    else
+#endif
+        nonfinite = fq_quantize_rows_portable(x, m, k, a.kp, xq, sx, xo);
+    fq_int8_run(level, &a, xq, packed, nthreads);
+    return nonfinite;
+}
+
+/* The exact int32 accumulators xq @ Wq for given rows (tests): int8 rows (is_u8 0,
+ * values in [-127, 127]) or uint8 rows (is_u8 1). scratch: fq_int8_scratch(m, k). */
+static void fq_int8_acc(const void* xqin, int is_u8, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
+                        const int8_t* packed, const int32_t* colsum, int32_t* out,
+                        void* scratch) {
+    int level = fq_int8_level();
+    int32_t* xo = (int32_t*)((float*)scratch + m);
+    uint8_t* xq = (uint8_t*)(xo + m);
+    fq_args a = {NULL, xo, NULL, NULL, colsum, NULL, out, m, n, k, fq_round_up(k, 4),
                  fq_round_up(k, 4) / 4, 0, 1};
-    int offset = fq_int8_offset(level);
+    const int32_t offset = is_u8 ? 0 : 128;
     for (ptrdiff_t i = 0; i < m; i++) {
-        for (ptrdiff_t kk = 0; kk < a.kp; kk++)
-            xq[i * a.kp + kk] = (uint8_t)((kk < k ? xqin[i * k + kk] : 0) + offset);
+        xo[i] = offset;
+        for (ptrdiff_t kk = 0; kk < a.kp; kk++) {
+            int v = kk >= k ? 0 : (is_u8 ? ((const uint8_t*)xqin)[i * k + kk]
+                                         : ((const int8_t*)xqin)[i * k + kk]);
+            xq[i * a.kp + kk] = (uint8_t)(v + offset);
+        }
     }
     fq_int8_run(level, &a, xq, packed, 1);
 }

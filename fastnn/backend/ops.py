@@ -26,6 +26,8 @@ SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
 _MASK64 = (1 << 64) - 1
+# The deepest int8 product whose rows may be quantized to uint8: 255 * 127 * k < 2^31.
+_INT8_U8_MAX_K = (2**31 - 1) // (255 * 127)
 
 
 def _result(xp, out, value):
@@ -864,13 +866,25 @@ class Ops:
 
     def int8_dense(self, x, packed, scales, bias=None, out=None, relu=False):
         """``y = acc * (s_x * scales) + bias`` (then ReLU if ``relu``), where each row of x
-        is quantized symmetrically (``s_x = max |x_row| / 127``, 1 where that is 0; ``xq =
-        clip(rint(x / s_x), -127, 127)``) and ``acc = xq @ Wq`` is exact int32."""
+        is quantized per row: to uint8 where no value of the row has its sign bit set
+        (``qmax = 255``, levels 0..255; only for depths up to 66313, where the int32
+        sums cannot overflow), else symmetrically to int8 (``qmax = 127``, levels
+        -127..127); ``s_x = max |x_row| / qmax`` (1 where that is 0), ``xq =
+        clip(rint(x * (1 / s_x)), lowest, qmax)`` (float32 products; ``x / s_x`` where
+        ``s_x`` is subnormal or not finite), and ``acc = xq @ Wq`` is exact int32."""
         xp = self.xp
         x = xp.asarray(x, dtype=xp.float32)
-        sx = (xp.abs(x).max(axis=1) / xp.float32(127)).astype(xp.float32)
+        k = x.shape[1]
+        u8 = ~xp.signbit(x).any(axis=1) & (k <= _INT8_U8_MAX_K)
+        qmax = xp.where(u8, xp.float32(255), xp.float32(127)).astype(xp.float32)
+        sx = (xp.abs(x).max(axis=1) / qmax).astype(xp.float32)
         sx[sx == 0] = 1  # a zero row (or one whose scale underflows)
-        xq = xp.clip(xp.rint(x / sx[:, None]), -127, 127).astype(xp.int32)
+        lowest = xp.where(u8, xp.float32(0), xp.float32(-127))
+        normal = (sx >= xp.finfo(xp.float32).tiny) & xp.isfinite(sx)
+        with numpy.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            inv = (xp.float32(1) / sx).astype(xp.float32)
+            v = xp.where(normal[:, None], x * inv[:, None], x / sx[:, None])
+        xq = xp.clip(xp.rint(v), lowest[:, None], qmax[:, None]).astype(xp.int32)
         acc = xp.matmul(xq, packed.astype(xp.int32))
         y = acc.astype(xp.float32) * (sx[:, None] * scales[None, :])
         if bias is not None:
