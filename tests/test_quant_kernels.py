@@ -219,6 +219,23 @@ def test_int8_dense_full_scale_rows_on_every_path():
         numpy.testing.assert_array_equal(_quant.int8_dense(x, p, s, None), expected)
 
 
+def test_int8_rows_holding_an_infinity_match_the_reference_on_every_path():
+    # An inf row scale is not finite: x / inf makes the finite values 0 and the inf NaN,
+    # whose level is the row's lowest, in the kernels and in the reference alike.
+    x = numpy.array([[numpy.inf, 1, 2, 3], [1, -numpy.inf, 2, 3], [1, 2, 3, 4]],
+                    numpy.float32)
+    W = numpy.array([[1, 0], [0, 1], [1, 1], [-1, 1]], numpy.float32)
+    Wq, s = REF.quantize_int8(W)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        expected = REF.int8_dense(x, Wq, s)
+    p = _quant.pack_int8(Wq)
+    for name in PATHS:
+        use_path(name)
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            numpy.testing.assert_array_equal(_quant.int8_dense(x, p, s, None), expected,
+                                             err_msg=name)
+
+
 def test_int8_rows_without_a_sign_bit_are_quantized_to_uint8():
     # Row max 255 gives s_x = 1 on a uint8 row: 0.5, 1.5, 2.5 round to 0, 2, 2 and 200
     # stays 200; the same values with one -0.0 make an int8 row (s_x = 255 / 127).

@@ -205,19 +205,31 @@ def test_gemm_float64_stays_exact():
 
 
 @needs_path
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("ta,tb", LAYOUTS, ids=LAYOUT_IDS)
-def test_gemm_alpha_beta_through_routing(ta, tb):
+def test_gemm_alpha_beta_through_routing(path, ta, tb):
+    """alpha and beta through gemm with every product our kernel can take sent to it
+    (beta 0 and 1 run there; other alpha/beta fall back to BLAS)."""
     rng = numpy.random.default_rng(6)
     a, b = _operands(rng, 64, 96, 130, ta, tb)
     a, b = numpy.ascontiguousarray(a), numpy.ascontiguousarray(b)
     base = rng.standard_normal((64, 96)).astype(numpy.float32)
-    with threadpool_limits(1):
-        for alpha, beta in [(1.0, 0.0), (1.0, 1.0), (0.5, 0.0), (2.0, 0.25)]:
-            out = base.copy()
-            _blas.gemm(a, b, out, ta, tb, alpha, beta)
-            ref = alpha * ((a.T if ta else a).astype(numpy.float64)
-                           @ (b.T if tb else b).astype(numpy.float64)) + beta * base
-            numpy.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+    _blas.set_isa(path)
+    previous = _blas._route_all(True)
+    try:
+        with threadpool_limits(1):
+            _check_alpha_beta(a, b, base, ta, tb)
+    finally:
+        _blas._route_all(previous)
+
+
+def _check_alpha_beta(a, b, base, ta, tb):
+    for alpha, beta in [(1.0, 0.0), (1.0, 1.0), (0.5, 0.0), (2.0, 0.25)]:
+        out = base.copy()
+        _blas.gemm(a, b, out, ta, tb, alpha, beta)
+        ref = alpha * ((a.T if ta else a).astype(numpy.float64)
+                       @ (b.T if tb else b).astype(numpy.float64)) + beta * base
+        numpy.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 
 @needs_path

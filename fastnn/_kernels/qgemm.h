@@ -396,21 +396,26 @@ __attribute__((target(FQ_TARGET_AVX512))) static void fq_epilogue_avx512(FQ_EPIL
 /* ------------------------------------------------------ int8: portable */
 static void fq_int8_tile_portable(const fq_args* a, const uint8_t* xq, const int8_t* w,
                                   ptrdiff_t b0, ptrdiff_t b1) {
+    /* Sums of int8 rows stored as xq + 128 can pass 2^31 before the epilogue takes
+     * 128 * colsum back out: they wrap modulo 2^32 as the SIMD paths' lanes do, in
+     * unsigned arithmetic (signed overflow would be undefined behaviour). */
+    uint32_t sum[FQ_NB];
     int32_t acc[FQ_NB];
     for (ptrdiff_t blk = b0; blk < b1; blk++) {
         const int8_t* wb = w + blk * a->kg * 64;
         FQ_BLOCK_COLS(a, blk, nc);
         for (ptrdiff_t i = 0; i < a->m; i++) {
             const uint8_t* xr = xq + i * a->kp;
-            for (int c = 0; c < FQ_NB; c++) acc[c] = 0;
+            for (int c = 0; c < FQ_NB; c++) sum[c] = 0;
             for (ptrdiff_t g = 0; g < a->kg; g++) {
                 const int8_t* wg = wb + g * 64;
                 const int32_t x0 = xr[4 * g], x1 = xr[4 * g + 1], x2 = xr[4 * g + 2],
                               x3 = xr[4 * g + 3];
                 for (int c = 0; c < FQ_NB; c++)
-                    acc[c] += x0 * wg[4 * c] + x1 * wg[4 * c + 1] + x2 * wg[4 * c + 2] +
-                              x3 * wg[4 * c + 3];
+                    sum[c] += (uint32_t)(x0 * wg[4 * c] + x1 * wg[4 * c + 1] +
+                                         x2 * wg[4 * c + 2] + x3 * wg[4 * c + 3]);
             }
+            for (int c = 0; c < FQ_NB; c++) acc[c] = (int32_t)sum[c];
             fq_epilogue_portable(a, acc, FQ_NB, 1, i, blk * FQ_NB, nc);
         }
     }

@@ -867,7 +867,7 @@ class Ops:
     def int8_dense(self, x, packed, scales, bias=None, out=None, relu=False):
         """``y = acc * (s_x * scales) + bias`` (then ReLU if ``relu``), where each row of x
         is quantized per row: to uint8 where no value of the row has its sign bit set
-        (``qmax = 255``, levels 0..255; only for depths up to 66313, where the int32
+        (``qmax = 255``, levels 0..255; only for depths up to 66311, where the int32
         sums cannot overflow), else symmetrically to int8 (``qmax = 127``, levels
         -127..127); ``s_x = max |x_row| / qmax`` (1 where that is 0), ``xq =
         clip(rint(x * (1 / s_x)), lowest, qmax)`` (float32 products; ``x / s_x`` where
@@ -884,6 +884,7 @@ class Ops:
         with numpy.errstate(divide="ignore", over="ignore", invalid="ignore"):
             inv = (xp.float32(1) / sx).astype(xp.float32)
             v = xp.where(normal[:, None], x * inv[:, None], x / sx[:, None])
+        v = xp.where(xp.isnan(v), lowest[:, None], v)  # inf/inf in a row with an inf
         xq = xp.clip(xp.rint(v), lowest[:, None], qmax[:, None]).astype(xp.int32)
         acc = xp.matmul(xq, packed.astype(xp.int32))
         y = acc.astype(xp.float32) * (sx[:, None] * scales[None, :])
