@@ -17,7 +17,8 @@ each call BLAS holds the pool to one thread around the whole call, through
 threadpoolctl (``fastnn.backend.threads.blas_single_thread``).
 """
 import os
-import warnings
+
+from . import isa as _isa
 
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -110,19 +111,14 @@ def gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] ou
 
 
 
-# Path names for set_isa/isa: the int8 kernels' FASTNN_ISA names map onto ours.
-_LEVELS = {"portable": FSG_NONE, "blas": FSG_NONE, "avx2": FSG_AVX2, "avxvnni": FSG_AVX2,
-           "avx512": FSG_AVX512, "avx512vnni": FSG_AVX512, "avx512bf16": FSG_AVX512,
-           "native": FSG_AVX512}
+# The shared cap ladder (isa.py) onto our paths: no VNNI rung here.
+_LEVEL_OF_RUNG = {_isa.PORTABLE: FSG_NONE, _isa.AVX2: FSG_AVX2, _isa.AVXVNNI: FSG_AVX2,
+                  _isa.AVX512: FSG_AVX512}
 _NAMES = {FSG_NONE: "blas", FSG_AVX2: "avx2", FSG_AVX512: "avx512"}
 
 
 def _level_of(name):
-    try:
-        return _LEVELS[str(name).strip().lower()]
-    except KeyError:
-        raise ValueError(f"unknown instruction set {name!r}: expected one of "
-                         f"{', '.join(_LEVELS)}") from None
+    return _LEVEL_OF_RUNG[_isa.rung(name)]
 
 
 def set_isa(name=None):
@@ -131,10 +127,7 @@ def set_isa(name=None):
     features still decide). ``None`` goes back to ``FASTNN_ISA`` (or no cap).
     Returns ``isa()``."""
     global own_level
-    if name is None:
-        name = os.environ.get("FASTNN_ISA") or "native"
-    cap = _level_of(name)
-    own_level = min(cap, fsg_cpu_level())
+    own_level = min(_level_of(name), fsg_cpu_level())
     return isa()
 
 
@@ -223,13 +216,9 @@ def _bind_blas_threads():
 
 
 def _init():
+    global own_level
     _bind_blas_threads()
-    env = os.environ.get("FASTNN_ISA")
-    try:
-        set_isa(env)
-    except ValueError as e:
-        warnings.warn(f"FASTNN_ISA ignored: {e}", RuntimeWarning, stacklevel=2)
-        set_isa("native")
+    own_level = min(_LEVEL_OF_RUNG[_isa.rung_from_environment()], fsg_cpu_level())
 
 
 _init()

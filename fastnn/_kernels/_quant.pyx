@@ -12,8 +12,7 @@ The instruction set is chosen at the first call from the CPU's features
 or ``set_isa`` can only lower the choice. Every product releases the GIL and
 uses no shared mutable state: one packed weight may serve many threads.
 """
-import os
-import warnings
+from . import isa as _isa
 
 import numpy
 
@@ -47,20 +46,10 @@ cdef extern from "qgemm.h":
                        const uint16_t* packed, const float* bias, float* y, int relu,
                        int nthreads) nogil
 
-# Cap names, lowest first; the AVX-512 names are one level (the bf16 path there
-# is float32 FMA on zmm, so it needs no AVX512-BF16 instruction).
-_LEVELS = {"portable": 0, "avx2": 1, "avxvnni": 2, "avx512vnni": 3, "avx512": 3,
-           "avx512bf16": 3, "native": 3}
+# The shared cap ladder (isa.py): its rungs are this family's levels (the bf16 path on
+# the AVX-512 rung is float32 FMA on zmm, no AVX512-BF16 instruction).
 _INT8_NAMES = ("portable", "avx2", "avxvnni", "avx512vnni")
 _BF16_NAMES = ("portable", "avx2", "avx2", "avx512")
-
-
-def _level_of(name):
-    try:
-        return _LEVELS[str(name).strip().lower()]
-    except KeyError:
-        raise ValueError(f"unknown instruction set {name!r}: expected one of "
-                         f"{', '.join(_LEVELS)}") from None
 
 
 def set_isa(name=None):
@@ -68,9 +57,7 @@ def set_isa(name=None):
     above what the CPU has is harmless, the CPU's features still decide. ``None``
     goes back to ``FASTNN_ISA`` (or no cap). Returns ``isa()``."""
     global fq_cap
-    if name is None:
-        name = os.environ.get("FASTNN_ISA") or "native"
-    fq_cap = _level_of(name)
+    fq_cap = _isa.rung(name)
     return isa()
 
 
@@ -98,16 +85,7 @@ def available():
     return [n for lvl, n in enumerate(_INT8_NAMES) if fq_cpu_has(lvl)]
 
 
-def _init_cap():
-    env = os.environ.get("FASTNN_ISA")
-    if env:
-        try:
-            set_isa(env)
-        except ValueError as e:
-            warnings.warn(f"FASTNN_ISA ignored: {e}", RuntimeWarning, stacklevel=2)
-
-
-_init_cap()
+fq_cap = _isa.rung_from_environment()
 
 
 # ------------------------------------------------------------------ checks
