@@ -168,25 +168,41 @@ static inline int fq_level(float xv, float s, float inv, int mul, float lo, floa
     return v == v ? (int)v : (int)lo;
 }
 
+/* The largest |x| of xr[from, k) (as bits: ordered like the floats) and the OR of the
+ * values' bits (its sign bit: a negative value or -0.0), folded into *mbits, *signs. */
+static inline void fq_scan_row(const float* xr, ptrdiff_t from, ptrdiff_t k, uint32_t* mbits,
+                               uint32_t* signs) {
+    for (ptrdiff_t kk = from; kk < k; kk++) {
+        uint32_t b;
+        memcpy(&b, xr + kk, 4);
+        *signs |= b;
+        b &= 0x7fffffffu;
+        *mbits = b > *mbits ? b : *mbits;
+    }
+}
+
+/* Row i's scale and offset, stored in sx[i] and xo[i]; counts it in *nonfinite when
+ * its largest |x| is NaN or an infinity. Returns the scale. */
+static inline float fq_row_begin(uint32_t mbits, int neg, ptrdiff_t k, ptrdiff_t i,
+                                 float* sx, int32_t* xo, int32_t* offset,
+                                 ptrdiff_t* nonfinite) {
+    float s = fq_row_scale(mbits, neg, k, offset);
+    sx[i] = s;
+    xo[i] = *offset;
+    *nonfinite += mbits >= 0x7f800000u;
+    return s;
+}
+
 static ptrdiff_t fq_quantize_rows_portable(const float* x, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kp,
                                       uint8_t* xq, float* sx, int32_t* xo) {
     ptrdiff_t nonfinite = 0; /* rows holding NaN or an infinity */
     for (ptrdiff_t i = 0; i < m; i++) {
         const float* xr = x + i * k;
         uint8_t* qr = xq + i * kp;
-        uint32_t mbits = 0, signs = 0; /* |x| as bits: ordered like the floats */
-        for (ptrdiff_t kk = 0; kk < k; kk++) {
-            uint32_t b;
-            memcpy(&b, xr + kk, 4);
-            signs |= b;
-            b &= 0x7fffffffu;
-            mbits = b > mbits ? b : mbits;
-        }
+        uint32_t mbits = 0, signs = 0;
+        fq_scan_row(xr, 0, k, &mbits, &signs);
         int32_t offset;
-        float s = fq_row_scale(mbits, (int)(signs >> 31), k, &offset);
-        sx[i] = s;
-        nonfinite += mbits >= 0x7f800000u;
-        xo[i] = offset;
+        float s = fq_row_begin(mbits, (int)(signs >> 31), k, i, sx, xo, &offset, &nonfinite);
         const float lo = offset ? -127.0f : 0.0f, hi = offset ? 127.0f : 255.0f;
         const float inv = 1.0f / s;
         const int mul = fq_row_multiplies(s);
@@ -220,18 +236,9 @@ static ptrdiff_t fq_quantize_rows_avx2(const float* x, ptrdiff_t m, ptrdiff_t k,
             mbits = lanes[q] > mbits ? lanes[q] : mbits;
             signs |= olanes[q];
         }
-        for (; kk < k; kk++) {
-            uint32_t b;
-            memcpy(&b, xr + kk, 4);
-            signs |= b;
-            b &= 0x7fffffffu;
-            mbits = b > mbits ? b : mbits;
-        }
+        fq_scan_row(xr, kk, k, &mbits, &signs);
         int32_t offset;
-        float s = fq_row_scale(mbits, (int)(signs >> 31), k, &offset);
-        sx[i] = s;
-        nonfinite += mbits >= 0x7f800000u;
-        xo[i] = offset;
+        float s = fq_row_begin(mbits, (int)(signs >> 31), k, i, sx, xo, &offset, &nonfinite);
         const __m256i lo = _mm256_set1_epi32(offset ? -127 : 0);
         const __m256i hi = _mm256_set1_epi32(offset ? 127 : 255);
         const __m256i off = _mm256_set1_epi32(offset);
@@ -287,10 +294,7 @@ static ptrdiff_t fq_quantize_rows_avx512(const float* x, ptrdiff_t m, ptrdiff_t 
         uint32_t mbits = (uint32_t)_mm512_reduce_max_epu32(vm);
         int neg = _mm512_test_epi32_mask(vs_or, _mm512_set1_epi32((int)0x80000000u)) != 0;
         int32_t offset;
-        float s = fq_row_scale(mbits, neg, k, &offset);
-        sx[i] = s;
-        nonfinite += mbits >= 0x7f800000u;
-        xo[i] = offset;
+        float s = fq_row_begin(mbits, neg, k, i, sx, xo, &offset, &nonfinite);
         const __m512i lo = _mm512_set1_epi32(offset ? -127 : 0);
         const __m512i hi = _mm512_set1_epi32(offset ? 127 : 255);
         const __m512i off = _mm512_set1_epi32(offset);
