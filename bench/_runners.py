@@ -456,8 +456,8 @@ class FloorRunner(_BlasRunner):
 
 
 class FloorScipyRunner(FloorRunner):
-    """The same GEMMs through scipy's BLAS (the library fastnn calls): separates the BLAS
-    library's speed from fastnn's own overhead."""
+    """The same GEMMs through fastnn's gemm (its own sgemm where routed, else scipy's
+    BLAS), as fastnn calls them: separates the products' speed from fastnn's overhead."""
 
     name = "floor_scipy"
 

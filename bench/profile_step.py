@@ -5,7 +5,8 @@ call, medians of interleaved rounds so host noise hits every row alike); for a
 training workload:
 
   floor            the step's GEMMs through NumPy's BLAS (the floor)
-  floor_scipy      the same GEMMs through scipy's BLAS, the library fastnn calls
+  floor_scipy      the same GEMMs through fastnn's gemm: its own sgemm where routed
+                   (docs/gemm.md), else scipy's BLAS
   compiled step    the executor's one-call Segment.train_step: GEMMs + elementwise/loss passes
   step + Adam      the same followed by the optimizer update, as in fit
   fit              one shuffled epoch of model.fit, divided by its steps
@@ -126,7 +127,7 @@ def report(workload, threads, medians, team):
     print(f"\n{workload}, {threads} thread(s){team_line}")
     print(f"  {'row':16s} {unit:>8s} {'of floor':>9s}  share")
     previous = None
-    labels = {"floor_scipy": "scipy's BLAS vs NumPy's", "compiled step": "bias/act/loss passes",
+    labels = {"floor_scipy": "fastnn's gemm vs NumPy's BLAS", "compiled step": "bias/act/loss passes",
               "step + Adam": "Adam", "fit": "Python loop, gather, metrics",
               "compiled forward": "bias/act, NaN scan, allocation",
               "predict_on_batch": "Python API"}
