@@ -166,6 +166,28 @@ def test_gemm_routes_winning_shapes_to_own_kernel(path):
     _check(a, b, routed, False, False)
 
 
+@needs_path
+def test_a_blas_pool_of_several_threads_keeps_blas():
+    """With OpenBLAS's pool above one thread (read from the library scipy's BLAS uses),
+    gemm leaves even a winning shape to BLAS, which splits it over the cores."""
+    from threadpoolctl import threadpool_info
+    if not any(i.get("internal_api") == "openblas" for i in threadpool_info()):
+        pytest.skip("scipy's BLAS is not OpenBLAS: its pool size is not read")
+    rng = numpy.random.default_rng(9)
+    a = rng.standard_normal((128, 784), dtype=numpy.float32)
+    b = rng.standard_normal((784, 512), dtype=numpy.float32)
+    own = numpy.empty((128, 512), numpy.float32)
+    _blas.own_sgemm(a, b, own)
+    one, two = numpy.empty_like(own), numpy.empty_like(own)
+    with threadpool_limits(1):
+        _blas.gemm(a, b, one)
+    with threadpool_limits(2):
+        _blas.gemm(a, b, two)
+    assert numpy.array_equal(one, own)
+    assert not numpy.array_equal(two, own)
+    _check(a, b, two, False, False)
+
+
 def test_routing_policy():
     """The measured policy: narrow and small products stay on BLAS on the AVX-512
     path, large A^T @ B on the AVX2 path, and products too big for L2 on both."""

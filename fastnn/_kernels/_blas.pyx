@@ -209,7 +209,11 @@ def _bind_blas_threads():
     names = ("scipy_openblas_get_num_threads", "openblas_get_num_threads",
              "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
     for lc in libs:
-        fn = next((f for f in (getattr(lc.dynlib, nm, None) for nm in names) if f), None)
+        try:  # the loaded library by its path (threadpoolctl < 3.2 has no ``dynlib``)
+            lib = ctypes.CDLL(lc.filepath)
+        except OSError:
+            continue
+        fn = next((f for f in (getattr(lib, nm, None) for nm in names) if f), None)
         if fn is not None:
             blas_threads = <threads_fn><size_t>ctypes.cast(fn, ctypes.c_void_p).value
             return
