@@ -305,7 +305,9 @@ def test_int8_deep_rows_stay_int8():
     Wq = numpy.full((k, 3), 127, numpy.int8)
     s = numpy.ones(3, numpy.float32)
     expected = REF.int8_dense(x, Wq, s)
-    assert expected[0, 0] == numpy.float32(k * 127 * 127) * (numpy.float32(1) / 127)
+    f32 = numpy.float32  # float32 throughout, as the reference (NumPy 1.x promotes a
+    # float32 scalar with a Python int to float64)
+    assert expected[0, 0] == f32(k * 127 * 127) * (f32(1) / f32(127))
     p = _quant.pack_int8(Wq)
     for name in PATHS:
         use_path(name)
