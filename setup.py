@@ -107,11 +107,17 @@ if OPENMP:
 FLAGS = {"compiler": CC_ARGV, "compile": compile_args, "link": link_args,
          "openmp_note": OPENMP_NOTE, "numpy": numpy.__version__, "cython": Cython.__version__}
 
+# Every module is rebuilt when any header changes: simpler than tracking who includes what.
+KERNEL_HEADERS = sorted(os.path.relpath(os.path.join(root, name), HERE)
+                        for root, _, names in os.walk(os.path.join(HERE, "fastnn", "_kernels"))
+                        for name in names if name.endswith(".h"))
+
 extensions = [
     Extension(
         f"fastnn._kernels.{name}",
         [f"fastnn/_kernels/{name}.pyx"],
         include_dirs=[numpy.get_include()],
+        depends=KERNEL_HEADERS,  # an edited header rebuilds the modules that include it
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
