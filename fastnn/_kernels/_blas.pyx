@@ -90,18 +90,29 @@ cdef void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, floating alph
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
 
 
+cdef product_shape(Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t b0, Py_ssize_t b1,
+                   Py_ssize_t c0, Py_ssize_t c1, bint trans_a, bint trans_b, str who):
+    """(m, n, k) of ``C = op(A) @ op(B)`` from the stored shapes; ValueError when they
+    do not agree or one is empty (``who`` names the caller)."""
+    cdef Py_ssize_t m = a1 if trans_a else a0
+    cdef Py_ssize_t k = a0 if trans_a else a1
+    cdef Py_ssize_t kb = b1 if trans_b else b0
+    cdef Py_ssize_t n = b0 if trans_b else b1
+    if k != kb or c0 != m or c1 != n:
+        raise ValueError(f"gemm shapes do not agree: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
+                         f"out is ({c0}, {c1})")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError(f"{who} needs non-empty operands")
+    return m, n, k
+
+
 def gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
          bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
     """``out = alpha * op(a) @ op(b) + beta * out`` for C-contiguous 2-D arrays; releases the GIL."""
-    cdef int m = a.shape[1] if trans_a else a.shape[0]
-    cdef int k = a.shape[0] if trans_a else a.shape[1]
-    cdef int kb = b.shape[1] if trans_b else b.shape[0]
-    cdef int n = b.shape[0] if trans_b else b.shape[1]
-    if k != kb or out.shape[0] != m or out.shape[1] != n:
-        raise ValueError(f"gemm shapes do not agree: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
-                         f"out is ({out.shape[0]}, {out.shape[1]})")
-    if m == 0 or n == 0 or k == 0:
-        raise ValueError("gemm kernel needs non-empty operands; Ops.gemm handles empty ones")
+    cdef int m, n, k
+    m, n, k = product_shape(a.shape[0], a.shape[1], b.shape[0], b.shape[1], out.shape[0],
+                            out.shape[1], trans_a, trans_b,
+                            "gemm kernel (Ops.gemm handles empty ones)")
     cdef int lda = a.shape[1]
     cdef int ldb = b.shape[1]
     cdef int ldc = out.shape[1]
@@ -176,15 +187,9 @@ def own_sgemm(const float[:, :] a, const float[:, :] b, float[:, :] out, bint tr
         raise ValueError(f"path {isa!r} is not available on this CPU (have {available()})")
     if beta != 0.0 and beta != 1.0:
         raise ValueError(f"beta must be 0 or 1, got {beta}")
-    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
-    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
-    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
-    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
-    if k != kb or out.shape[0] != m or out.shape[1] != n:
-        raise ValueError(f"gemm shapes do not agree: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
-                         f"out is ({out.shape[0]}, {out.shape[1]})")
-    if m == 0 or n == 0 or k == 0:
-        raise ValueError("own_sgemm needs non-empty operands")
+    cdef Py_ssize_t m, n, k
+    m, n, k = product_shape(a.shape[0], a.shape[1], b.shape[0], b.shape[1], out.shape[0],
+                            out.shape[1], trans_a, trans_b, "own_sgemm")
     _check_rows("a", a)
     _check_rows("b", b)
     _check_rows("out", out)
