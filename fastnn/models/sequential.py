@@ -205,7 +205,7 @@ class Sequential(TrainingMixin, Model):
             if not was_built:
                 layer.unbuild()
         self.built, self._store, self._input_shape = False, None, input_shape
-        self._inference_cache = self._stack_cache = (None, None)
+        self._inference_cache = (None, None)
 
     @property
     def trainable(self):
@@ -296,8 +296,8 @@ class Sequential(TrainingMixin, Model):
         accuracy-safe option). ``predict``, ``model(x)`` and ``evaluate`` then run the
         quantized inference program (see ``fastnn.engine.quantize``); ``save`` keeps the
         mode. The float weights stay (``get_weights``): quantizing is a snapshot of them,
-        taken again after any weight write (``set_weights``, ``Weight.assign``); ``fit`` refuses a quantized
-        model (train first, then quantize).
+        taken again after any weight write (``set_weights``, ``Weight.assign``); ``fit``
+        refuses a quantized model (train first, then quantize).
         """
         check_quantization_mode(mode)
         if not self.built:
@@ -474,9 +474,8 @@ class Sequential(TrainingMixin, Model):
         pos = 0
         for layer in self.layers:
             k = len(layer.weights)
-            layer.set_weights(arrays[pos:pos + k])
+            layer.set_weights(arrays[pos:pos + k])  # a quantized program notices (Weight.writes)
             pos += k
-        self._inference_cache = (None, None)  # folded and quantized programs are snapshots
 
     def count_params(self):
         self._ensure_built()
@@ -564,5 +563,4 @@ class Sequential(TrainingMixin, Model):
             if self.optimizer is not None:
                 self.optimizer.state = {k: ops.asarray(v) for k, v in state.items()}
             self._inference_cache = (None, None)
-            self._stack_cache = (None, None)
         return self
